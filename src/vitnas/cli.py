@@ -1,0 +1,172 @@
+"""The ``vitnas`` command line: parse arguments, call one library function, format the result.
+
+Every ``VitnasError`` becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import random
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from vitnas.errors import VitnasError
+from vitnas.spaces import get_space, list_spaces
+from vitnas.spaces.base import read_architecture
+
+
+def human(value: float) -> str:
+    """1234567 -> '1.23M' (tables only; JSON keeps exact integers)."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.2f}{unit}"
+    return f"{value:g}"
+
+
+def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+    cells = [[str(row.get(c, "")) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip())
+    print("  ".join("-" * w for w in widths))
+    for r in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+
+
+def space_from_args(args: argparse.Namespace):
+    return get_space(
+        args.space,
+        img_size=args.img_size,
+        patch_size=args.patch_size,
+        in_chans=args.in_chans,
+        num_classes=args.num_classes,
+        pool=args.pool,
+        qkv=args.qkv,
+        data_dir=args.data_dir,
+    )
+
+
+# --- commands ---------------------------------------------------------------------------------
+def cmd_spaces(args: argparse.Namespace) -> None:
+    described = [get_space(name).describe() for name in list_spaces()]
+    if args.json:
+        print(json.dumps(described, indent=2))
+        return
+    rows = [
+        {
+            "space": d["name"],
+            "family": d["family"],
+            "image": d["img_size"],
+            "patch": d.get("patch_size", "-"),
+            "classes": d["num_classes"],
+            "architectures": f"{d['size']:.3g}",
+        }
+        for d in described
+    ]
+    print_table(rows, ["space", "family", "image", "patch", "classes", "architectures"])
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    space = space_from_args(args)
+    rng = random.Random(args.seed)
+    for _ in range(args.n):
+        arch = space.sample(rng)
+        record = {"arch": space.to_json(arch), "params": space.params(arch),
+                  "flops": space.flops(arch)}
+        print(json.dumps(record))
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    space = space_from_args(args)
+    arch = read_architecture(space, args.arch)
+    rows = space.layer_costs(arch)
+    result: dict[str, Any] = {
+        "space": space.name,
+        "arch": space.to_json(arch),
+        "params": space.params(arch),
+        "flops": space.flops(arch),
+        "layers": [dataclasses.asdict(r) for r in rows],
+    }
+    if args.check:
+        from vitnas.flops import count_params, measured_flops
+
+        model = space.build(arch)
+        result["counted_params"] = count_params(model)
+        result["measured_flops"] = measured_flops(model, space.example_input(1))
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(f"{space.name}: {json.dumps(result['arch'])}")
+    print_table(
+        [{"layer": r.name, "detail": r.detail, "params": f"{r.params:,}", "flops": human(r.flops)}
+         for r in rows]
+        + [{"layer": "total", "params": f"{result['params']:,}", "flops": human(result["flops"])}],
+        ["layer", "detail", "params", "flops"],
+    )
+    if args.check:
+        print(f"check: counted params {result['counted_params']:,}, "
+              f"measured FLOPs {human(result['measured_flops'])}")
+
+
+# --- parser -----------------------------------------------------------------------------------
+def add_space_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("space", help="search space name (see `vitnas spaces`)")
+    group = parser.add_argument_group("space options (defaults depend on the space)")
+    group.add_argument("--img-size", type=int, help="input resolution")
+    group.add_argument("--patch-size", type=int, help="patch size (ViT spaces)")
+    group.add_argument("--in-chans", type=int, help="input channels (default 3)")
+    group.add_argument("--num-classes", type=int, help="number of classes")
+    group.add_argument("--pool", choices=["cls", "mean"], help="class token or mean pooling (ViTs)")
+    group.add_argument("--qkv", choices=["per_head", "embed"],
+                       help="AutoFormer qkv width: heads x 64 (per_head) or embed dim")
+    group.add_argument("--data-dir", help="shared data directory (default: $VITNAS_DATA_DIR, "
+                                          "./data, ./shared/data, ../shared/data)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vitnas", description="Training-free NAS for Vision Transformers."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("spaces", help="list the search spaces")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_spaces)
+
+    p = sub.add_parser("sample", help="sample architectures (JSON lines with params and FLOPs)")
+    add_space_options(p)
+    p.add_argument("-n", type=int, default=5, help="how many (default 5)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--json", action="store_true", help="accepted for uniformity: the output is "
+                                                      "always JSON lines")
+    p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("info", help="params, FLOPs and layer table of one architecture")
+    add_space_options(p)
+    p.add_argument("arch", help="architecture JSON file, '-' for stdin, or inline JSON")
+    p.add_argument("--check", action="store_true",
+                   help="also build the model: counted params and measured FLOPs")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except VitnasError as err:
+        print(f"vitnas: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vitnas: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""The search-space protocol every space implements, and the registry that names them.
+
+An architecture is a small frozen dataclass (hashable, so it can key caches and databases);
+its JSON form is what users write and what result files store.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import sys
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vitnas.errors import ArchitectureError, ConfigError
+from vitnas.flops import LayerCost
+from vitnas.registry import Registry
+
+SPACES: Registry = Registry("search space")
+
+
+def as_rng(seed_or_rng: int | random.Random | None) -> random.Random:
+    """A ``random.Random``: pure Python, so a seed means the same draw on every platform."""
+    if isinstance(seed_or_rng, random.Random):
+        return seed_or_rng
+    return random.Random(seed_or_rng)
+
+
+def choice_text(values: Sequence[Any]) -> str:
+    return "{" + ", ".join(str(v) for v in values) + "}"
+
+
+def check_choice(space: str, field: str, value: Any, allowed: Sequence[Any]) -> None:
+    if value not in allowed:
+        raise ArchitectureError(f"{field} {value!r} is not in {choice_text(allowed)} for {space}")
+
+
+def check_keys(space: str, obj: dict, required: Sequence[str], aliases: dict[str, str]) -> dict:
+    """Resolve aliases and reject unknown or missing keys (typos must not pass silently)."""
+    resolved = {}
+    for key, value in obj.items():
+        canonical = aliases.get(key, key)
+        if canonical not in required:
+            raise ArchitectureError(
+                f"unknown key {key!r} in {space} architecture (expected {', '.join(required)})"
+            )
+        if canonical in resolved:
+            raise ArchitectureError(f"{space} architecture gives {canonical!r} twice")
+        resolved[canonical] = value
+    missing = [k for k in required if k not in resolved]
+    if missing:
+        raise ArchitectureError(f"{space} architecture is missing {', '.join(missing)}")
+    return resolved
+
+
+def build_seeded(factory, seed: int) -> nn.Module:
+    """Run a model constructor under ``seed`` without disturbing the global RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return factory()
+
+
+class SearchSpace(ABC):
+    """Describe, sample, vary, count and build the architectures of one space."""
+
+    name: str = ""
+    default_img_size = 224
+    default_num_classes = 100
+
+    def __init__(
+        self,
+        *,
+        img_size: int | None = None,
+        in_chans: int = 3,
+        num_classes: int | None = None,
+    ) -> None:
+        self.img_size = img_size or self.default_img_size
+        self.in_chans = in_chans
+        self.num_classes = num_classes or self.default_num_classes
+        if self.img_size <= 0 or in_chans <= 0 or self.num_classes <= 0:
+            raise ArchitectureError(f"{self.name}: sizes must be positive")
+
+    # --- the protocol -------------------------------------------------------------------------
+    @abstractmethod
+    def sample(self, seed: int | random.Random | None = None) -> Any:
+        """A uniformly random architecture (per-gene uniform choice)."""
+
+    @abstractmethod
+    def mutate(self, arch: Any, seed: int | random.Random | None = None, **rates: float) -> Any:
+        """A valid neighbour of ``arch``."""
+
+    @abstractmethod
+    def crossover(self, a: Any, b: Any, seed: int | random.Random | None = None) -> Any:
+        """A valid child mixing the genes of ``a`` and ``b``."""
+
+    @abstractmethod
+    def from_json(self, obj: Any) -> Any:
+        """Parse and validate the JSON form; raise ``ArchitectureError`` with a clear message."""
+
+    @abstractmethod
+    def to_json(self, arch: Any) -> Any:
+        """The canonical JSON-serialisable form."""
+
+    @abstractmethod
+    def layer_costs(self, arch: Any) -> list[LayerCost]:
+        """Analytic per-layer parameter and FLOP counts (see ``vitnas.flops``)."""
+
+    @abstractmethod
+    def build(self, arch: Any, seed: int = 0) -> nn.Module:
+        """A freshly initialised standalone model; the same seed gives the same weights."""
+
+    @abstractmethod
+    def choices(self) -> dict[str, Any]:
+        """The choice sets and options, for ``vitnas spaces``."""
+
+    @abstractmethod
+    def size(self) -> int:
+        """How many distinct architectures the space holds."""
+
+    # --- derived ------------------------------------------------------------------------------
+    def validate(self, arch: Any) -> Any:
+        return self.from_json(self.to_json(arch))
+
+    def parse(self, text: str) -> Any:
+        """An architecture from JSON text (the CLI's input)."""
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ArchitectureError(f"architecture is not valid JSON: {err.msg} at line "
+                                    f"{err.lineno} column {err.colno}") from None
+        return self.from_json(obj)
+
+    def key(self, arch: Any) -> str:
+        """Canonical string identity of an architecture (for caches and databases)."""
+        return json.dumps(self.to_json(arch), sort_keys=True, separators=(",", ":"))
+
+    def params(self, arch: Any) -> int:
+        return sum(row.params for row in self.layer_costs(arch))
+
+    def flops(self, arch: Any) -> int:
+        return sum(row.flops for row in self.layer_costs(arch))
+
+    def example_input(self, batch: int = 2) -> torch.Tensor:
+        return torch.randn(batch, self.in_chans, self.img_size, self.img_size)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "img_size": self.img_size,
+            "in_chans": self.in_chans,
+            "num_classes": self.num_classes,
+            "size": self.size(),
+            **self.choices(),
+        }
+
+
+def read_architecture(space: SearchSpace, spec: str) -> Any:
+    """An architecture from a JSON file path, ``-`` (stdin) or inline text (JSON, or for
+    NAS-Bench-201 the bare string or index)."""
+    if spec == "-":
+        return space.parse(sys.stdin.read())
+    stripped = spec.strip()
+    if stripped[:1] in ("{", "[", "|", '"') or stripped.isdigit():
+        return space.parse(stripped)
+    path = Path(spec)
+    if not path.is_file():
+        raise ArchitectureError(f"architecture file {spec!r} not found")
+    try:
+        return space.parse(path.read_text())
+    except ArchitectureError as err:
+        raise ArchitectureError(f"{spec}: {err}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ArchitectureError(f"cannot read architecture file {spec!r}: {err}") from None
+
+
+def get_space(name: str, **options: Any) -> SearchSpace:
+    """Instantiate a registered space, e.g. ``get_space("autoformer-tiny", img_size=32)``.
+
+    Options set to None are left at the space's defaults; an option the space does not take
+    (``patch_size`` for nasbench201) is a ``ConfigError``.
+    """
+    factory = SPACES.get(name)
+    given = {k: v for k, v in options.items() if v is not None}
+    try:
+        return factory(**given)
+    except TypeError as err:
+        unexpected = re.search(r"unexpected keyword argument '(\w+)'", str(err))
+        if unexpected:
+            raise ConfigError(
+                f"option {unexpected.group(1)!r} does not apply to search space {name}"
+            ) from None
+        raise
+
+
+def list_spaces() -> list[str]:
+    return SPACES.names()

@@ -1,0 +1,30 @@
+"""Shared test setup: where the real data lives, and a fixed torch thread count."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+os.environ.setdefault("VITNAS_DATA_DIR", str(SHARED_DATA))
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def require_shared_file(relative: str) -> Path:
+    """Path of a real data file; skip when absent, except under CI where it must exist."""
+    path = Path(os.environ["VITNAS_DATA_DIR"]) / relative
+    if not path.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"shared data file {path} is missing in CI")
+        pytest.skip(f"shared data file {path} not available")
+    return path
+
+
+@pytest.fixture
+def shared_data_dir() -> Path:
+    return Path(os.environ["VITNAS_DATA_DIR"])
