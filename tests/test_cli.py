@@ -77,3 +77,33 @@ def test_console_entry_point_exit_code():
     )
     assert result.returncode == 2
     assert result.stderr.startswith("vitnas: error:") and "Traceback" not in result.stderr
+
+
+def test_proxies_listing(capsys):
+    code, out, _ = run(capsys, "proxies")
+    assert code == 0 and "vintk" in out and "ntk_cond" in out and "lower" in out
+    code, out, _ = run(capsys, "proxies", "--json")
+    assert {"proxy", "direction", "cost", "reference"} <= set(json.loads(out)[0])
+
+
+def test_score_command_json(capsys):
+    arch = '{"hidden_dim": 48, "depth": 12, "mlp_ratio": [4], "num_heads": [3]}'
+    arch = arch.replace("[4]", str([4] * 12)).replace("[3]", str([3] * 12))
+    code, out, _ = run(capsys, "score", "autoformer-tiny-micro", arch, "--img-size", "16",
+                       "--proxy", "vintk:mode=band,params,dss", "--dataset", "gaussian",
+                       "--batch-size", "8", "--json")
+    result = json.loads(out)
+    assert code == 0
+    assert [r["proxy"] for r in result["results"]] == ["vintk:mode=band", "params", "dss"]
+
+
+def test_score_unknown_proxy_is_a_one_line_error(capsys):
+    code, _, err = run(capsys, "score", "nasbench201", "0", "--proxy", "magic")
+    assert code == 2 and "unknown proxy 'magic'" in err and err.count("\n") == 1
+
+
+def test_demo_on_synthetic_data(capsys):
+    code, out, _ = run(capsys, "demo", "-n", "2", "--dataset", "synthetic", "--batch-size", "8",
+                       "--json")
+    rows = json.loads(out)
+    assert code == 0 and len(rows) == 2 and "vintk" in rows[0]["scores"]

@@ -187,7 +187,8 @@ def test_unknown_space_and_inapplicable_option():
 
 
 def test_nb201_string_round_trip_and_unknown_op():
-    text = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+    text = ("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|"
+            "+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|")
     arch = parse_arch_string(text)
     assert arch.string == text
     with pytest.raises(ArchitectureError, match="unknown op 'conv_5x5'"):

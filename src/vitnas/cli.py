@@ -110,6 +110,65 @@ def cmd_info(args: argparse.Namespace) -> None:
               f"measured FLOPs {human(result['measured_flops'])}")
 
 
+def cmd_proxies(args: argparse.Namespace) -> None:
+    from vitnas.proxies import PROXIES
+
+    rows = []
+    for name in PROXIES.names():
+        cls = PROXIES.get(name)
+        options = [f.name for f in dataclasses.fields(cls.Config)]
+        rows.append({"proxy": name, "direction": "higher" if cls.direction > 0 else "lower",
+                     "cost": cls.cost, "reference": cls.reference, "options": options})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print_table(rows, ["proxy", "direction", "cost", "reference"])
+    print("\n'direction' is the raw value's better side; reported scores are normalised so "
+          "higher is always better.")
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    from vitnas.proxies import expand_proxy_specs, get_proxy, score_architecture
+    from vitnas.proxies.scoring import proxy_batch
+
+    space = space_from_args(args)
+    arch = read_architecture(space, args.arch)
+    proxies = [get_proxy(spec) for spec in expand_proxy_specs(args.proxy)]
+    x, y = proxy_batch(args.dataset, args.batch_size, space.img_size, space.in_chans,
+                       space.num_classes, args.seed, args.data_dir)
+    results = score_architecture(space, arch, proxies, x, y, seed=args.seed)
+    if args.json:
+        print(json.dumps({"space": space.name, "arch": space.to_json(arch), "seed": args.seed,
+                          "dataset": args.dataset, "batch_size": args.batch_size,
+                          "results": [r.as_dict() for r in results]}, indent=2))
+        return
+    print_table(
+        [{"proxy": r.proxy, "score": f"{r.score:.6g}", "raw": f"{r.raw:.6g}",
+          "seconds": f"{r.seconds:.3f}", "warnings": "; ".join(r.warnings)} for r in results],
+        ["proxy", "score", "raw", "seconds", "warnings"],
+    )
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from vitnas.demo import run_demo
+
+    rows = run_demo(count=args.n, dataset=args.dataset, batch_size=args.batch_size,
+                    seed=args.seed, data_dir=args.data_dir)
+    if args.json:
+        print(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
+        return
+    names = list(rows[0].scores)
+    print(f"autoformer-tiny-micro: {len(rows)} sampled architectures scored on one "
+          f"{args.dataset} batch of {args.batch_size} (higher score = predicted better)")
+    table = []
+    for i, row in enumerate(rows):
+        entry = {"#": i, "depth": row.arch["depth"], "embed": row.arch["hidden_dim"]}
+        entry.update({n: f"{row.scores[n]:.4g}" for n in names})
+        entry["seconds"] = f"{row.seconds:.1f}"
+        table.append(entry)
+    print_table(table, ["#", "depth", "embed", *names, "seconds"])
+
+
 # --- parser -----------------------------------------------------------------------------------
 def add_space_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("space", help="search space name (see `vitnas spaces`)")
@@ -150,6 +209,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also build the model: counted params and measured FLOPs")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("proxies", help="list the training-free proxies")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_proxies)
+
+    p = sub.add_parser("score", help="score one architecture with training-free proxies")
+    add_space_options(p)
+    p.add_argument("arch", help="architecture JSON file, '-' for stdin, or inline JSON")
+    p.add_argument("--proxy", default="vintk,ntk_cond,params,flops",
+                   help="comma list of proxy specs, e.g. 'vintk:sigma=10,mode=band,dss' or 'all'")
+    p.add_argument("--dataset", default="cifar10",
+                   help="batch source: a dataset name (cifar10, synthetic, ...) or 'gaussian'")
+    p.add_argument("--batch-size", type=int, default=32, help="proxy batch size (default 32)")
+    p.add_argument("--seed", type=int, default=0, help="init, batch and proxy seed (default 0)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("demo", help="the main job on embedded defaults: sample and score a few "
+                                    "AutoFormer-T (micro) architectures on real CIFAR-10")
+    p.add_argument("-n", type=int, default=5, help="architectures (default 5)")
+    p.add_argument("--dataset", default="cifar10", help="batch source (default cifar10)")
+    p.add_argument("--batch-size", type=int, default=32, help="proxy batch size (default 32)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", help="shared data directory")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_demo)
     return parser
 
 

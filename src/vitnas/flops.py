@@ -32,7 +32,12 @@ def linear_cost(tokens: int, in_features: int, out_features: int, bias: bool = T
 
 
 def conv_cost(
-    out_hw: tuple[int, int], in_ch: int, out_ch: int, kernel: int, groups: int = 1, bias: bool = True
+    out_hw: tuple[int, int],
+    in_ch: int,
+    out_ch: int,
+    kernel: int,
+    groups: int = 1,
+    bias: bool = True,
 ) -> tuple:
     """(params, flops) of a Conv2d producing an ``out_hw`` map."""
     weights = out_ch * (in_ch // groups) * kernel * kernel

@@ -122,7 +122,8 @@ class VisionTransformer(nn.Module):
         self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
         extra = 1 if pool == "cls" else 0
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if extra else None
-        self.pos_embed = nn.Parameter(torch.zeros(1, self.patch_embed.num_patches + extra, embed_dim))
+        tokens = self.patch_embed.num_patches + extra
+        self.pos_embed = nn.Parameter(torch.zeros(1, tokens, embed_dim))
         self.blocks = nn.Sequential(
             *(
                 Block(

@@ -57,7 +57,8 @@ def parse_arch_string(text: str) -> NB201Arch:
         tokens = [t for t in node.split("|") if t]
         if len(tokens) != target or not (node.startswith("|") and node.endswith("|")):
             raise ArchitectureError(
-                f"node {target} of NAS-Bench-201 string needs {target} edge(s) like {shape}: {text!r}"
+                f"node {target} of NAS-Bench-201 string needs {target} edge(s) like {shape}: "
+                f"{text!r}"
             )
         for source, token in enumerate(tokens):
             match = _TOKEN.match(token)
@@ -123,7 +124,9 @@ class NASBench201Space(SearchSpace):
     ) -> None:
         super().__init__(img_size=img_size, in_chans=in_chans, num_classes=num_classes)
         if self.img_size % 4:
-            raise ArchitectureError(f"nasbench201: image size {self.img_size} must be a multiple of 4")
+            raise ArchitectureError(
+                f"nasbench201: image size {self.img_size} must be a multiple of 4"
+            )
         self.channels = channels
         self.cells_per_stage = cells_per_stage
         self.data_dir = data_dir
@@ -144,7 +147,8 @@ class NASBench201Space(SearchSpace):
         """200-epoch test accuracy (%) of ``arch`` on cifar10, cifar100 or ImageNet16-120."""
         if dataset not in DATASET_COLUMNS:
             raise ArchitectureError(
-                f"unknown NAS-Bench-201 dataset {dataset!r}; choose from {', '.join(DATASET_COLUMNS)}"
+                f"unknown NAS-Bench-201 dataset {dataset!r}; "
+                f"choose from {', '.join(DATASET_COLUMNS)}"
             )
         return float(self.table().accuracy[dataset][self.index_of(arch)])
 

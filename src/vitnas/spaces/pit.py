@@ -184,7 +184,9 @@ class PiTSpace(SearchSpace):
             if s < STAGES - 1:
                 new_grid = conv_out(grid, 3, 2, 1)
                 groups = math.gcd(widths[s], widths[s + 1])
-                conv_p, conv_f = conv_cost((new_grid, new_grid), widths[s], widths[s + 1], 3, groups)
+                conv_p, conv_f = conv_cost(
+                    (new_grid, new_grid), widths[s], widths[s + 1], 3, groups
+                )
                 fc_p, fc_f = linear_cost(1, widths[s], widths[s + 1]) if cls else (0, 0)
                 rows.append(LayerCost(
                     f"pool{s}", f"conv3x3/2 groups {groups} {widths[s]}->{widths[s + 1]}",

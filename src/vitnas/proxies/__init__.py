@@ -1,0 +1,25 @@
+"""Training-free proxies, registered by name: ``get_proxy("ntk_cond")``, ``list_proxies()``."""
+
+from vitnas.proxies import dss, lga, ntk, vintk, zero_cost  # noqa: F401  (registration)
+from vitnas.proxies.base import (
+    PROXIES,
+    Proxy,
+    ProxyContext,
+    ProxyResult,
+    expand_proxy_specs,
+    get_proxy,
+    list_proxies,
+)
+from vitnas.proxies.scoring import score_architecture, score_model
+
+__all__ = [
+    "PROXIES",
+    "Proxy",
+    "ProxyContext",
+    "ProxyResult",
+    "expand_proxy_specs",
+    "get_proxy",
+    "list_proxies",
+    "score_architecture",
+    "score_model",
+]

@@ -1,0 +1,178 @@
+"""The proxy protocol: every training-free score is a named, configurable, timed function.
+
+A proxy takes a model, one data batch (inputs and labels) and a config, and returns a raw value
+in its paper's convention plus a normalised ``score`` where higher always means better
+(``score = direction * raw``). Configs are dataclasses, so any variant is addressable as a
+string: ``get_proxy("vintk:sigma=10,mode=band")``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from vitnas.errors import ConfigError
+from vitnas.registry import Registry
+
+PROXIES: Registry = Registry("proxy")
+
+# Cost classes, cheapest first (shown by `vitnas proxies`).
+FREE = "free"  # analytic, no model run
+FORWARD = "forward"  # forward passes only
+BACKWARD = "backward"  # one or a few backward passes
+PER_SAMPLE = "per-sample"  # per-sample gradients (an N x N kernel)
+TRAINING = "training"  # needs some training
+
+
+@dataclass(frozen=True)
+class EmptyConfig:
+    pass
+
+
+@dataclass
+class ProxyContext:
+    """What a proxy may use beside the model: the batch, the architecture and a warning sink."""
+
+    inputs: torch.Tensor
+    labels: torch.Tensor
+    num_classes: int
+    seed: int = 0
+    space: Any = None
+    arch: Any = None
+    warnings: list[str] = field(default_factory=list)
+    # Kernels already computed for this (architecture, seed, batch), shared by the proxies of
+    # one scoring call: every proxy gets an identical fresh copy of the same initial model.
+    cache: dict = field(default_factory=dict)
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+
+@dataclass(frozen=True)
+class ProxyResult:
+    proxy: str
+    score: float
+    raw: float
+    seconds: float
+    warnings: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class Proxy(ABC):
+    """Subclasses set the class attributes and implement ``compute`` (the raw value)."""
+
+    name: ClassVar[str] = ""
+    direction: ClassVar[int] = 1  # +1: a larger raw value is better; -1: a smaller one
+    cost: ClassVar[str] = BACKWARD
+    reference: ClassVar[str] = ""
+    Config: ClassVar[type] = EmptyConfig
+
+    def __init__(self, config: Any = None) -> None:
+        self.config = config if config is not None else self.Config()
+
+    @property
+    def spec(self) -> str:
+        """The canonical string of this proxy and its non-default options."""
+        defaults = self.Config()
+        changed = [
+            f"{f.name}={getattr(self.config, f.name)}"
+            for f in dataclasses.fields(self.config)
+            if getattr(self.config, f.name) != getattr(defaults, f.name)
+        ]
+        return self.name + (":" + ",".join(changed) if changed else "")
+
+    @abstractmethod
+    def compute(self, model: nn.Module, ctx: ProxyContext) -> float:
+        """The raw value in the paper's convention."""
+
+    def __call__(self, model: nn.Module, ctx: ProxyContext) -> ProxyResult:
+        """Time ``compute`` under the context's seed; a non-finite value is kept (never replaced
+        silently) and reported as a warning."""
+        start = time.perf_counter()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(ctx.seed)
+            raw = float(self.compute(model, ctx))
+        seconds = time.perf_counter() - start
+        if not math.isfinite(raw):
+            ctx.warn(f"{self.name}: non-finite value {raw}")
+        return ProxyResult(self.spec, self.direction * raw, raw, seconds, tuple(ctx.warnings))
+
+
+def _coerce(value: str, kind: Any, key: str, proxy: str) -> Any:
+    kind = {"int": int, "float": float, "bool": bool, "str": str}.get(kind, kind)
+    try:
+        if kind is bool:
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"option {key}={value!r} of proxy {proxy} is not a valid {kind.__name__}"
+        ) from None
+
+
+def parse_proxy_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """``"vintk:sigma=10,mode=band"`` -> ``("vintk", {"sigma": "10", "mode": "band"})``."""
+    name, _, options = spec.strip().partition(":")
+    pairs: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in options.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ConfigError(f"proxy option {item!r} in {spec!r} must look like key=value")
+        pairs[key.strip()] = value.strip()
+    return name.strip(), pairs
+
+
+def get_proxy(spec: str) -> Proxy:
+    """A configured proxy from its string form (safe parsing, never ``eval``)."""
+    name, pairs = parse_proxy_spec(spec)
+    cls = PROXIES.get(name)
+    fields = {f.name: f for f in dataclasses.fields(cls.Config)}
+    options = {}
+    for key, value in pairs.items():
+        if key not in fields:
+            valid = ", ".join(fields) or "none"
+            raise ConfigError(f"proxy {name} has no option {key!r} (options: {valid})")
+        options[key] = _coerce(value, fields[key].type, key, name)
+    config = cls.Config(**options)
+    if hasattr(config, "check"):
+        config.check()
+    return cls(config)
+
+
+def list_proxies() -> list[str]:
+    return PROXIES.names()
+
+
+def expand_proxy_specs(specs: str | list[str]) -> list[str]:
+    """Split a comma list of specs where a new name starts (``a,b:x=1,y=2,c``) and expand 'all'.
+
+    A comma starts a new proxy unless the text before the next ``=`` has no ``:``-less name,
+    i.e. ``key=value`` items continue the current proxy's options.
+    """
+    if isinstance(specs, str):
+        parts = [p.strip() for p in specs.split(",") if p.strip()]
+    else:
+        parts = list(specs)
+    out: list[str] = []
+    for part in parts:
+        if "=" in part and ":" not in part and out:
+            out[-1] += ("," if ":" in out[-1] else ":") + part
+        elif part == "all":
+            out.extend(list_proxies())
+        else:
+            out.append(part)
+    return out

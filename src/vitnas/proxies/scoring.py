@@ -1,0 +1,80 @@
+"""Score architectures with proxies: one fresh model per proxy, one fixed batch, one seed.
+
+Determinism contract: a score is a function of (architecture, proxy config, seed, data batch).
+The seed fixes the model's initial weights and any randomness inside the proxy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from vitnas.proxies.base import Proxy, ProxyContext, ProxyResult, get_proxy
+
+
+def score_model(
+    model: torch.nn.Module,
+    proxies: Sequence[Proxy | str],
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    seed: int = 0,
+    space: Any = None,
+    arch: Any = None,
+) -> list[ProxyResult]:
+    """Run each proxy on a private deep copy of ``model`` (some proxies rewrite weights)."""
+    import copy
+
+    results = []
+    shared_cache: dict = {}
+    for proxy in proxies:
+        proxy = get_proxy(proxy) if isinstance(proxy, str) else proxy
+        ctx = ProxyContext(inputs, labels, num_classes, seed, space, arch, cache=shared_cache)
+        private = copy.deepcopy(model).train()
+        results.append(proxy(private, ctx))
+    return results
+
+
+def score_architecture(
+    space: Any,
+    arch: Any,
+    proxies: Sequence[Proxy | str],
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    seed: int = 0,
+) -> list[ProxyResult]:
+    """Build ``arch`` with ``seed`` and score it with every proxy."""
+    model = space.build(arch, seed=seed)
+    return score_model(model, proxies, inputs, labels, space.num_classes, seed, space, arch)
+
+
+def proxy_batch(
+    dataset: str,
+    size: int,
+    image_size: int,
+    channels: int = 3,
+    num_classes: int = 10,
+    seed: int = 0,
+    data_dir: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The one batch every architecture is scored on: ``gaussian`` noise (TF-TAS's NTK input)
+    with random labels, or a class-balanced, normalised batch of a named dataset, resized to
+    the space's image size when it differs."""
+    if dataset == "gaussian":
+        generator = torch.Generator().manual_seed(seed)
+        x = torch.randn(size, channels, image_size, image_size, generator=generator)
+        return x, torch.randint(0, num_classes, (size,), generator=generator)
+    from vitnas.data import Normalize, fixed_batch, get_dataset
+    from vitnas.errors import ConfigError
+
+    data = get_dataset(dataset, split="train", data_dir=data_dir)
+    if data.channels != channels:
+        raise ConfigError(f"dataset {dataset} has {data.channels} channels but the space expects "
+                          f"{channels} (pass --in-chans {data.channels})")
+    x, y = fixed_batch(data, size, seed=seed, transform=Normalize(data.mean, data.std))
+    if x.shape[-1] != image_size:
+        x = torch.nn.functional.interpolate(x, size=(image_size, image_size), mode="bilinear",
+                                            align_corners=False)
+    return x, y

@@ -1,0 +1,123 @@
+"""The shared trainer: one fixed, documented recipe used by LGA-after-k-epochs, ground-truth
+builds and ``vitnas train``.
+
+Recipe: AdamW (lr 1e-3, weight decay 0.05, betas 0.9/0.999), linear warmup then cosine decay per
+step, label smoothing 0.1, random crop with 4-pixel padding and horizontal flip, normalisation
+with the dataset's mean/std. bf16 autocast on a GPU; float32 on CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vitnas.data import Normalize, RandomCrop, RandomHorizontalFlip, Resize, iterate_batches
+from vitnas.data.transforms import Compose
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: float = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_fraction: float = 0.05
+    label_smoothing: float = 0.1
+    augment: bool = True
+    seed: int = 0
+
+
+@dataclass
+class TrainResult:
+    top1: float | None
+    seconds: float
+    steps: int
+    losses: list[float] = field(default_factory=list)
+
+
+def learning_rate(step: int, total: int, config: TrainConfig) -> float:
+    warmup = max(1, int(config.warmup_fraction * total))
+    if step < warmup:
+        return config.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return config.lr * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, dataset, batch_size: int = 256) -> float:
+    """Top-1 accuracy (%) on ``dataset``."""
+    device = _device_of(model)
+    was_training = model.training
+    model.eval()
+    normalise = Normalize(dataset.mean, dataset.std)
+    correct = total = 0
+    for x, y in iterate_batches(dataset, batch_size, shuffle=False, transform=normalise):
+        logits = model(x.to(device))
+        correct += int((logits.argmax(1).cpu() == y).sum())
+        total += len(y)
+    model.train(was_training)
+    return 100.0 * correct / max(total, 1)
+
+
+def train_model(
+    model: nn.Module,
+    train_set,
+    config: TrainConfig = TrainConfig(),
+    eval_set=None,
+    progress: bool = False,
+    image_size: int | None = None,
+) -> TrainResult:
+    """Train ``model`` in place with the recipe above; evaluate on ``eval_set`` if given.
+    ``image_size`` resizes the batches when the model expects another resolution."""
+    device = _device_of(model)
+    normalise = Normalize(train_set.mean, train_set.std)
+    steps_per_epoch = max(1, len(train_set) // config.batch_size)
+    total = max(1, int(round(config.epochs * steps_per_epoch)))
+    size = train_set.image_shape[-1]
+    resize = [Resize(image_size)] if image_size and image_size != size else []
+    augment = Compose([RandomCrop(size, padding=4), RandomHorizontalFlip(), normalise, *resize])
+    transform = augment if config.augment else Compose([normalise, *resize])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
+                                  weight_decay=config.weight_decay)
+    autocast = device.type == "cuda"
+    start = time.perf_counter()
+    losses: list[float] = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, unit="step", leave=False)
+    model.train()
+    step, epoch = 0, 0
+    while step < total:
+        for x, y in iterate_batches(train_set, config.batch_size, seed=config.seed + epoch,
+                                    transform=transform, drop_last=True):
+            if step >= total:
+                break
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, total, config)
+            x, y = x.to(device), y.to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                loss = F.cross_entropy(model(x), y, label_smoothing=config.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            step += 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        epoch += 1
+    if bar is not None:
+        bar.close()
+    top1 = evaluate(model, eval_set) if eval_set is not None else None
+    return TrainResult(top1, time.perf_counter() - start, step, losses)

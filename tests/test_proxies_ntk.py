@@ -1,0 +1,202 @@
+import math
+
+import pytest
+import torch
+
+from vitnas.errors import ConfigError
+from vitnas.proxies import expand_proxy_specs, get_proxy, list_proxies, score_architecture
+from vitnas.proxies.base import ProxyContext
+from vitnas.proxies.dss import DSS
+from vitnas.proxies.kernel import KernelSpec, empirical_ntk, parameter_groups, spectrum
+from vitnas.proxies.lga import label_gradient_alignment, label_kernel
+from vitnas.proxies.vintk import FourierViews, ViNTKConfig, frequency_split
+from vitnas.spaces import get_space
+
+REQUIRED = ["vintk", "ntk_cond", "ntk_trace", "ntk_mgm", "ntk_frobenius", "ntk_eigen",
+            "ntk_regression", "linear_regions", "lga", "dss", "synflow", "snip", "grasp",
+            "fisher", "grad_norm", "jacov", "nwot", "zen", "l2_norm", "params", "flops"]
+
+
+def tiny(name, seed=1):
+    space = get_space(name, img_size=16)
+    arch = space.sample(seed)
+    return space, arch, space.build(arch, seed=0).train()
+
+
+def batch(n=8, size=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 3, size, size, generator=g), torch.arange(n) % 4
+
+
+def test_every_registered_name_exists():
+    assert set(REQUIRED) <= set(list_proxies())
+
+
+@pytest.mark.parametrize("name", ["autoformer-tiny-micro", "pit-tiny-micro", "nasbench201"])
+@pytest.mark.parametrize("scalar", ["logits_sum", "true_logit", "loss"])
+def test_batched_kernel_matches_naive_loop(name, scalar):
+    _, _, model = tiny(name)
+    x, y = batch()
+    batched = empirical_ntk(model, x, y, KernelSpec(scalar=scalar))
+    naive = empirical_ntk(model, x, y, KernelSpec(scalar=scalar, method="loop"))
+    assert (batched - naive).abs().max() <= 1e-5 * naive.abs().max()
+    assert batched.dtype == torch.float64 and torch.equal(batched, batched.T)
+
+
+@pytest.mark.parametrize("name", ["autoformer-tiny-micro", "nasbench201"])
+def test_chunked_and_memory_bounded_kernels_match_whole_batch(name):
+    _, _, model = tiny(name)
+    x, y = batch()
+    whole = empirical_ntk(model, x, y)
+    total = sum(p.numel() for p in model.parameters())
+    budget = total * x.shape[0] * 12 // 3  # about three parameter groups
+    chunked = empirical_ntk(model, x, y, KernelSpec(chunk=3, max_memory=budget))
+    assert (whole - chunked).abs().max() <= 1e-6 * whole.abs().max()
+
+
+def test_parameter_groups_respect_the_memory_budget():
+    params = {f"p{i}": torch.zeros(1000) for i in range(10)}
+    groups = parameter_groups(params, batch=4, max_memory=4 * 12 * 2500)
+    assert sum(len(g) for g in groups) == 10
+    assert all(sum(params[n].numel() for n in g) <= 2500 for g in groups)
+
+
+def test_kernel_leaves_model_unchanged():
+    _, _, model = tiny("nasbench201")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    empirical_ntk(model, *batch())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_same_seed_gives_bit_identical_scores():
+    space, arch, _ = tiny("autoformer-tiny-micro")
+    x, y = batch()
+    specs = ["vintk", "ntk_cond", "lga", "dss", "linear_regions"]
+    first = [r.score for r in score_architecture(space, arch, specs, x, y, seed=3)]
+    second = [r.score for r in score_architecture(space, arch, specs, x, y, seed=3)]
+    assert first == second
+    other = [r.score for r in score_architecture(space, arch, specs, x, y, seed=4)]
+    assert first != other
+
+
+def test_direction_normalises_scores():
+    space, arch, _ = tiny("autoformer-tiny-micro")
+    x, y = batch()
+    (cond,) = score_architecture(space, arch, ["ntk_cond"], x, y)
+    assert cond.score == -cond.raw and cond.raw > 0
+    (trace,) = score_architecture(space, arch, ["ntk_trace"], x, y)
+    assert trace.score == trace.raw
+
+
+def test_singular_kernel_is_clamped_with_a_warning():
+    space, arch, model = tiny("autoformer-tiny-micro")
+    x, y = batch()
+    x[1] = x[0]  # two identical inputs: Theta is singular
+    ctx = ProxyContext(x, y, space.num_classes)
+    result = get_proxy("ntk_cond")(model, ctx)
+    assert math.isfinite(result.score)
+    assert any("clamped" in w for w in result.warnings)
+
+
+def test_nan_kernel_gives_nan_and_a_warning_not_a_crash():
+    space, arch, model = tiny("autoformer-tiny-micro")
+    with torch.no_grad():
+        model.head.weight.fill_(float("nan"))
+    x, y = batch()
+    for spec in ("ntk_cond", "vintk", "ntk_eigen"):
+        result = get_proxy(spec)(model, ProxyContext(x, y, space.num_classes))
+        assert math.isnan(result.score)
+        assert result.warnings
+    assert not spectrum(torch.full((3, 3), float("nan"))).finite
+
+
+def test_proxy_spec_strings():
+    proxy = get_proxy("vintk:sigma=10,mode=band,features=32")
+    assert proxy.config.sigma == 10.0 and proxy.config.mode == "band"
+    assert proxy.spec == "vintk:mode=band,features=32"
+    assert expand_proxy_specs("vintk:sigma=1,mode=band,dss,lga:epochs=0") == [
+        "vintk:sigma=1,mode=band", "dss", "lga:epochs=0"]
+    assert len(expand_proxy_specs("all")) == len(list_proxies())
+    with pytest.raises(ConfigError, match="no option 'sigmaa'"):
+        get_proxy("vintk:sigmaa=3")
+    with pytest.raises(ConfigError, match="not a valid float"):
+        get_proxy("vintk:sigma=abc")
+    with pytest.raises(ConfigError, match="unknown proxy"):
+        get_proxy("ntk_magic")
+    with pytest.raises(ConfigError, match="key=value"):
+        get_proxy("vintk:sigma")
+
+
+@pytest.mark.parametrize("options", [
+    "", "mode=band", "mode=joint", "mode=align", "view=pixel", "view=highpass",
+    "metric=eigen", "metric=trace", "combine=high", "combine=ratio", "weight=0.5",
+])
+def test_every_vintk_variant_scores_finite(options):
+    space, arch, _ = tiny("autoformer-tiny-micro")
+    x, y = batch()
+    spec = "vintk" + (":" + options if options else "")
+    (result,) = score_architecture(space, arch, [spec], x, y)
+    assert math.isfinite(result.score)
+
+
+def test_fourier_features_are_fixed_by_their_seed():
+    a = FourierViews(ViNTKConfig(), 3).coordinate_pattern(8, 8)
+    b = FourierViews(ViNTKConfig(), 3).coordinate_pattern(8, 8)
+    c = FourierViews(ViNTKConfig(fourier_seed=1), 3).coordinate_pattern(8, 8)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_frequency_split_is_a_partition():
+    x, _ = batch()
+    low, high = frequency_split(x, 0.25)
+    assert torch.allclose(low + high, x, atol=1e-5)
+    constant = torch.ones(1, 3, 8, 8)
+    assert frequency_split(constant, 0.25)[1].abs().max() < 1e-5
+
+
+def test_vintk_high_frequency_views_differ_in_spectrum():
+    x, _ = batch()
+    views = FourierViews(ViNTKConfig(view="highpass"), 3)
+    high = views.high_view(x)
+    low_energy = frequency_split(high, 0.25)[0].pow(2).sum()
+    assert low_energy < 1e-6 * high.pow(2).sum()
+
+
+def test_lga_known_answers():
+    labels = torch.tensor([0, 0, 1, 1, 2])
+    target = label_kernel(labels)
+    assert label_gradient_alignment(target, labels, "global") == pytest.approx(1.0)
+    assert label_gradient_alignment(-target, labels, "cka") == pytest.approx(-1.0)
+    assert label_gradient_alignment(torch.eye(5, dtype=torch.float64) * 3 + target, labels,
+                                    "global") > 0.5
+
+
+def test_lga_after_training_differs_from_init():
+    space, arch, _ = tiny("autoformer-tiny-micro")
+    x, y = batch()
+    init, trained = score_architecture(
+        space, arch,
+        ["lga", "lga:epochs=1,dataset=synthetic,train_samples=64,batch_size=32"], x, y)
+    assert math.isfinite(trained.score) and trained.score != init.score
+
+
+def test_dss_ignores_weight_signs_and_uses_tags():
+    space, arch, model = tiny("autoformer-tiny-micro")
+    x, y = batch()
+    score = DSS()(model, ProxyContext(x, y, 10)).score
+    flipped = space.build(arch, seed=0)
+    with torch.no_grad():
+        for p in flipped.parameters():
+            p.neg_()
+    assert DSS()(flipped, ProxyContext(x, y, 10)).score == pytest.approx(score, rel=1e-9)
+    untagged = space.build(arch, seed=0)
+    for block in untagged.blocks:
+        del block.attn.proj.vitnas_role
+    assert DSS()(untagged, ProxyContext(x, y, 10)).score != pytest.approx(score, rel=1e-6)
+
+
+def test_bad_kernel_options():
+    with pytest.raises(ConfigError, match="scalar"):
+        get_proxy("ntk_cond:scalar=max")
+    with pytest.raises(ConfigError, match="centring"):
+        get_proxy("lga:centring=none")
