@@ -6,7 +6,10 @@ Two ways to compute the per-sample gradients J (N x P):
   ``vmap(grad(f))`` over single samples. Networks with BatchNorm in train mode couple the
   samples through the batch statistics; there J is the Jacobian of the batch forward, computed
   as ``vmap`` of a ``vjp`` over the identity's rows (TE-NAS's semantics, exactly).
-- ``loop``: one backward per sample (the naive reference and the fallback).
+- ``loop``: one backward per sample (the naive reference and the fallback); for coupled
+  networks, one batch forward and N retained-graph backward passes.
+- ``auto`` (default): ``batched`` for uncoupled networks; ``loop`` for coupled ones, where it
+  measured 3.4x faster than vmapping the pullback on CPU (NB201 cell, N=32).
 
 Parameters are split into groups so that one group's gradients for the whole batch fit the
 memory budget; Theta is accumulated parameter tensor by tensor (a float32 GEMM each) into a
@@ -189,7 +192,7 @@ def empirical_ntk(
         raise ConfigError(f"kernel params={spec.params!r} selects no parameters of this model")
     method = spec.method
     if method == "auto":
-        method = "batched"
+        method = "loop" if coupled else "batched"
     n = inputs.shape[0]
     theta = torch.zeros(n, n, dtype=torch.float64, device=inputs.device)
     with exact_matmuls(), batch_statistics_without_tracking(model):
