@@ -2,7 +2,7 @@
 
 Command (the bar of the issue)::
 
-    VITNAS_DATA_DIR=/work/shared/data python benchmarks/naslib_crosscheck.py \
+    python benchmarks/naslib_crosscheck.py \
         [--limit N] [--batch-size 32] [--out results/naslib_crosscheck.json] [--smoke]
 
 Reads ``<data dir>/nasbench201/naslib_zc_subset725.json`` (NASLib's zero-cost benchmark, 725
