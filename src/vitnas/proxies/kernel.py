@@ -232,3 +232,21 @@ def spectrum(theta: torch.Tensor, eps: float = 1e-12) -> Spectrum:
     floor = eps * max(float(values[-1]), 0.0)
     clamped = bool(values[0] < floor) and floor > 0
     return Spectrum(values.clamp_min(floor), clamped, True)
+
+
+def double_centre(k: torch.Tensor) -> torch.Tensor:
+    """H K H with H = I - 11^T / n (the centring of CKA)."""
+    n = k.shape[0]
+    h = torch.eye(n, dtype=k.dtype) - 1.0 / n
+    return h @ k @ h
+
+
+def kernel_alignment(a: torch.Tensor, b: torch.Tensor, centring: str = "global") -> float:
+    """<A_c, B_c>_F / (||A_c||_F ||B_c||_F): ``global`` subtracts each kernel's scalar mean,
+    ``cka`` double-centres them. NaN when either centred kernel is zero."""
+    if centring == "cka":
+        a, b = double_centre(a), double_centre(b)
+    else:
+        a, b = a - a.mean(), b - b.mean()
+    denominator = float(torch.linalg.matrix_norm(a) * torch.linalg.matrix_norm(b))
+    return float((a * b).sum()) / denominator if denominator > 0 else float("nan")

@@ -16,6 +16,7 @@ from torch import nn
 
 from vitnas.errors import ConfigError
 from vitnas.proxies.base import PER_SAMPLE, PROXIES, ProxyContext
+from vitnas.proxies.kernel import kernel_alignment
 from vitnas.proxies.ntk import KernelProxy, NTKConfig
 
 
@@ -40,20 +41,8 @@ def label_kernel(labels: torch.Tensor) -> torch.Tensor:
     return same.double() * 2 - 1
 
 
-def double_centre(k: torch.Tensor) -> torch.Tensor:
-    n = k.shape[0]
-    h = torch.eye(n, dtype=k.dtype) - 1.0 / n
-    return h @ k @ h
-
-
 def label_gradient_alignment(theta: torch.Tensor, labels: torch.Tensor, centring: str) -> float:
-    target = label_kernel(labels)
-    if centring == "cka":
-        theta, target = double_centre(theta), double_centre(target)
-    else:
-        theta, target = theta - theta.mean(), target - target.mean()
-    denominator = float(torch.linalg.matrix_norm(theta) * torch.linalg.matrix_norm(target))
-    return float((theta * target).sum()) / denominator if denominator > 0 else float("nan")
+    return kernel_alignment(theta, label_kernel(labels), centring)
 
 
 @PROXIES.register("lga")

@@ -37,6 +37,7 @@ from torch import nn
 
 from vitnas.errors import ConfigError
 from vitnas.proxies.base import PROXIES, ProxyContext
+from vitnas.proxies.kernel import kernel_alignment
 from vitnas.proxies.ntk import KernelProxy, NTKConfig, eigen_score, log_condition_number
 
 VIEWS = ("coord", "pixel", "highpass")
@@ -142,13 +143,6 @@ class FourierViews:
         return features @ features.T
 
 
-def centred_alignment(a: torch.Tensor, b: torch.Tensor) -> float:
-    """<A_c, B_c>_F / (||A_c|| ||B_c||) with global-mean centring."""
-    a, b = a - a.mean(), b - b.mean()
-    denominator = float(torch.linalg.matrix_norm(a) * torch.linalg.matrix_norm(b))
-    return float((a * b).sum()) / denominator if denominator > 0 else float("nan")
-
-
 @PROXIES.register("vintk")
 class ViNTK(KernelProxy):
     name = "vintk"
@@ -179,7 +173,7 @@ class ViNTK(KernelProxy):
         views = FourierViews(c, ctx.inputs.shape[1])
         x = ctx.inputs
         if c.mode == "align":
-            return centred_alignment(self.kernel(model, ctx), views.input_kernel(x))
+            return kernel_alignment(self.kernel(model, ctx), views.input_kernel(x))
         if c.mode == "band":
             low_x, high_x = frequency_split(x, c.cutoff)
             low = self.kernel(model, ctx, inputs=low_x, view=f"low{c.cutoff}")
