@@ -389,6 +389,14 @@ def _cifar100(
     return ArrayDataset.from_raw(raw, mean=CIFAR100_MEAN, std=CIFAR100_STD, name="cifar100")
 
 
+def _idx_dataset(name, classes, mean, std, split, data_dir, path, limit_per_class):
+    """An MNIST-format (idx files) dataset; MNIST and Fashion-MNIST differ only in these."""
+    raw = formats.load_mnist_dir(_locate(name, data_dir, path), split, classes)
+    return ArrayDataset.from_raw(
+        formats.limit_per_class(raw, limit_per_class), mean=mean, std=std, name=name
+    )
+
+
 def _mnist(
     split: str,
     data_dir: PathLike | None,
@@ -396,13 +404,8 @@ def _mnist(
     path: PathLike | None = None,
     limit_per_class: int | None = None,
 ) -> ArrayDataset:
-    raw = formats.load_mnist_dir(_locate("mnist", data_dir, path), split, formats.MNIST_CLASSES)
-    return ArrayDataset.from_raw(
-        formats.limit_per_class(raw, limit_per_class),
-        mean=MNIST_MEAN,
-        std=MNIST_STD,
-        name="mnist",
-    )
+    return _idx_dataset("mnist", formats.MNIST_CLASSES, MNIST_MEAN, MNIST_STD,
+                        split, data_dir, path, limit_per_class)
 
 
 def _fashion_mnist(
@@ -412,15 +415,8 @@ def _fashion_mnist(
     path: PathLike | None = None,
     limit_per_class: int | None = None,
 ) -> ArrayDataset:
-    raw = formats.load_mnist_dir(
-        _locate("fashion-mnist", data_dir, path), split, formats.FASHION_MNIST_CLASSES
-    )
-    return ArrayDataset.from_raw(
-        formats.limit_per_class(raw, limit_per_class),
-        mean=FASHION_MNIST_MEAN,
-        std=FASHION_MNIST_STD,
-        name="fashion-mnist",
-    )
+    return _idx_dataset("fashion-mnist", formats.FASHION_MNIST_CLASSES, FASHION_MNIST_MEAN,
+                        FASHION_MNIST_STD, split, data_dir, path, limit_per_class)
 
 
 def _synthetic(

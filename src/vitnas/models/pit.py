@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from vitnas.models import tags
-from vitnas.models.vit import Block, mlp_hidden_dim
+from vitnas.models.vit import Block, init_vit_weights, mlp_hidden_dim
 
 
 class ConvHeadPooling(nn.Module):
@@ -86,17 +86,7 @@ class PoolingTransformer(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        """Truncated normal (std 0.02) for weights, tokens and position embedding; zero biases."""
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        if self.cls_token is not None:
-            nn.init.trunc_normal_(self.cls_token, std=0.02)
-        for module in self.modules():
-            if isinstance(module, (nn.Linear, nn.Conv2d)):
-                nn.init.trunc_normal_(module.weight, std=0.02)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_vit_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         grid = self.patch_embed(x) + self.pos_embed  # (B, C0, H, W)

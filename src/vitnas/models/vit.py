@@ -85,6 +85,21 @@ class PatchEmbed(nn.Module):
         return self.proj(x).flatten(2).transpose(1, 2)  # (B, N, dim)
 
 
+def init_vit_weights(model: nn.Module) -> None:
+    """Truncated normal (std 0.02) for every weight matrix, class token and position embedding;
+    zero biases; unit LayerNorm gains (the DeiT / AutoFormer initialisation)."""
+    nn.init.trunc_normal_(model.pos_embed, std=0.02)
+    if model.cls_token is not None:
+        nn.init.trunc_normal_(model.cls_token, std=0.02)
+    for module in model.modules():
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            nn.init.trunc_normal_(module.weight, std=0.02)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+
+
 def mlp_hidden_dim(dim: int, mlp_ratio: float) -> int:
     """MLP width for a ratio; rounded so 3.5 x 216 = 756 and odd micro widths stay integral."""
     return int(round(dim * mlp_ratio))
@@ -140,18 +155,7 @@ class VisionTransformer(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        """Truncated normal (std 0.02) for every weight matrix, tokens and position embedding;
-        zero biases; unit LayerNorm gains (the DeiT / AutoFormer initialisation)."""
-        nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        if self.cls_token is not None:
-            nn.init.trunc_normal_(self.cls_token, std=0.02)
-        for module in self.modules():
-            if isinstance(module, (nn.Linear, nn.Conv2d)):
-                nn.init.trunc_normal_(module.weight, std=0.02)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.LayerNorm):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        init_vit_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(x)  # (B, N, dim)

@@ -14,6 +14,7 @@ from torch import nn
 
 from vitnas.models import tags
 from vitnas.proxies.base import BACKWARD, PROXIES, Proxy, ProxyContext
+from vitnas.proxies.zero_cost import linearise
 
 
 @PROXIES.register("dss")
@@ -24,11 +25,7 @@ class DSS(Proxy):
     reference = "TF-TAS, Zhou et al., CVPR 2022"
 
     def compute(self, model: nn.Module, ctx: ProxyContext) -> float:
-        model = model.double().eval()
-        with torch.no_grad():
-            for tensor in model.state_dict().values():
-                if tensor.is_floating_point():
-                    tensor.abs_()
+        model = linearise(model).eval()
         ones = torch.ones((1, *ctx.inputs.shape[1:]), dtype=torch.float64)
         model.zero_grad(set_to_none=True)
         model(ones).sum().backward()

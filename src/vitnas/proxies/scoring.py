@@ -6,6 +6,7 @@ The seed fixes the model's initial weights and any randomness inside the proxy.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,8 +26,6 @@ def score_model(
     arch: Any = None,
 ) -> list[ProxyResult]:
     """Run each proxy on a private deep copy of ``model`` (some proxies rewrite weights)."""
-    import copy
-
     results = []
     shared_cache: dict = {}
     for proxy in proxies:

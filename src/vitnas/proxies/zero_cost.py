@@ -117,6 +117,17 @@ def _identity(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def linearise(model: nn.Module) -> nn.Module:
+    """SynFlow's trick, shared with DSS: the model in float64 with every floating-point tensor
+    of its state replaced by its absolute value (in place; proxies own their model copy)."""
+    model.double()
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.abs_()
+    return model
+
+
 # --- synflow ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SynflowConfig:
@@ -150,11 +161,7 @@ class Synflow(Proxy):
     Config = SynflowConfig
 
     def compute(self, model: nn.Module, ctx: ProxyContext) -> float:
-        model.double()
-        with torch.no_grad():
-            for tensor in model.state_dict().values():
-                if tensor.is_floating_point():
-                    tensor.abs_()
+        linearise(model)
         if not self.config.bn:
             _bypass_batchnorm(model)
         layers = weight_layers(model)
