@@ -169,6 +169,85 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print_table(table, ["#", "depth", "embed", *names, "seconds"])
 
 
+def parse_options(text: str | None) -> dict[str, Any]:
+    """``patch_size=8,pool=mean`` -> {"patch_size": 8, "pool": "mean"} (ints where they parse)."""
+    from vitnas.errors import ConfigError
+
+    out: dict[str, Any] = {}
+    for item in filter(None, (text or "").split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"space option {item!r} is not key=value")
+        value = value.strip()
+        out[key.strip()] = int(value) if value.lstrip("-").isdigit() else value
+    return out
+
+
+def cmd_bench_build(args: argparse.Namespace) -> None:
+    from vitnas.bench import GroundTruthConfig, build_ground_truth
+    from vitnas.bench.groundtruth import set_threads
+
+    set_threads(args.threads)
+    config = GroundTruthConfig(
+        space=args.space, n=args.n, space_options=parse_options(args.space_options),
+        dataset=args.dataset, train_per_class=args.train_per_class, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    command = "vitnas " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else None
+    content = build_ground_truth(config, args.out, data_dir=args.data_dir, device=args.device,
+                                 progress=not args.quiet, command=command)
+    records = content["records"]
+    hours = sum(r["train_seconds"] for r in records) / 3600
+    top1 = [r["top1"] for r in records]
+    print(f"{args.out}: {len(records)} architectures, top-1 {min(top1):.2f}..{max(top1):.2f}%, "
+          f"{hours:.2f} training hours")
+
+
+def cmd_bench_correlate(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from vitnas.bench import load_benchmark
+    from vitnas.bench.correlate import ScoreboardConfig, correlate
+    from vitnas.bench.report import markdown_table, plot_scatter, plot_tau, table_rows
+    from vitnas.store import ScoreStore, default_store_path
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    bench = load_benchmark(args.benchmark, space=args.space,
+                           space_options=parse_options(args.space_options), n=args.limit,
+                           seed=args.sample_seed, data_dir=args.data_dir)
+    metric = args.metric or bench.meta.get("metric") or "top1"
+    config = ScoreboardConfig(
+        proxies=(args.proxies,), metric=metric, batch=args.batch,
+        batch_size=args.batch_size, seed=args.seed, split=args.split,
+        dev_fraction=args.dev_fraction, split_seed=args.split_seed, resamples=args.resamples,
+        top_fraction=args.top_fraction)
+    with ScoreStore(args.db or default_store_path()) as store:
+        board = correlate(bench, config, store, data_dir=args.data_dir, progress=not args.quiet)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({**board.as_dict(), "command": "vitnas " +
+                                   " ".join(sys.argv[1:])}, indent=1) + "\n")
+        out.with_suffix(".md").write_text(markdown_table(board) + "\n")
+        plot_scatter(board, out.with_name(out.stem + "_scatter.png"))
+        plot_tau(board, out.with_name(out.stem + "_tau.png"))
+    if args.json:
+        print(json.dumps(board.as_dict(), indent=1))
+        return
+    print(f"{board.benchmark} ({board.space}), metric {board.metric}, split {board.split}: "
+          f"{board.n} architectures, {len(board.rows)} proxies")
+    rows = table_rows(board)
+    print_table(rows, list(rows[0]))
+    vintk = [r for r in board.rows if r.proxy.startswith("vintk")]
+    if vintk:
+        best = board.best("vintk")
+        print(f"best ViNTK variant on this split: {best.proxy} (tau {best.kendall:.3f}); "
+              f"params tau {board.row('params').kendall:.3f}, "
+              f"FLOPs tau {board.row('flops').kendall:.3f}")
+
+
 # --- parser -----------------------------------------------------------------------------------
 def add_space_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("space", help="search space name (see `vitnas spaces`)")
@@ -235,7 +314,63 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="shared data directory")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_demo)
+
+    bench = sub.add_parser("bench", help="ground truth and the proxy scoreboard")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="STEP")
+    p = bench_sub.add_parser("build", help="train sampled architectures into a benchmark file "
+                                           "(resumable: finished ones are kept)")
+    p.add_argument("space", help="search space name")
+    p.add_argument("--space-options", help="e.g. 'patch_size=8,img_size=32'")
+    p.add_argument("--n", type=int, required=True, help="architectures in the file")
+    p.add_argument("--dataset", default="cifar10", help="training data (default cifar10)")
+    p.add_argument("--train-per-class", type=int,
+                   help="first K training images per class (default: all)")
+    p.add_argument("--epochs", type=float, default=3, help="epochs per architecture (default 3)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0, help="plan, init and data-order seed")
+    p.add_argument("--out", required=True, help="benchmark JSON file (created or extended)")
+    p.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--data-dir", help="shared data directory")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_bench_build)
+
+    p = bench_sub.add_parser("correlate", help="the proxy scoreboard: rank correlation of each "
+                                               "proxy with trained accuracy, with bootstrap CIs")
+    p.add_argument("--benchmark", required=True,
+                   help="benchmark JSON file, or 'nasbench201' (built in)")
+    p.add_argument("--space", help="search space (needed when the file does not name one)")
+    p.add_argument("--space-options", help="e.g. 'patch_size=8'")
+    p.add_argument("--metric", help="accuracy field (default: the file's; nasbench201: cifar10, "
+                                    "cifar100 or ImageNet16-120)")
+    p.add_argument("--proxies", default="all",
+                   help="comma list of proxy specs; 'all' = every proxy, every ViNTK variant "
+                        "and LGA after 1 epoch; params and FLOPs are always added")
+    p.add_argument("--split", choices=["dev", "test", "all"], default="all")
+    p.add_argument("--dev-fraction", type=float, default=0.5)
+    p.add_argument("--split-seed", type=int, default=0, help="seeds the split and the bootstrap")
+    p.add_argument("--limit", type=int, help="score a seeded random subset of N architectures")
+    p.add_argument("--sample-seed", type=int, default=0, help="seed of --limit's subset")
+    p.add_argument("--batch", default="cifar10", help="proxy batch source (default cifar10)")
+    p.add_argument("--batch-size", type=int, default=32, help="proxy batch size (default 32)")
+    p.add_argument("--seed", type=int, default=0, help="init, batch and proxy seed")
+    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
+    p.add_argument("--top-fraction", type=float, default=0.1, help="top-k precision fraction")
+    p.add_argument("--db", help="score store (default: the cache dir's scores.sqlite)")
+    p.add_argument("--out", help="write JSON here, plus .md table and _scatter/_tau PNGs")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--data-dir", help="shared data directory")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_bench_correlate)
     return parser
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

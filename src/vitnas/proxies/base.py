@@ -91,6 +91,12 @@ class Proxy(ABC):
         ]
         return self.name + (":" + ",".join(changed) if changed else "")
 
+    @property
+    def full_spec(self) -> str:
+        """Every option spelled out: the identity a store keys on, immune to default changes."""
+        options = [f"{f.name}={getattr(self.config, f.name)}" for f in dataclasses.fields(self.config)]
+        return self.name + (":" + ",".join(options) if options else "")
+
     @abstractmethod
     def compute(self, model: nn.Module, ctx: ProxyContext) -> float:
         """The raw value in the paper's convention."""
@@ -158,7 +164,8 @@ def list_proxies() -> list[str]:
 
 
 def expand_proxy_specs(specs: str | list[str]) -> list[str]:
-    """Split a comma list of specs where a new name starts (``a,b:x=1,y=2,c``) and expand 'all'.
+    """Split a comma list of specs where a new name starts (``a,b:x=1,y=2,c``); expand 'all'
+    (every registered proxy at its defaults) and 'vintk-variants' (the ViNTK family grid).
 
     A comma starts a new proxy unless the text before the next ``=`` has no ``:``-less name,
     i.e. ``key=value`` items continue the current proxy's options.
@@ -166,13 +173,17 @@ def expand_proxy_specs(specs: str | list[str]) -> list[str]:
     if isinstance(specs, str):
         parts = [p.strip() for p in specs.split(",") if p.strip()]
     else:
-        parts = list(specs)
+        parts = [p.strip() for p in specs if p.strip()]
     out: list[str] = []
     for part in parts:
         if "=" in part and ":" not in part and out:
             out[-1] += ("," if ":" in out[-1] else ":") + part
         elif part == "all":
             out.extend(list_proxies())
+        elif part == "vintk-variants":
+            from vitnas.proxies.vintk import VARIANTS
+
+            out.extend(VARIANTS)
         else:
             out.append(part)
     return out

@@ -49,6 +49,44 @@ def score_architecture(
     return score_model(model, proxies, inputs, labels, space.num_classes, seed, space, arch)
 
 
+def score_cached(
+    store: Any,
+    space: Any,
+    arch: Any,
+    proxies: Sequence[Proxy | str],
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    seed: int = 0,
+    batch_id: str | None = None,
+) -> list[ProxyResult]:
+    """``score_architecture`` through a ``ScoreStore``: stored scores are returned as they are
+    (with the seconds they took when computed), only the missing proxies run, and their rows
+    are committed before returning."""
+    from vitnas.store import ScoreKey, StoredScore, batch_identity, space_identity
+
+    proxies = [get_proxy(p) if isinstance(p, str) else p for p in proxies]
+    batch_id = batch_id or batch_identity(inputs, labels)
+    space_id, arch_id = space_identity(space), space.key(arch)
+    keys = [ScoreKey(space_id, arch_id, p.full_spec, seed, batch_id) for p in proxies]
+    found = [store.get(k) for k in keys]
+    missing = [p for p, f in zip(proxies, found) if f is None]
+    fresh = iter(score_architecture(space, arch, missing, inputs, labels, seed) if missing
+                 else [])
+    results, rows = [], []
+    for proxy, key, stored in zip(proxies, keys, found):
+        if stored is None:
+            result = next(fresh)
+            rows.append(StoredScore(key, result.score, result.raw, result.seconds,
+                                    result.warnings))
+        else:
+            result = ProxyResult(proxy.spec, stored.score, stored.raw, stored.seconds,
+                                 stored.warnings)
+        results.append(result)
+    if rows:
+        store.put(rows)
+    return results
+
+
 def proxy_batch(
     dataset: str,
     size: int,

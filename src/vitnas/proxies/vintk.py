@@ -70,6 +70,29 @@ class ViNTKConfig(NTKConfig):
             raise ConfigError("vintk needs sigma > 0, features > 0 and 0 < cutoff < 1")
 
 
+# The family as the scoreboard measures it: the default plus one change at a time along each
+# axis (view, scale, metric, combine, mode). ``vitnas bench correlate --proxies vintk-variants``.
+VARIANTS = (
+    "vintk",
+    "vintk:sigma=1",
+    "vintk:sigma=30",
+    "vintk:view=pixel",
+    "vintk:view=highpass",
+    "vintk:metric=eigen",
+    "vintk:metric=trace",
+    "vintk:combine=high",
+    "vintk:combine=ratio",
+    "vintk:mode=band",
+    "vintk:mode=band,combine=high",
+    "vintk:mode=band,combine=ratio",
+    "vintk:mode=joint",
+    "vintk:mode=joint,view=pixel",
+    "vintk:mode=joint,view=highpass",
+    "vintk:mode=align",
+    "vintk:mode=align,sigma=1",
+)
+
+
 def fourier_features(values: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     """gamma(v) = [cos 2 pi B v, sin 2 pi B v] over the last dimension of ``values``."""
     projected = 2 * math.pi * values @ matrix.T

@@ -1,0 +1,161 @@
+"""Benchmark files: architectures with their trained accuracies.
+
+A benchmark file is either the plain form, a JSON list of records
+``{"arch": {...}, "<metric>": float | null, ...}``, or the form ``vitnas bench build`` writes,
+an object with the same list under ``"records"`` plus the space, its options and the recipe that
+produced the numbers. NAS-Bench-201 is built in (``nasbench201_benchmark``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vitnas.errors import ArchitectureError, ConfigError
+from vitnas.spaces import get_space
+from vitnas.spaces.base import SearchSpace
+
+FORMAT = "vitnas-benchmark"
+RESERVED = ("arch",)
+
+
+@dataclass
+class BenchmarkRecord:
+    arch: Any
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Benchmark:
+    """Records of one space; ``meta`` keeps the recipe and space options for the report."""
+
+    name: str
+    space: SearchSpace
+    records: list[BenchmarkRecord]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def metrics(self) -> list[str]:
+        """Fields that hold a number in at least one record (candidate ``--metric`` values)."""
+        names: dict[str, None] = {}
+        for record in self.records:
+            for key, value in record.values.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    names[key] = None
+        return list(names)
+
+    def values(self, metric: str) -> list[float | None]:
+        if metric not in self.metrics():
+            raise ConfigError(f"benchmark {self.name} has no metric {metric!r} "
+                              f"(it has: {', '.join(self.metrics()) or 'none'})")
+        out = []
+        for record in self.records:
+            value = record.values.get(metric)
+            out.append(None if value is None or not math.isfinite(float(value)) else float(value))
+        return out
+
+
+def _fail(path: str, message: str) -> ConfigError:
+    return ConfigError(f"benchmark file {path}: {message}")
+
+
+def parse_benchmark(obj: Any, path: str, space_name: str | None = None,
+                    space_options: dict[str, Any] | None = None) -> Benchmark:
+    """Validate the parsed JSON of a benchmark file; every problem is one ``ConfigError`` line
+    naming the file and the record."""
+    meta: dict[str, Any] = {}
+    if isinstance(obj, dict):
+        if not isinstance(obj.get("records"), list):
+            raise _fail(path, 'an object must hold a "records" list')
+        meta = {k: v for k, v in obj.items() if k != "records"}
+        rows = obj["records"]
+    elif isinstance(obj, list):
+        rows = obj
+    else:
+        raise _fail(path, "must be a JSON list of records or an object with \"records\"")
+    file_space = meta.get("space")
+    if space_name and file_space and space_name != file_space:
+        raise _fail(path, f"was built for space {file_space}, not {space_name}")
+    name = space_name or file_space
+    if not name:
+        raise _fail(path, "does not name its space; pass --space")
+    options = {**(meta.get("space_options") or {}), **(space_options or {})}
+    space = get_space(name, **options)
+    records = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise _fail(path, f"record {i} is not an object")
+        if "arch" not in row:
+            raise _fail(path, f'record {i} has no "arch"')
+        try:
+            arch = space.from_json(row["arch"])
+        except ArchitectureError as err:
+            raise _fail(path, f"record {i}: {err}") from None
+        values = {}
+        for key, value in row.items():
+            if key in RESERVED:
+                continue
+            if isinstance(value, bool) or not (value is None or isinstance(value, (int, float,
+                                                                                  str, dict,
+                                                                                  list))):
+                raise _fail(path, f"record {i} field {key!r} has an unreadable value {value!r}")
+            values[key] = value
+        records.append(BenchmarkRecord(arch, values))
+    if not records:
+        raise _fail(path, "holds no records")
+    return Benchmark(Path(path).stem, space, records, meta)
+
+
+def read_benchmark_json(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"benchmark file {path} not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"benchmark file {path} is not valid JSON: {err.msg} at line "
+                          f"{err.lineno} column {err.colno}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read benchmark file {path}: {err}") from None
+
+
+def nasbench201_benchmark(n: int | None = None, seed: int = 0,
+                          data_dir: str | None = None) -> Benchmark:
+    """NAS-Bench-201 with its three 200-epoch test accuracies per cell; ``n`` draws a seeded
+    random subset of the 15,625 cells (scoring all of them costs hours on a CPU)."""
+    space = get_space("nasbench201", data_dir=data_dir)
+    total = len(space.table().strings)
+    indices = list(range(total))
+    if n is not None:
+        if not 0 < n <= total:
+            raise ConfigError(f"nasbench201 holds {total} cells; cannot take {n}")
+        indices = sorted(random.Random(seed).sample(indices, n))
+    records = []
+    for i in indices:
+        arch = space.arch_at(i)
+        values = {"index": i}
+        for dataset in ("cifar10", "cifar100", "ImageNet16-120"):
+            values[dataset] = space.test_accuracy(arch, dataset)
+        records.append(BenchmarkRecord(arch, values))
+    meta = {"space": "nasbench201", "source": "NAS-Bench-201 200-epoch test accuracy",
+            "sample": {"n": n, "seed": seed}}
+    return Benchmark("nasbench201", space, records, meta)
+
+
+def load_benchmark(source: str, space: str | None = None,
+                   space_options: dict[str, Any] | None = None, n: int | None = None,
+                   seed: int = 0, data_dir: str | None = None) -> Benchmark:
+    """A benchmark from a file path, or ``nasbench201`` for the built-in table."""
+    if source == "nasbench201":
+        if space not in (None, "nasbench201"):
+            raise ConfigError(f"the nasbench201 benchmark belongs to space nasbench201, "
+                              f"not {space}")
+        return nasbench201_benchmark(n, seed, data_dir)
+    bench = parse_benchmark(read_benchmark_json(source), str(source), space, space_options)
+    if n is not None and n < len(bench.records):
+        keep = sorted(random.Random(seed).sample(range(len(bench.records)), n))
+        bench.records = [bench.records[i] for i in keep]
+    return bench

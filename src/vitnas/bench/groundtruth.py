@@ -1,0 +1,209 @@
+"""Build a ground truth: sample architectures spread over a space's parameter range, train each
+with the shared recipe, and write every finished one before starting the next.
+
+The architecture plan is prefix-stable: the i-th architecture depends only on (space, seed, i)
+and the ones before it, so ``--n 60`` after ``--n 40`` keeps the first 40 and a killed build
+resumes exactly where it stopped (the one being trained when it died is trained again).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vitnas.bench.files import FORMAT, parse_benchmark, read_benchmark_json
+from vitnas.errors import ConfigError
+from vitnas.spaces import get_space
+from vitnas.spaces.base import SearchSpace
+from vitnas.train import TrainConfig, train_model
+
+RANGE_PROBES = 2000
+TIMING_FIELDS = ("train_seconds",)
+
+
+@dataclass(frozen=True)
+class GroundTruthConfig:
+    """Everything that decides the numbers in a ground-truth file (timing aside)."""
+
+    space: str
+    n: int
+    space_options: dict[str, Any] = field(default_factory=dict)
+    dataset: str = "cifar10"
+    train_per_class: int | None = None
+    epochs: float = 3
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_fraction: float = 0.05
+    label_smoothing: float = 0.1
+    augment: bool = True
+    seed: int = 0
+    candidates: int = 32
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                           weight_decay=self.weight_decay, warmup_fraction=self.warmup_fraction,
+                           label_smoothing=self.label_smoothing, augment=self.augment,
+                           seed=self.seed)
+
+    def recipe(self) -> dict[str, Any]:
+        """What must match for a resumed build to extend a file (everything but ``n``)."""
+        out = dataclasses.asdict(self)
+        del out["n"]
+        return out
+
+
+def van_der_corput(i: int, base: int = 2) -> float:
+    """The i-th point of the base-2 radical inverse sequence: any prefix covers [0, 1) evenly,
+    which keeps a growing plan spread over the range."""
+    value, denom = 0.0, 1.0
+    while i:
+        i, digit = divmod(i, base)
+        denom *= base
+        value += digit / denom
+    return value
+
+
+def params_range(space: SearchSpace, seed: int) -> tuple[int, int]:
+    rng = random.Random(f"range:{seed}")
+    counts = [space.params(space.sample(rng)) for _ in range(RANGE_PROBES)]
+    return min(counts), max(counts)
+
+
+def plan_architectures(space: SearchSpace, n: int, seed: int = 0,
+                       candidates: int = 32) -> list[Any]:
+    """``n`` distinct architectures whose parameter counts follow a low-discrepancy sequence
+    over the sampled range: for each target, the closest of ``candidates`` random draws."""
+    low, high = params_range(space, seed)
+    chosen: list[Any] = []
+    seen: set[str] = set()
+    for i in range(n):
+        target = low + van_der_corput(i + 1) * (high - low)
+        rng = random.Random(f"plan:{seed}:{i}")
+        draws = [space.sample(rng) for _ in range(candidates)]
+        draws.sort(key=lambda a: abs(space.params(a) - target))
+        fresh = [a for a in draws if space.key(a) not in seen]
+        if not fresh:
+            raise ConfigError(f"{space.name}: could not find a new architecture for plan slot "
+                              f"{i}; the space may be smaller than n={n}")
+        chosen.append(fresh[0])
+        seen.add(space.key(fresh[0]))
+    return chosen
+
+
+def _write_atomic(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def _load_existing(path: Path, config: GroundTruthConfig) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    obj = read_benchmark_json(path)
+    parse_benchmark(obj, str(path))  # validates every record
+    if not isinstance(obj, dict) or obj.get("recipe") != config.recipe():
+        theirs = obj.get("recipe", {}) if isinstance(obj, dict) else {}
+        diff = [k for k in config.recipe() if theirs.get(k) != config.recipe()[k]]
+        raise ConfigError(f"{path} was built with a different recipe ({', '.join(diff)} "
+                          "differ); choose another --out to start a new ground truth")
+    return list(obj["records"])
+
+
+def load_training_data(config: GroundTruthConfig, data_dir: str | None = None):
+    from vitnas.data import get_dataset
+
+    kwargs = {"limit_per_class": config.train_per_class} if config.train_per_class else {}
+    train = get_dataset(config.dataset, split="train", data_dir=data_dir, **kwargs)
+    test = get_dataset(config.dataset, split="test", data_dir=data_dir)
+    return train, test
+
+
+def build_ground_truth(
+    config: GroundTruthConfig,
+    out: str | Path,
+    data_dir: str | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+    command: str | None = None,
+    datasets: tuple[Any, Any] | None = None,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Train the planned architectures not yet in ``out`` and return the file's content."""
+    out = Path(out)
+    space = get_space(config.space, **config.space_options)
+    records = _load_existing(out, config)
+    plan = plan_architectures(space, max(config.n, len(records)), config.seed, config.candidates)
+    for i, record in enumerate(records):
+        if record["arch"] != space.to_json(plan[i]):
+            raise ConfigError(f"{out}: record {i} is not the planned architecture; the file "
+                              "was edited or made by another vitnas version")
+    train, test = datasets or load_training_data(config, data_dir)
+    if train.num_classes != space.num_classes:
+        raise ConfigError(f"{config.dataset} has {train.num_classes} classes but {space.name} "
+                          f"builds {space.num_classes}-class heads (set num_classes)")
+    header = {
+        "format": FORMAT,
+        "version": 1,
+        "space": space.name,
+        "space_options": config.space_options,
+        "metric": "top1",
+        "recipe": config.recipe(),
+        "train_images": len(train),
+        "test_images": len(test),
+        "command": command,
+        "n": config.n,
+    }
+    bar = None
+    todo = range(len(records), config.n)
+    if progress and len(todo):
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.n, initial=len(records), unit="arch", desc="ground truth")
+    for i in todo:
+        arch = plan[i]
+        model = space.build(arch, seed=config.seed).to(device)
+        result = train_model(model, train, config.train_config(), eval_set=test,
+                             image_size=space.img_size)
+        record = {
+            "arch": space.to_json(arch),
+            "top1": round(result.top1, 4),
+            "params": space.params(arch),
+            "flops": space.flops(arch),
+            "final_loss": round(sum(result.losses[-20:]) / max(1, len(result.losses[-20:])), 5),
+            "train_seconds": round(result.seconds, 2),
+        }
+        records.append(record)
+        _write_atomic(out, {**header, "records": records})
+        if on_record is not None:
+            on_record(record)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(top1=f"{record['top1']:.2f}")
+    if bar is not None:
+        bar.close()
+    content = {**header, "records": records}
+    if not out.exists() or not todo:
+        _write_atomic(out, content)
+    return content
+
+
+def without_timing(content: dict[str, Any]) -> dict[str, Any]:
+    """The file minus wall-clock fields: what a resumed and an uninterrupted build share."""
+    return {**{k: v for k, v in content.items() if k != "records"},
+            "records": [{k: v for k, v in r.items() if k not in TIMING_FIELDS}
+                        for r in content["records"]]}
+
+
+def set_threads(threads: int | None) -> None:
+    if threads:
+        torch.set_num_threads(threads)
+

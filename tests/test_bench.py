@@ -1,0 +1,207 @@
+"""Benchmark files, the resumable ground-truth builder and the scoreboard."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from vitnas.bench import GroundTruthConfig, build_ground_truth, load_benchmark, plan_architectures
+from vitnas.bench.correlate import (
+    ScoreboardConfig,
+    correlate,
+    judge,
+    scoreboard_specs,
+    split_indices,
+)
+from vitnas.bench.groundtruth import without_timing
+from vitnas.bench.report import markdown_table, plot_scatter, plot_tau
+from vitnas.cli import main
+from vitnas.data import get_dataset
+from vitnas.errors import ConfigError
+from vitnas.spaces import get_space
+from vitnas.store import ScoreStore
+
+SPACE = "autoformer-tiny-micro"
+OPTIONS = {"patch_size": 8}
+
+
+def tiny_config(n: int) -> GroundTruthConfig:
+    return GroundTruthConfig(space=SPACE, n=n, space_options=OPTIONS, dataset="synthetic",
+                             epochs=0.1, batch_size=32)
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    return get_dataset("synthetic", "train", n=320), get_dataset("synthetic", "test", n=64)
+
+
+def write_benchmark(path, space, n, seed=0):
+    """A benchmark whose accuracy is a noisy function of params (so params ranks it well)."""
+    rng = np.random.default_rng(seed)
+    records = []
+    for i in range(n):
+        arch = space.sample(1000 + i)
+        top1 = space.params(arch) / 1e4 + rng.normal(scale=0.5)
+        records.append({"arch": space.to_json(arch), "top1": top1,
+                        "other": None if i == 0 else 1.0})
+    path.write_text(json.dumps(records))
+    return path
+
+
+# --- files ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "is not valid JSON"),
+    ('"text"', "must be a JSON list of records"),
+    ("[]", "holds no records"),
+    ("[1]", "record 0 is not an object"),
+    ('[{"top1": 1}]', 'record 0 has no "arch"'),
+    ('[{"arch": {"hidden_dim": 7}, "top1": 1}]', "record 0:"),
+    ('{"records": 3}', 'must hold a "records" list'),
+])
+def test_malformed_benchmark_files_give_one_line_errors(tmp_path, content, message):
+    path = tmp_path / "bench.json"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=message) as err:
+        load_benchmark(str(path), space=SPACE)
+    assert "\n" not in str(err.value)
+
+
+def test_benchmark_cli_errors_are_one_line(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    path.write_text('[{"arch": {"depth": 99}}]')
+    assert main(["bench", "correlate", "--benchmark", str(path), "--space", SPACE]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vitnas: error: benchmark file") and "\n" not in err
+    assert main(["bench", "correlate", "--benchmark", str(tmp_path / "missing.json"),
+                 "--space", SPACE]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+def test_plain_list_needs_a_space_and_metric_must_exist(tmp_path):
+    path = write_benchmark(tmp_path / "b.json", get_space(SPACE), 4)
+    with pytest.raises(ConfigError, match="pass --space"):
+        load_benchmark(str(path))
+    bench = load_benchmark(str(path), space=SPACE)
+    assert bench.values("other")[0] is None
+    with pytest.raises(ConfigError, match="no metric 'acc'"):
+        bench.values("acc")
+
+
+def test_nasbench201_is_built_in():
+    bench = load_benchmark("nasbench201", n=5, seed=1)
+    assert len(bench.records) == 5
+    assert set(bench.metrics()) >= {"cifar10", "cifar100", "ImageNet16-120"}
+    record = bench.records[0]
+    assert record.values["cifar10"] == bench.space.test_accuracy(record.arch, "cifar10")
+
+
+# --- ground truth ---------------------------------------------------------------------------
+def test_plan_is_prefix_stable_distinct_and_spread():
+    space = get_space(SPACE, **OPTIONS)
+    plan = plan_architectures(space, 12, seed=0, candidates=16)
+    assert plan[:5] == plan_architectures(space, 5, seed=0, candidates=16)
+    assert len({space.key(a) for a in plan}) == 12
+    params = sorted(space.params(a) for a in plan)
+    random_params = sorted(space.params(space.sample(i)) for i in range(12))
+    assert params[-1] - params[0] > random_params[-1] - random_params[0]
+
+
+def test_resumed_build_equals_uninterrupted(tmp_path, tiny_data):
+    whole = build_ground_truth(tiny_config(3), tmp_path / "whole.json", progress=False,
+                               datasets=tiny_data)
+
+    class Killed(Exception):
+        pass
+
+    def die_after_first(record):
+        raise Killed
+
+    with pytest.raises(Killed):
+        build_ground_truth(tiny_config(3), tmp_path / "resumed.json", progress=False,
+                           datasets=tiny_data, on_record=die_after_first)
+    partial = json.loads((tmp_path / "resumed.json").read_text())
+    assert len(partial["records"]) == 1  # written before the next one started
+    resumed = build_ground_truth(tiny_config(3), tmp_path / "resumed.json", progress=False,
+                                 datasets=tiny_data)
+    assert without_timing(resumed) == without_timing(whole)
+    on_disk = json.loads((tmp_path / "resumed.json").read_text())
+    assert without_timing(on_disk) == without_timing(whole)
+    bench = load_benchmark(str(tmp_path / "resumed.json"))
+    assert bench.space.patch_size == 8 and len(bench.records) == 3
+
+
+def test_build_refuses_another_recipe(tmp_path, tiny_data):
+    build_ground_truth(tiny_config(1), tmp_path / "gt.json", progress=False, datasets=tiny_data)
+    other = GroundTruthConfig(space=SPACE, n=1, space_options=OPTIONS, dataset="synthetic",
+                              epochs=0.2, batch_size=32)
+    with pytest.raises(ConfigError, match="epochs"):
+        build_ground_truth(other, tmp_path / "gt.json", progress=False, datasets=tiny_data)
+
+
+# --- scoreboard -----------------------------------------------------------------------------
+def test_specs_always_include_baselines_once():
+    specs = scoreboard_specs(["nwot", "params", "vintk:sigma=10", "vintk"])
+    assert specs == ["params", "flops", "nwot", "vintk"]
+    everything = scoreboard_specs("all")
+    assert len(everything) >= 30 and "vintk:mode=band" in everything
+    assert "lga:epochs=1.0" in everything
+
+
+def test_splits_are_disjoint_stable_and_cover(tmp_path):
+    space = get_space(SPACE)
+    bench = load_benchmark(str(write_benchmark(tmp_path / "b.json", space, 40)), space=SPACE)
+    dev, test = split_indices(bench, "dev"), split_indices(bench, "test")
+    assert sorted(dev + test) == list(range(40)) and not set(dev) & set(test)
+    assert 8 < len(dev) < 32
+    grown = load_benchmark(str(write_benchmark(tmp_path / "g.json", space, 50)), space=SPACE)
+    keys = {space.key(bench.records[i].arch) for i in dev}
+    grown_dev = {space.key(grown.records[i].arch) for i in split_indices(grown, "dev")}
+    assert keys <= grown_dev
+
+
+def test_correlate_ranks_params_first_and_reuses_the_store(tmp_path):
+    space = get_space(SPACE)
+    bench = load_benchmark(str(write_benchmark(tmp_path / "b.json", space, 12)), space=SPACE)
+    config = ScoreboardConfig(proxies=("nwot",), metric="top1", batch="gaussian", batch_size=4,
+                              resamples=50)
+    store = ScoreStore(tmp_path / "s.sqlite")
+    board = correlate(bench, config, store)
+    assert [r.proxy for r in board.rows] == ["params", "flops", "nwot"]
+    params = board.row("params")
+    assert params.kendall > 0.5 and params.failed == 0 and params.n == 12
+    assert params.kendall_ci[0] <= params.kendall <= params.kendall_ci[1]
+    assert len(store) == 36
+    again = correlate(bench, config, store)
+    assert len(store) == 36 and again.row("nwot").kendall == board.row("nwot").kendall
+    assert "| **params** |" in markdown_table(board)
+    plot_scatter(board, tmp_path / "scatter.png")
+    plot_tau(board, tmp_path / "tau.png")
+    assert (tmp_path / "scatter.png").stat().st_size > 1000
+    assert (tmp_path / "tau.png").stat().st_size > 1000
+
+
+def test_failed_scores_are_counted_not_replaced():
+    config = ScoreboardConfig(proxies=(), metric="top1", resamples=20)
+    score = np.array([1.0, 2.0, math.nan, 4.0, math.inf, 6.0])
+    truth = np.arange(6.0)
+    row = judge("x", score, truth, np.ones(6), config)
+    assert row.failed == 2 and row.n == 4 and row.kendall == pytest.approx(1.0)
+
+
+def test_correlate_cli_writes_table_json_and_plots(tmp_path, capsys):
+    path = write_benchmark(tmp_path / "b.json", get_space(SPACE), 6)
+    out = tmp_path / "board" / "b.json"
+    code = main(["bench", "correlate", "--benchmark", str(path), "--space", SPACE,
+                 "--proxies", "nwot", "--batch", "gaussian", "--batch-size", "4",
+                 "--resamples", "20", "--db", str(tmp_path / "s.sqlite"), "--out", str(out),
+                 "--quiet"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "params" in printed and "tau 95% CI" in printed
+    saved = json.loads(out.read_text())
+    assert [r["proxy"] for r in saved["rows"]] == ["params", "flops", "nwot"]
+    for suffix in (".md", "_scatter.png", "_tau.png"):
+        assert (out.parent / ("b" + suffix if suffix == ".md" else "b" + suffix)).exists()

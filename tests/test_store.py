@@ -1,0 +1,85 @@
+"""The SQLite score store and cached scoring."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from vitnas.errors import ConfigError
+from vitnas.proxies import get_proxy
+from vitnas.proxies.scoring import proxy_batch, score_architecture, score_cached
+from vitnas.spaces import get_space
+from vitnas.store import (
+    ScoreKey,
+    ScoreStore,
+    StoredScore,
+    batch_identity,
+    space_identity,
+)
+
+KEY = ScoreKey("space@x", '{"a":1}', "nwot", 0, "batch")
+
+
+def test_put_get_first_write_wins_and_nan(tmp_path):
+    path = tmp_path / "s.sqlite"
+    with ScoreStore(path) as store:
+        assert store.get(KEY) is None
+        assert store.put([StoredScore(KEY, math.nan, math.nan, 0.5, ("w",))]) == 1
+        assert store.put([StoredScore(KEY, 1.0, 1.0, 0.1)]) == 0
+    with ScoreStore(path) as reopened:  # committed: survives the process
+        row = reopened.get(KEY)
+        assert math.isnan(row.score) and row.seconds == 0.5 and row.warnings == ("w",)
+        assert len(reopened) == 1
+
+
+def test_merge(tmp_path):
+    other = ScoreKey("space@x", '{"a":2}', "nwot", 0, "batch")
+    with ScoreStore(tmp_path / "a.sqlite") as a, ScoreStore(tmp_path / "b.sqlite") as b:
+        a.put([StoredScore(KEY, 1.0, 1.0, 0.1)])
+        b.put([StoredScore(KEY, 1.0, 1.0, 0.1), StoredScore(other, 2.0, 2.0, 0.1)])
+        assert a.merge(tmp_path / "b.sqlite") == 1
+        assert len(a) == 2
+
+
+def test_corrupt_store_is_a_one_line_error(tmp_path):
+    path = tmp_path / "bad.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(ConfigError, match="not a usable SQLite database"):
+        ScoreStore(path)
+
+
+def test_identities_separate_what_changes_scores():
+    assert space_identity(get_space("autoformer-tiny-micro")) != space_identity(
+        get_space("autoformer-tiny-micro", patch_size=8))
+    x, y = proxy_batch("gaussian", 4, 32)
+    assert batch_identity(x, y) == batch_identity(x.clone(), y.clone())
+    assert batch_identity(x, y) != batch_identity(x + 1e-6, y)
+
+
+def test_score_cached_computes_only_missing_and_matches_direct(monkeypatch):
+    space = get_space("autoformer-tiny-micro", patch_size=8)
+    arch = space.sample(0)
+    x, y = proxy_batch("gaussian", 4, 32)
+    store = ScoreStore(":memory:")
+    first = score_cached(store, space, arch, ["params", "nwot"], x, y)
+    direct = score_architecture(space, arch, ["params", "nwot"], x, y)
+    assert [r.score for r in first] == [r.score for r in direct]
+    calls = []
+    original = score_architecture
+
+    def counting(space, arch, proxies, *args, **kwargs):
+        calls.append([p.spec for p in proxies])
+        return original(space, arch, proxies, *args, **kwargs)
+
+    monkeypatch.setattr("vitnas.proxies.scoring.score_architecture", counting)
+    again = score_cached(store, space, arch, ["params", "nwot", "synflow"], x, y)
+    assert calls == [["synflow"]]
+    assert [r.score for r in again[:2]] == [r.score for r in first]
+    assert len(store) == 3
+
+
+def test_full_spec_is_independent_of_defaults():
+    assert get_proxy("vintk").full_spec == get_proxy("vintk:sigma=10").full_spec
+    assert "sigma=10" in get_proxy("vintk").full_spec
+    assert get_proxy("params").full_spec == "params"
