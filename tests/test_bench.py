@@ -205,3 +205,14 @@ def test_correlate_cli_writes_table_json_and_plots(tmp_path, capsys):
     assert [r["proxy"] for r in saved["rows"]] == ["params", "flops", "nwot"]
     for suffix in (".md", "_scatter.png", "_tau.png"):
         assert (out.parent / ("b" + suffix if suffix == ".md" else "b" + suffix)).exists()
+
+
+def test_plan_seed_retrains_the_same_architectures_under_another_seed(tmp_path, tiny_data):
+    base = build_ground_truth(tiny_config(2), tmp_path / "a.json", progress=False,
+                              datasets=tiny_data)
+    repeat = GroundTruthConfig(space=SPACE, n=2, space_options=OPTIONS, dataset="synthetic",
+                               epochs=0.1, batch_size=32, seed=1, plan_seed=0)
+    again = build_ground_truth(repeat, tmp_path / "b.json", progress=False, datasets=tiny_data)
+    assert [r["arch"] for r in again["records"]] == [r["arch"] for r in base["records"]]
+    assert [r["final_loss"] for r in again["records"]] != [r["final_loss"]
+                                                           for r in base["records"]]

@@ -31,7 +31,12 @@ TIMING_FIELDS = ("train_seconds",)
 
 @dataclass(frozen=True)
 class GroundTruthConfig:
-    """Everything that decides the numbers in a ground-truth file (timing aside)."""
+    """Everything that decides the numbers in a ground-truth file (timing aside).
+
+    ``seed`` fixes the initial weights and data order, and the plan unless ``plan_seed`` is
+    given: the same plan under another seed retrains the same architectures, which measures
+    how much of the ranking is training noise.
+    """
 
     space: str
     n: int
@@ -46,6 +51,7 @@ class GroundTruthConfig:
     label_smoothing: float = 0.1
     augment: bool = True
     seed: int = 0
+    plan_seed: int | None = None
     candidates: int = 32
 
     def train_config(self) -> TrainConfig:
@@ -110,8 +116,11 @@ def _load_existing(path: Path, config: GroundTruthConfig) -> list[dict[str, Any]
         return []
     obj = read_benchmark_json(path)
     parse_benchmark(obj, str(path))  # validates every record
-    if not isinstance(obj, dict) or obj.get("recipe") != config.recipe():
-        theirs = obj.get("recipe", {}) if isinstance(obj, dict) else {}
+    theirs = dict(obj.get("recipe") or {}) if isinstance(obj, dict) else {}
+    for f in dataclasses.fields(GroundTruthConfig):  # files written before a field existed
+        if f.name != "n" and f.name not in theirs and f.default is not dataclasses.MISSING:
+            theirs[f.name] = f.default
+    if theirs != config.recipe():
         diff = [k for k in config.recipe() if theirs.get(k) != config.recipe()[k]]
         raise ConfigError(f"{path} was built with a different recipe ({', '.join(diff)} "
                           "differ); choose another --out to start a new ground truth")
@@ -141,7 +150,8 @@ def build_ground_truth(
     out = Path(out)
     space = get_space(config.space, **config.space_options)
     records = _load_existing(out, config)
-    plan = plan_architectures(space, max(config.n, len(records)), config.seed, config.candidates)
+    plan_seed = config.seed if config.plan_seed is None else config.plan_seed
+    plan = plan_architectures(space, max(config.n, len(records)), plan_seed, config.candidates)
     for i, record in enumerate(records):
         if record["arch"] != space.to_json(plan[i]):
             raise ConfigError(f"{out}: record {i} is not the planned architecture; the file "
