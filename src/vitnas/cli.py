@@ -44,7 +44,8 @@ def space_from_args(args: argparse.Namespace):
         num_classes=args.num_classes,
         pool=args.pool,
         qkv=args.qkv,
-        data_dir=args.data_dir,
+        # only NAS-Bench-201 reads data (its accuracy table); other spaces take no data_dir
+        data_dir=args.data_dir if args.space == "nasbench201" else None,
     )
 
 
@@ -191,7 +192,7 @@ def cmd_bench_build(args: argparse.Namespace) -> None:
     config = GroundTruthConfig(
         space=args.space, n=args.n, space_options=parse_options(args.space_options),
         dataset=args.dataset, train_per_class=args.train_per_class, epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+        batch_size=args.batch_size, lr=args.lr, seed=args.seed, plan_seed=args.plan_seed)
     command = "vitnas " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else None
     content = build_ground_truth(config, args.out, data_dir=args.data_dir, device=args.device,
                                  progress=not args.quiet, command=command)
@@ -246,6 +247,94 @@ def cmd_bench_correlate(args: argparse.Namespace) -> None:
         print(f"best ViNTK variant on this split: {best.proxy} (tau {best.kendall:.3f}); "
               f"params tau {board.row('params').kendall:.3f}, "
               f"FLOPs tau {board.row('flops').kendall:.3f}")
+
+
+def cmd_search(args: argparse.Namespace) -> None:
+    from vitnas.proxies import expand_proxy_specs
+    from vitnas.search import (
+        Constraints,
+        EvolutionConfig,
+        SearchConfig,
+        parse_shard,
+        parse_window,
+        run_search,
+    )
+    from vitnas.search.report import write_report
+    from vitnas.store import default_store_path
+
+    space = space_from_args(args)
+    constraints = Constraints(parse_window(args.params, "params"),
+                              parse_window(args.flops, "FLOPs"),
+                              parse_window(args.latency, "latency (ms)"))
+    config = SearchConfig(
+        proxies=tuple(expand_proxy_specs(args.proxy)), algorithm=args.algo, budget=args.budget,
+        seed=args.seed, constraints=constraints, aggregate=args.aggregate, dataset=args.dataset,
+        batch_size=args.batch_size, population=args.population,
+        evolution=EvolutionConfig(
+            parents=args.parents,
+            mutations=args.population // 2 if args.mutations is None else args.mutations,
+            crossovers=args.population // 2 if args.crossovers is None else args.crossovers,
+            layer_prob=args.layer_prob, structure_prob=args.structure_prob))
+    result = run_search(space, config, store=args.db or default_store_path(),
+                        workers=args.workers, threads=args.threads, backend=args.backend,
+                        address=args.address, gpus=args.gpus_per_worker, device=args.device,
+                        shard=parse_shard(args.shard), progress=not args.quiet,
+                        data_dir=args.data_dir)
+    if not result.complete:
+        print(f"shard {args.shard}: {result.computed} computed, {result.reused} reused, "
+              f"{result.pending} left to the other shards; merge the stores "
+              f"(vitnas merge) and run again to continue")
+        return
+    out = args.out or f"runs/search/{space.name}-{config.algorithm}-seed{config.seed}"
+    report = write_report(result, out)
+    if args.json:
+        data = {k: v for k, v in result.as_dict().items() if k != "evaluations"}
+        print(json.dumps({**data, "report": str(report)}, indent=1))
+        return
+    best, infeasible = result.best, sum(result.infeasible.values())
+    scores = ", ".join(f"{p} {s:.6g}" for p, s in zip(result.proxies, best.scores))
+    print(json.dumps(result.best_arch))
+    print(f"{space.name}: {human(best.candidate.params)} params, {human(best.candidate.flops)} "
+          f"FLOPs; {scores}")
+    print(f"{len(result.evaluations)} evaluated ({result.computed} computed, {result.reused} "
+          f"from the store), {infeasible} infeasible draws rejected before scoring, "
+          f"{result.timings['total']:.1f} s")
+    if result.stopped:
+        print(f"stopped early: {result.stopped}")
+    print(f"report: {report}")
+    print(f"next: vitnas train {space.name} {report.parent / 'best.json'} --dataset cifar10 "
+          "--epochs 10")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from vitnas.bench.groundtruth import set_threads
+    from vitnas.search.retrain import train_architecture
+    from vitnas.train import TrainConfig
+
+    set_threads(args.threads)
+    space = space_from_args(args)
+    arch = read_architecture(space, args.arch)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                         seed=args.seed)
+    result = train_architecture(space, arch, args.dataset, config, args.train_per_class,
+                                args.device, args.data_dir, progress=not args.quiet)
+    record = {"space": space.name, "arch": space.to_json(arch), "dataset": args.dataset,
+              "epochs": args.epochs, "train_per_class": args.train_per_class,
+              "top1": result.top1, "steps": result.steps, "seconds": round(result.seconds, 2)}
+    if args.json:
+        print(json.dumps(record, indent=1))
+        return
+    print(f"{space.name}: top-1 {result.top1:.2f}% on the {args.dataset} test split after "
+          f"{args.epochs:g} epochs ({result.steps} steps, {result.seconds:.0f} s)")
+
+
+def cmd_merge(args: argparse.Namespace) -> None:
+    from vitnas.store import ScoreStore
+
+    with ScoreStore(args.out) as store:
+        for source in args.inputs:
+            print(f"{source}: {store.merge(source)} new rows")
+        print(f"{args.out}: {len(store)} rows")
 
 
 # --- parser -----------------------------------------------------------------------------------
@@ -315,6 +404,74 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_demo)
 
+    p = sub.add_parser("search", help="the best architecture for a budget, without training "
+                                      "(resumable: every evaluation is kept in the store)")
+    add_space_options(p)
+    p.add_argument("--proxy", default="vintk",
+                   help="proxy spec, or a comma list combined by --aggregate (default vintk)")
+    p.add_argument("--params", help="parameter window LOW:HIGH, e.g. 5M:6M (a side may be empty)")
+    p.add_argument("--flops", help="FLOPs window LOW:HIGH, e.g. :1.5G")
+    p.add_argument("--latency", help="measured batch-1 latency window in ms, e.g. :20 "
+                                     "(machine-dependent, so not reproducible elsewhere)")
+    p.add_argument("--budget", type=int, default=1000, help="evaluations (default 1000)")
+    p.add_argument("--algo", default="evolution", help="evolution (default) or random")
+    p.add_argument("--aggregate", default="rank",
+                   help="several proxies: rank (sum of ranks, default) or pareto (proxies up, "
+                        "params and FLOPs down)")
+    p.add_argument("--dataset", default="cifar10",
+                   help="proxy batch source: a dataset name or 'gaussian' (default cifar10)")
+    p.add_argument("--batch-size", type=int, default=32, help="proxy batch size (default 32)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="scoring seed (init, batch, proxies) and root of every candidate's seed")
+    group = p.add_argument_group("evolution (AutoFormer's defaults)")
+    group.add_argument("--population", type=int, default=50)
+    group.add_argument("--parents", type=int, default=10, help="top-k kept as parents")
+    group.add_argument("--mutations", type=int, help="per generation (default population / 2)")
+    group.add_argument("--crossovers", type=int, help="per generation (default population / 2)")
+    group.add_argument("--layer-prob", type=float, default=0.2, help="per-layer mutation rate")
+    group.add_argument("--structure-prob", type=float, default=0.4,
+                       help="depth and width mutation rate")
+    group = p.add_argument_group("execution (never changes the answer)")
+    group.add_argument("--workers", type=int, default=1,
+                       help="parallel workers (default 1; use one per core)")
+    group.add_argument("--threads", type=int, default=1,
+                       help="torch threads per worker (default 1; scores are bitwise equal "
+                            "across runs with equal threads per worker)")
+    group.add_argument("--backend", default="local", help="local (process pool) or ray")
+    group.add_argument("--address", help="Ray cluster address (ray backend)")
+    group.add_argument("--gpus-per-worker", type=float, default=0,
+                       help="Ray GPUs per worker (ray backend; scores on cuda)")
+    group.add_argument("--device", default="cpu", help="where local workers score (cpu, cuda)")
+    group.add_argument("--shard", help="i/n: score only candidates i mod n, for `vitnas merge`")
+    group.add_argument("--db", help="score store (default: ~/.cache/vitnas/scores.sqlite)")
+    p.add_argument("--out", help="report directory (default runs/search/SPACE-ALGO-seedSEED)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("train", help="train an architecture from scratch with the shared "
+                                     "recipe and report test top-1")
+    add_space_options(p)
+    p.add_argument("arch", help="architecture JSON file (e.g. a search's best.json), '-' for "
+                                "stdin, or inline JSON")
+    p.add_argument("--dataset", default="cifar10", help="training data (default cifar10)")
+    p.add_argument("--epochs", type=float, default=10, help="epochs (default 10)")
+    p.add_argument("--train-per-class", type=int,
+                   help="first K training images per class (default: all)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0, help="init and data-order seed")
+    p.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("merge", help="merge score stores (e.g. from --shard runs) into one")
+    p.add_argument("out", help="store to create or extend")
+    p.add_argument("inputs", nargs="+", help="stores to copy rows from")
+    p.set_defaults(func=cmd_merge)
+
     bench = sub.add_parser("bench", help="ground truth and the proxy scoreboard")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True, metavar="STEP")
     p = bench_sub.add_parser("build", help="train sampled architectures into a benchmark file "
@@ -329,6 +486,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0, help="plan, init and data-order seed")
+    p.add_argument("--plan-seed", type=int,
+                   help="plan with this seed instead (retrain the same architectures under "
+                        "another --seed to measure training noise)")
     p.add_argument("--out", required=True, help="benchmark JSON file (created or extended)")
     p.add_argument("--device", default="cuda" if _cuda() else "cpu")
     p.add_argument("--threads", type=int, help="torch CPU threads")

@@ -142,6 +142,8 @@ class ScoreStore:
 
     def merge(self, other: str | Path) -> int:
         """Copy the rows of another store file into this one; returns how many were new."""
+        if not Path(other).is_file():
+            raise ConfigError(f"score store {other} not found")
         with ScoreStore(other) as source:
             return self.put(source.rows())
 

@@ -53,14 +53,17 @@ def _device_of(model: nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, dataset, batch_size: int = 256) -> float:
-    """Top-1 accuracy (%) on ``dataset``."""
+def evaluate(model: nn.Module, dataset, batch_size: int = 256,
+             image_size: int | None = None) -> float:
+    """Top-1 accuracy (%) on ``dataset``, resized to ``image_size`` when given."""
     device = _device_of(model)
     was_training = model.training
     model.eval()
-    normalise = Normalize(dataset.mean, dataset.std)
+    transform = Normalize(dataset.mean, dataset.std)
+    if image_size and image_size != dataset.image_shape[-1]:
+        transform = Compose([transform, Resize(image_size)])
     correct = total = 0
-    for x, y in iterate_batches(dataset, batch_size, shuffle=False, transform=normalise):
+    for x, y in iterate_batches(dataset, batch_size, shuffle=False, transform=transform):
         logits = model(x.to(device))
         correct += int((logits.argmax(1).cpu() == y).sum())
         total += len(y)
@@ -119,5 +122,5 @@ def train_model(
         epoch += 1
     if bar is not None:
         bar.close()
-    top1 = evaluate(model, eval_set) if eval_set is not None else None
+    top1 = evaluate(model, eval_set, image_size=image_size) if eval_set is not None else None
     return TrainResult(top1, time.perf_counter() - start, step, losses)

@@ -94,7 +94,8 @@ class Proxy(ABC):
     @property
     def full_spec(self) -> str:
         """Every option spelled out: the identity a store keys on, immune to default changes."""
-        options = [f"{f.name}={getattr(self.config, f.name)}" for f in dataclasses.fields(self.config)]
+        options = [f"{f.name}={_canonical(getattr(self.config, f.name), f.type)}"
+                   for f in dataclasses.fields(self.config)]
         return self.name + (":" + ",".join(options) if options else "")
 
     @abstractmethod
@@ -112,6 +113,11 @@ class Proxy(ABC):
         if not math.isfinite(raw):
             ctx.warn(f"{self.name}: non-finite value {raw}")
         return ProxyResult(self.spec, self.direction * raw, raw, seconds, tuple(ctx.warnings))
+
+
+def _canonical(value: Any, kind: Any) -> Any:
+    """A float-typed option prints as a float whether it came from a default (0) or a string."""
+    return float(value) if kind in (float, "float") and not isinstance(value, bool) else value
 
 
 def _coerce(value: str, kind: Any, key: str, proxy: str) -> Any:

@@ -1,0 +1,184 @@
+"""The search report: ``report.md`` with two plots, ``result.json`` (every evaluation) and
+``best.json`` (the architecture alone, ready for ``vitnas train``)."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+from vitnas.search.base import format_count
+from vitnas.search.driver import SearchResult
+
+
+def fitness_label(result: SearchResult) -> str:
+    if len(result.proxies) == 1:
+        return f"{result.proxies[0]} score"
+    return f"rank sum of {len(result.proxies)} proxies"
+
+
+def plot_best_per_generation(result: SearchResult, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    by_generation: dict[int, list[float]] = {}
+    for evaluation, value in zip(result.evaluations, result.fitness):
+        if math.isfinite(value):
+            by_generation.setdefault(evaluation.candidate.generation, []).append(value)
+    generations = sorted(by_generation)
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.plot(generations, [statistics.median(by_generation[g]) for g in generations], "o",
+            color="0.6", markersize=3, label="median of the generation")
+    ax.plot(generations, [max(by_generation[g]) for g in generations], "^", color="tab:blue",
+            markersize=4, label="best of the generation")
+    ax.plot(sorted(set(e.candidate.generation for e in result.evaluations)),
+            result.best_per_generation(), "-", color="tab:red", label="best so far")
+    ax.set_xlabel("generation" if result.config.algorithm == "evolution"
+                  else f"batch of {result.config.population}")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(fitness_label(result))
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_population(result: SearchResult, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    points = [(e.candidate.params / 1e6, f, e.candidate.generation)
+              for e, f in zip(result.evaluations, result.fitness) if math.isfinite(f)]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if points:
+        x, y, generation = zip(*points)
+        scatter = ax.scatter(x, y, c=generation, cmap="viridis", s=10, alpha=0.8)
+        fig.colorbar(scatter, ax=ax, label="generation", ticks=MaxNLocator(integer=True))
+    fitness_of = {e.index: f for e, f in zip(result.evaluations, result.fitness)}
+    front = [(e.candidate.params / 1e6, fitness_of[e.index]) for e in result.pareto_front
+             if math.isfinite(fitness_of[e.index])]
+    if front:
+        ax.scatter(*zip(*front), facecolors="none", edgecolors="tab:red", s=40,
+                   label="Pareto front")
+    if result.best is not None:
+        ax.scatter([result.best.candidate.params / 1e6], [fitness_of[result.best.index]],
+                   marker="*", color="tab:red", s=200, label="chosen")
+    window = result.config.constraints.params
+    for end in (window.low, window.high):
+        if end is not None:
+            ax.axvline(end / 1e6, color="0.4", linestyle="--", linewidth=1)
+    ax.set_xlabel("parameters (M)")
+    ax.set_ylabel(fitness_label(result))
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _number(value: float | None) -> str:
+    return "failed" if value is None else f"{value:.6g}"
+
+
+def _score_text(scores: dict[str, float | None]) -> str:
+    return ", ".join(f"{name} {_number(value)}" for name, value in scores.items())
+
+
+def markdown(result: SearchResult, data: dict[str, Any]) -> str:
+    config, counts, timings = result.config, data["counts"], result.timings
+    best = data["best"]
+    infeasible = sum(counts["infeasible"].values())
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(counts["infeasible"].items())) or "none"
+    per_evaluation = timings["evaluate"] / result.computed if result.computed else 0.0
+    lines = [f"# vitnas search: {result.space.name}, {config.algorithm}, "
+             f"{', '.join(result.proxies)}", ""]
+    if not result.complete:
+        lines += [f"**Partial (shard {result.execution['shard']}):** {result.pending} "
+                  "candidates are scored by other shards; merge the stores and run again.", ""]
+    if result.stopped:
+        lines += [f"**Stopped early:** {result.stopped}.", ""]
+    if best is not None:
+        lines += [
+            f"Chosen architecture: {format_count(best['params'])} params, "
+            f"{format_count(best['flops'])} FLOPs; {_score_text(best['scores'])}.", "",
+            "```json", json.dumps(best["arch"]), "```", ""]
+    lines += ["## Search", "", _table([
+        {"setting": "constraints", "value": f"params {config.constraints.params}, "
+                                            f"FLOPs {config.constraints.flops}, latency (ms) "
+                                            f"{config.constraints.latency_ms}"},
+        {"setting": "proxies / aggregate", "value": f"{', '.join(result.proxies)} / "
+                                                    f"{config.aggregate}"},
+        {"setting": "budget / evaluated", "value": f"{config.budget} / {counts['evaluated']}"},
+        {"setting": "computed / reused from the store",
+         "value": f"{counts['computed']} / {counts['reused']}"},
+        {"setting": "infeasible draws (rejected before scoring)",
+         "value": f"{infeasible} ({reasons})"},
+        {"setting": "duplicate draws (rejected)", "value": counts["duplicates"]},
+        {"setting": "random draws inside the window",
+         "value": f"{100 * counts['feasible_fraction']:.1f}%"},
+        {"setting": "proxy batch", "value": f"{config.batch_size} x {config.dataset}, "
+                                            f"seed {config.seed}"},
+        {"setting": "execution", "value": f"{result.execution['backend']}, "
+                                          f"{result.execution['workers']} worker(s) x "
+                                          f"{result.execution['threads_per_worker']} thread(s)"},
+    ], ["setting", "value"]), ""]
+    lines += ["## Time per stage", "", _table([
+        {"stage": "setup (batch, window probe, backend)", "seconds": f"{timings['setup']:.2f}"},
+        {"stage": "draw candidates and check constraints", "seconds": f"{timings['draw']:.2f}"},
+        {"stage": "store I/O (look-ups and commits)", "seconds": f"{timings['store']:.2f}"},
+        {"stage": "build models (summed over workers)", "seconds": f"{timings['build']:.2f}"},
+        {"stage": "proxies (summed over workers)", "seconds": f"{timings['proxy']:.2f}"},
+        {"stage": "scoring wall time", "seconds": f"{timings['evaluate']:.2f}"},
+        {"stage": "total", "seconds": f"{timings['total']:.2f}"},
+    ], ["stage", "seconds"]),
+        "", f"Scoring wall time per computed evaluation: {per_evaluation:.3f} s.", ""]
+    lines += ["## Plots", "", "![best score per generation](best_per_generation.png)", "",
+              "![population in proxy-vs-params space](population.png)", ""]
+    if best is not None:
+        lines += ["## Chosen architecture, layer by layer", "", _table(
+            [{"layer": r["name"], "detail": r["detail"], "params": f"{r['params']:,}",
+              "FLOPs": format_count(r["flops"])} for r in best["layers"]]
+            + [{"layer": "total", "params": f"{best['params']:,}",
+                "FLOPs": format_count(best["flops"])}],
+            ["layer", "detail", "params", "FLOPs"]), ""]
+    front = data["pareto_front"]
+    if front:
+        lines += [f"## Pareto front (proxies up, params and FLOPs down): {len(front)} "
+                  "architectures", "", _table(
+                      [{"params": format_count(e["params"]), "FLOPs": format_count(e["flops"]),
+                        "scores": _score_text(e["scores"]), "fitness": _number(e["fitness"]),
+                        "arch": f"`{json.dumps(e['arch'])}`"} for e in front[:30]],
+                      ["params", "FLOPs", "scores", "fitness", "arch"]), ""]
+        if len(front) > 30:
+            lines += [f"({len(front) - 30} more in result.json.)", ""]
+    return "\n".join(lines)
+
+
+def write_report(result: SearchResult, out_dir: str | Path) -> Path:
+    """Write the report files into ``out_dir`` (created); returns the Markdown path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    data = result.as_dict()
+    (out / "result.json").write_text(json.dumps(data, indent=1) + "\n")
+    if result.best is not None:
+        (out / "best.json").write_text(json.dumps(result.best_arch) + "\n")
+    plot_best_per_generation(result, out / "best_per_generation.png")
+    plot_population(result, out / "population.png")
+    path = out / "report.md"
+    path.write_text(markdown(result, data))
+    return path

@@ -1,0 +1,40 @@
+"""Train a found architecture from scratch with the shared recipe (``vitnas.train``): the check
+that the search's answer is actually good."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vitnas.errors import ConfigError
+from vitnas.spaces.base import SearchSpace
+from vitnas.train import TrainConfig, TrainResult, train_model
+
+
+def train_architecture(
+    space: SearchSpace,
+    arch: Any,
+    dataset: str = "cifar10",
+    config: TrainConfig | None = None,
+    train_per_class: int | None = None,
+    device: str = "cpu",
+    data_dir: str | None = None,
+    progress: bool = False,
+) -> TrainResult:
+    """Build ``arch`` with ``config.seed``, train it on the dataset's train split (the first
+    ``train_per_class`` images per class, if given) and report top-1 on its test split."""
+    from vitnas.data import get_dataset
+
+    config = config or TrainConfig()
+    options = {"limit_per_class": train_per_class} if train_per_class else {}
+    train = get_dataset(dataset, split="train", data_dir=data_dir, **options)
+    test = get_dataset(dataset, split="test", data_dir=data_dir)
+    if train.num_classes != space.num_classes:
+        raise ConfigError(f"{dataset} has {train.num_classes} classes but {space.name} builds "
+                          f"{space.num_classes}-class heads (pass --num-classes "
+                          f"{train.num_classes})")
+    if train.channels != space.in_chans:
+        raise ConfigError(f"{dataset} has {train.channels} channels but {space.name} expects "
+                          f"{space.in_chans} (pass --in-chans {train.channels})")
+    model = space.build(arch, seed=config.seed).to(device)
+    return train_model(model, train, config, eval_set=test, progress=progress,
+                       image_size=space.img_size)

@@ -1,0 +1,235 @@
+"""Score candidates in parallel: in this process, in a local process pool, or on Ray.
+
+Workers only compute: each gets the space, the one proxy batch and the scoring seed once, takes
+(architecture, proxies still missing) tasks and returns proxy results; the driver is the only
+process that writes the store. A score depends only on (architecture, proxy, seed, batch), so it
+is the same whichever worker computes it, in whatever order (with the same threads per worker:
+float reductions may split differently across thread counts).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from multiprocessing import get_context
+from typing import Any
+
+import torch
+
+from vitnas.errors import ConfigError
+from vitnas.proxies.base import Proxy, ProxyResult
+from vitnas.proxies.scoring import score_model
+from vitnas.registry import Registry
+from vitnas.spaces.base import SearchSpace
+
+BACKENDS: Registry = Registry("backend")
+
+
+@dataclass(frozen=True)
+class ScoringContext:
+    """What every worker receives once."""
+
+    space: SearchSpace
+    inputs: torch.Tensor
+    labels: torch.Tensor
+    seed: int
+    threads: int = 1
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class Task:
+    index: int
+    arch: Any
+    proxies: tuple[Proxy, ...]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    index: int
+    results: tuple[ProxyResult, ...]
+    build_seconds: float
+    proxy_seconds: float
+
+
+def compute(context: ScoringContext, task: Task) -> Outcome:
+    """Build the architecture with the scoring seed and run the missing proxies on the batch."""
+    start = time.perf_counter()
+    space = context.space
+    model = space.build(task.arch, seed=context.seed).to(context.device)
+    built = time.perf_counter()
+    results = score_model(model, task.proxies, context.inputs.to(context.device),
+                          context.labels.to(context.device), space.num_classes, context.seed,
+                          space, task.arch)
+    return Outcome(task.index, tuple(results), built - start, time.perf_counter() - built)
+
+
+class Backend(ABC):
+    """Runs tasks and yields their outcomes as they finish; a context manager."""
+
+    def __init__(self, context: ScoringContext, workers: int) -> None:
+        if workers < 1 or context.threads < 1:
+            raise ConfigError(f"workers and threads per worker must be at least 1, got "
+                              f"{workers} and {context.threads}")
+        self.context = context
+        self.workers = workers
+
+    @abstractmethod
+    def run(self, tasks: Sequence[Task]) -> Iterator[Outcome]:
+        """Outcomes in completion order."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release workers."""
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class InProcess(Backend):
+    """One worker: this process, with its torch threads set for the duration of each run."""
+
+    def run(self, tasks: Sequence[Task]) -> Iterator[Outcome]:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.context.threads)
+        try:
+            for task in tasks:
+                yield compute(self.context, task)
+        finally:
+            torch.set_num_threads(previous)
+
+    def close(self) -> None:
+        """Nothing to release: the work ran in this process."""
+
+
+_worker_context: ScoringContext | None = None
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A driver killed with SIGKILL cannot stop its pool: each worker leaves on its own."""
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(1)
+
+
+def _init_worker(context: ScoringContext) -> None:
+    global _worker_context
+    _worker_context = context
+    torch.set_num_threads(context.threads)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _worker_pid() -> int:
+    time.sleep(0.01)
+    return os.getpid()
+
+
+def _compute_in_worker(task: Task) -> Outcome:
+    assert _worker_context is not None, "worker used before its initializer ran"
+    return compute(_worker_context, task)
+
+
+class ProcessPool(Backend):
+    """A local pool of spawned processes (not forked: a forked OpenMP runtime can deadlock),
+    each with ``threads`` torch threads."""
+
+    def __init__(self, context: ScoringContext, workers: int) -> None:
+        super().__init__(context, workers)
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
+                                        initializer=_init_worker, initargs=(context,))
+        self._start_all()
+
+    def _start_all(self) -> None:
+        """Wait until every worker has imported torch and taken its context, so start-up is
+        paid here (the driver's setup) rather than inside the first scoring batch."""
+        ready: set[int] = set()
+        while len(ready) < self.workers:
+            ready |= {f.result() for f in [self.pool.submit(_worker_pid)
+                                           for _ in range(self.workers)]}
+
+    def run(self, tasks: Sequence[Task]) -> Iterator[Outcome]:
+        futures = {self.pool.submit(_compute_in_worker, task) for task in tasks}
+        try:
+            while futures:
+                done, futures = wait(futures, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _compute_on_ray(context: ScoringContext, task: Task) -> Outcome:
+    torch.set_num_threads(context.threads)
+    return compute(context, task)
+
+
+class RayBackend(Backend):
+    """Ray tasks with ``threads`` CPUs (and ``gpus`` GPUs) each, at most ``workers`` in flight.
+    Joins a running Ray instance, or ``ray.init(address)`` (None: a local one, shut down on
+    close)."""
+
+    def __init__(self, context: ScoringContext, workers: int, address: str | None = None,
+                 gpus: float = 0) -> None:
+        super().__init__(context, workers)
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError("the ray backend needs Ray: pip install 'vitnas[ray]'") from None
+        self.ray = ray
+        self.owns_ray = not ray.is_initialized()
+        if self.owns_ray:
+            options = {"address": address} if address else {"include_dashboard": False}
+            ray.init(logging_level="error", **options)
+        self.context_ref = ray.put(context)
+        self.remote = ray.remote(_compute_on_ray).options(num_cpus=context.threads,
+                                                          num_gpus=gpus)
+
+    def run(self, tasks: Sequence[Task]) -> Iterator[Outcome]:
+        queue = iter(tasks)
+        in_flight = []
+        try:
+            while True:
+                for task in queue:
+                    in_flight.append(self.remote.remote(self.context_ref, task))
+                    if len(in_flight) >= self.workers:
+                        break
+                if not in_flight:
+                    return
+                done, in_flight = self.ray.wait(in_flight, num_returns=1)
+                yield self.ray.get(done[0])
+        finally:
+            for ref in in_flight:
+                self.ray.cancel(ref)
+
+    def close(self) -> None:
+        if self.owns_ray:
+            self.ray.shutdown()
+
+
+def local_backend(context: ScoringContext, workers: int, address: str | None = None,
+                  gpus: float = 0) -> Backend:
+    if address or gpus:
+        raise ConfigError("an address and GPUs per worker apply to the ray backend only")
+    return InProcess(context, workers) if workers == 1 else ProcessPool(context, workers)
+
+
+BACKENDS.register("local", local_backend)
+BACKENDS.register("ray", RayBackend)
+
+
+def open_backend(name: str, context: ScoringContext, workers: int, address: str | None = None,
+                 gpus: float = 0) -> Backend:
+    """``local``: this process for one worker, else a process pool. ``ray``: Ray tasks."""
+    return BACKENDS.get(name)(context, workers, address=address, gpus=gpus)

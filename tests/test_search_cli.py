@@ -1,0 +1,81 @@
+import json
+
+import pytest
+import torch
+
+from vitnas.cli import main
+from vitnas.store import ScoreStore
+
+SMALL = ["--proxy", "params,nwot", "--params", "0.4M:0.5M", "--budget", "8", "--population", "4",
+         "--parents", "2", "--mutations", "1", "--crossovers", "1", "--dataset", "gaussian",
+         "--batch-size", "4", "--threads", "1", "--quiet"]
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_search_prints_the_best_architecture_and_writes_the_report(capsys, tmp_path):
+    out_dir, db = tmp_path / "report", tmp_path / "scores.sqlite"
+    code, out, _ = run(capsys, "search", "autoformer-tiny-micro", *SMALL, "--db", str(db),
+                       "--out", str(out_dir))
+    assert code == 0
+    arch = json.loads(out.splitlines()[0])
+    assert json.loads((out_dir / "best.json").read_text()) == arch
+    assert "8 evaluated (8 computed, 0 from the store)" in out and "report.md" in out
+    code, out, _ = run(capsys, "search", "autoformer-tiny-micro", *SMALL, "--db", str(db),
+                       "--out", str(out_dir), "--json")
+    result = json.loads(out)
+    assert result["best"]["arch"] == arch and result["counts"]["reused"] == 8
+    assert 0.4e6 <= result["best"]["params"] <= 0.5e6
+
+
+def test_shard_runs_report_what_is_left_and_merge_joins_their_stores(capsys, tmp_path):
+    shards = [tmp_path / f"shard{i}.sqlite" for i in range(2)]
+    for i, db in enumerate(shards):
+        code, out, _ = run(capsys, "search", "autoformer-tiny-micro", *SMALL, "--algo", "random",
+                           "--proxy", "params", "--shard", f"{i}/2", "--db", str(db))
+        assert code == 0 and "4 left to the other shards" in out
+    merged = tmp_path / "merged.sqlite"
+    code, out, _ = run(capsys, "merge", str(merged), *map(str, shards))
+    assert code == 0 and f"{merged}: 8 rows" in out
+    with ScoreStore(merged) as store:
+        assert len(store) == 8
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--params", "5M:abc"], "params window '5M:abc': 'abc' is not a number"),
+    (["--proxy", "nope"], "unknown proxy 'nope'"),
+    (["--algo", "annealing"], "unknown search algorithm 'annealing'"),
+    (["--shard", "3/2"], "shard '3/2' must be i/n"),
+    (["--backend", "mpi"], "unknown backend 'mpi'"),
+    (["--params", "5M:6M"], "no architecture of autoformer-tiny-micro"),
+])
+def test_search_errors_are_one_line(capsys, tmp_path, argv, message):
+    code, out, err = run(capsys, "search", "autoformer-tiny-micro", "--dataset", "gaussian",
+                         "--db", str(tmp_path / "s.sqlite"), "--quiet", *argv)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_merge_of_a_missing_store_is_an_error(capsys, tmp_path):
+    code, _, err = run(capsys, "merge", str(tmp_path / "out.sqlite"), str(tmp_path / "no.sqlite"))
+    assert code == 2 and "not found" in err
+
+
+@pytest.fixture
+def restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_train_reports_test_top1(capsys, restore_threads):
+    arch = {"hidden_dim": 48, "depth": 12, "mlp_ratio": [4] * 12, "num_heads": [3] * 12}
+    code, out, _ = run(capsys, "train", "autoformer-tiny-micro", json.dumps(arch),
+                       "--patch-size", "8", "--dataset", "synthetic", "--epochs", "0.1",
+                       "--batch-size", "50", "--device", "cpu", "--threads", "1", "--quiet",
+                       "--json")
+    result = json.loads(out)
+    assert code == 0 and 0 <= result["top1"] <= 100 and result["steps"] == 2
