@@ -506,7 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "cifar100 or ImageNet16-120)")
     p.add_argument("--proxies", default="all",
                    help="comma list of proxy specs; 'all' = every proxy, every ViNTK variant "
-                        "and LGA after 1 epoch; params and FLOPs are always added")
+                        "and LGA after 1 epoch; 'registered' = every proxy at its defaults; "
+                        "params and FLOPs are always added")
     p.add_argument("--split", choices=["dev", "test", "all"], default="all")
     p.add_argument("--dev-fraction", type=float, default=0.5)
     p.add_argument("--split-seed", type=int, default=0, help="seeds the split and the bootstrap")

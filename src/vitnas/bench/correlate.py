@@ -37,11 +37,13 @@ SCOREBOARD_ALL = ("all", "vintk-variants", "lga:epochs=1")
 
 
 def scoreboard_specs(text: str | Sequence[str]) -> list[str]:
-    """Expand the proxy list, always adding the params and FLOPs baselines, without duplicates
-    (two specs naming the same configuration count once)."""
+    """Expand the proxy list ('all' as above; 'registered' = every registered proxy at its
+    defaults, without the variant grid), always adding the params and FLOPs baselines, without
+    duplicates (two specs naming the same configuration count once)."""
     parts = text.split(",") if isinstance(text, str) else [p for t in text for p in t.split(",")]
     parts = [item for part in parts
-             for item in (SCOREBOARD_ALL if part.strip() == "all" else (part,))]
+             for item in (SCOREBOARD_ALL if part.strip() == "all"
+                          else ("all",) if part.strip() == "registered" else (part,))]
     expanded = expand_proxy_specs(parts)
     specs, seen = [], set()
     for spec in [*BASELINES, *expanded]:
