@@ -205,6 +205,12 @@ def test_correlate_cli_writes_table_json_and_plots(tmp_path, capsys):
     assert [r["proxy"] for r in saved["rows"]] == ["params", "flops", "nwot"]
     for suffix in (".md", "_scatter.png", "_tau.png"):
         assert (out.parent / ("b" + suffix if suffix == ".md" else "b" + suffix)).exists()
+    from vitnas.bench.correlate import Scoreboard
+
+    rebuilt = Scoreboard.from_dict(saved)
+    assert rebuilt.row("nwot").kendall_ci == tuple(saved["rows"][2]["kendall_ci"])
+    saved.pop("command")
+    assert json.loads(json.dumps(rebuilt.as_dict())) == saved
 
 
 def test_plan_seed_retrains_the_same_architectures_under_another_seed(tmp_path, tiny_data):

@@ -337,6 +337,114 @@ def cmd_merge(args: argparse.Namespace) -> None:
         print(f"{args.out}: {len(store)} rows")
 
 
+def _floats(text: str | None) -> tuple[float, ...] | None:
+    from vitnas.errors import ConfigError
+
+    if not text:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError as exc:
+        raise ConfigError(f"expected comma-separated numbers, got {text!r}") from exc
+
+
+def cmd_revit_train(args: argparse.Namespace) -> None:
+    from vitnas.bench.groundtruth import set_threads
+    from vitnas.revit.model import ReViTConfig
+    from vitnas.revit.pipeline import train_step
+    from vitnas.revit.training import SplitSpec
+    from vitnas.train import TrainConfig
+
+    set_threads(args.threads)
+    grids = _floats(args.grids)
+    config = ReViTConfig(
+        img_size=args.img_size, patch_size=args.patch_size, embed_dim=args.embed_dim,
+        depth=args.depth, num_heads=args.num_heads, mlp_ratio=args.mlp_ratio,
+        num_classes=args.num_classes, route=args.route,
+        fractions=_floats(args.fractions) or (0.25, 0.5, 1.0),
+        grids=None if grids is None else tuple(int(g) for g in grids))
+    if args.fold:
+        fold, _, folds = args.fold.partition("/")
+        split = SplitSpec("fold", fold=int(fold), folds=int(folds or 0), seed=args.split_seed)
+    else:
+        split = SplitSpec("holdout", per_class=args.holdout_per_class, seed=args.split_seed)
+    train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                               seed=args.seed)
+    meta = train_step(config, args.out, args.dataset, train_config, args.mode, split,
+                      args.train_per_class, args.data_dir, args.device, progress=not args.quiet)
+    if args.json:
+        print(json.dumps(meta, indent=1))
+        return
+    lengths = meta["lengths"]["lengths"]
+    print(f"{args.out}: ReViT trained on {meta['train_images']} images ({args.mode}, "
+          f"{meta['seconds']:.0f} s); test top-1 by length: " + ", ".join(
+              f"{length['tokens']} tokens {top1:.2f}%"
+              for length, top1 in zip(lengths, meta["test_top1"])))
+
+
+def cmd_revit_label(args: argparse.Namespace) -> None:
+    from vitnas.bench.groundtruth import set_threads
+    from vitnas.revit.pipeline import label_step
+
+    set_threads(args.threads)
+    summary = label_step(args.models, args.out, args.none_correct, args.data_dir)
+    if args.json:
+        print(json.dumps(summary, indent=1))
+        return
+    print(f"{args.out}: {summary['images']} unseen training images labelled; accuracy by length "
+          f"{summary['accuracy_by_length']}; labels per length (short to long) "
+          f"{summary['histogram']}; {summary['none_correct']} with no correct length "
+          f"(policy {summary['policy']})")
+
+
+def cmd_revit_train_tla(args: argparse.Namespace) -> None:
+    from vitnas.bench.groundtruth import set_threads
+    from vitnas.revit.artifacts import load_labels
+    from vitnas.revit.assigner import AssignerConfig
+    from vitnas.revit.pipeline import assigner_step
+
+    set_threads(args.threads)
+    labels = load_labels(args.labels)
+    config = AssignerConfig(num_lengths=int(labels["logits"].shape[0]),
+                            input_size=args.input_size,
+                            widths=tuple(int(w) for w in _floats(args.widths) or (16, 32, 64)))
+    summary = assigner_step(args.labels, args.revit, args.out, config, args.epochs,
+                            args.folds, args.max_loss, args.balance, args.seed, args.data_dir)
+    if args.json:
+        print(json.dumps(summary, indent=1))
+        return
+    calibration = summary["calibration"]
+    print(f"{args.out}: TLA ({human(summary['flops'])}FLOPs) trained on {summary['images']} "
+          f"labelled images (out-of-fold label accuracy {summary['out_of_fold_accuracy']:.2f}%); "
+          f"calibrated on them for <= {args.max_loss:g} points below the full length: TLA "
+          f"threshold {calibration['tla_threshold']} ({calibration['tla']['accuracy']:.2f}% at "
+          f"{calibration['tla']['flops'] / 1e6:.1f} MFLOPs), cascade threshold "
+          f"{calibration['cascade_threshold']} ({calibration['cascade']['accuracy']:.2f}% at "
+          f"{calibration['cascade']['flops'] / 1e6:.1f} MFLOPs), full length "
+          f"{calibration['full_length_accuracy']:.2f}%")
+
+
+def cmd_revit_eval(args: argparse.Namespace) -> None:
+    from vitnas.bench.groundtruth import set_threads
+    from vitnas.revit.evaluate import markdown_table
+    from vitnas.revit.pipeline import eval_step
+
+    set_threads(args.threads)
+    progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    evaluation = eval_step(args.revit, args.tla, args.out, args.data_dir, args.batch_size,
+                           args.repeats, args.test_per_class, args.tla_threshold,
+                           args.cascade_threshold, args.none_correct, progress)
+    if args.json:
+        print(json.dumps(evaluation.as_dict(), indent=1))
+        return
+    print(f"{evaluation.test_images} test images, batch {evaluation.batch_size}, "
+          f"{evaluation.threads} threads, median of {evaluation.repeats} interleaved rounds; "
+          f"TLA {human(evaluation.assigner_flops)}FLOPs per image, counted in its row")
+    print(markdown_table(evaluation))
+    if args.out:
+        print(f"wrote {args.out} (+ .md, .png)")
+
+
 # --- parser -----------------------------------------------------------------------------------
 def add_space_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("space", help="search space name (see `vitnas spaces`)")
@@ -350,6 +458,15 @@ def add_space_options(parser: argparse.ArgumentParser) -> None:
                        help="AutoFormer qkv width: heads x 64 (per_head) or embed dim")
     group.add_argument("--data-dir", help="shared data directory (default: $VITNAS_DATA_DIR, "
                                           "./data, ./shared/data, ../shared/data)")
+
+
+NONE_CORRECT = ("largest", "smallest", "drop")  # vitnas.revit.labels, without importing torch
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--data-dir", help="shared data directory")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -525,6 +642,84 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_bench_correlate)
+    revit = sub.add_parser("revit", help="adaptive token length: ReViT, labels, the "
+                                         "Token-Length Assigner, evaluation")
+    revit_sub = revit.add_subparsers(dest="revit_command", required=True, metavar="STEP")
+    p = revit_sub.add_parser("train", help="train one ViT for several token lengths")
+    p.add_argument("--out", required=True, help="checkpoint to write (.pt)")
+    p.add_argument("--dataset", default="cifar10")
+    p.add_argument("--img-size", type=int, default=32)
+    p.add_argument("--patch-size", type=int, default=4)
+    p.add_argument("--embed-dim", type=int, default=96)
+    p.add_argument("--depth", type=int, default=6)
+    p.add_argument("--num-heads", type=int, default=3)
+    p.add_argument("--mlp-ratio", type=float, default=2.0)
+    p.add_argument("--num-classes", type=int, default=10)
+    p.add_argument("--route", choices=["resize", "patch"], default="resize",
+                   help="change length by resizing the image (default) or the patch")
+    p.add_argument("--fractions", help="token shares, e.g. '0.25,0.5,1' (the default)")
+    p.add_argument("--grids", help="token grids instead, e.g. '4,6,8'")
+    p.add_argument("--mode", choices=["random", "all", "distill"], default="distill",
+                   help="one random length per step, all lengths (summed CE), or all lengths "
+                        "with distillation from the longest (default)")
+    p.add_argument("--holdout-per-class", type=int, default=500,
+                   help="training images per class kept unseen for labelling (default 500)")
+    p.add_argument("--fold", help="'i/k': leave fold i of k unseen instead (out-of-fold labels)")
+    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--train-per-class", type=int, help="first K training images per class")
+    p.add_argument("--epochs", type=float, default=10)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    add_run_options(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_revit_train)
+
+    p = revit_sub.add_parser("label", help="token-length labels of the images each ReViT did "
+                                           "not train on")
+    p.add_argument("models", nargs="+", help="ReViT checkpoint(s): one holdout model, or the k "
+                                             "models of a fold split")
+    p.add_argument("--out", required=True, help="labels file to write (.pt)")
+    p.add_argument("--none-correct", choices=NONE_CORRECT, default="largest",
+                   help="label of images no length gets right (default largest)")
+    add_run_options(p)
+    p.set_defaults(func=cmd_revit_label)
+
+    p = revit_sub.add_parser("train-tla", help="train the Token-Length Assigner and calibrate "
+                                               "the adaptive policies")
+    p.add_argument("labels", help="labels file from `vitnas revit label`")
+    p.add_argument("--revit", required=True, help="the ReViT checkpoint to deploy (its costs)")
+    p.add_argument("--out", required=True, help="assigner checkpoint to write (.pt)")
+    p.add_argument("--input-size", type=int, default=16, help="TLA input resolution")
+    p.add_argument("--widths", help="TLA stage widths (default '16,32,64')")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--folds", type=int, default=5,
+                   help="cross-fitting folds for the calibration (default 5)")
+    p.add_argument("--max-loss", type=float, default=1.0,
+                   help="calibrate for at most this many points below the full length")
+    p.add_argument("--balance", action="store_true", help="inverse-frequency class weights")
+    p.add_argument("--seed", type=int, default=0)
+    add_run_options(p)
+    p.set_defaults(func=cmd_revit_train_tla)
+
+    p = revit_sub.add_parser("eval", help="accuracy, FLOPs and measured throughput of every "
+                                          "policy in one run")
+    p.add_argument("revit", help="ReViT checkpoint")
+    p.add_argument("tla", help="assigner checkpoint")
+    p.add_argument("--out", help="JSON to write, with a .md table and a .png plot beside it")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--repeats", type=int, default=3, help="interleaved timing rounds")
+    p.add_argument("--test-per-class", type=int, help="first K test images per class")
+    p.add_argument("--tla-threshold", type=float, help="override the calibrated TLA threshold")
+    p.add_argument("--cascade-threshold", type=float,
+                   help="override the calibrated cascade threshold")
+    p.add_argument("--none-correct", choices=NONE_CORRECT, default="largest",
+                   help="oracle route of images no length gets right")
+    add_run_options(p)
+    p.add_argument("--quiet", action="store_true", help="no per-round timing lines")
+    p.set_defaults(func=cmd_revit_eval)
+
     return parser
 
 

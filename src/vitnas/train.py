@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -78,9 +79,12 @@ def train_model(
     eval_set=None,
     progress: bool = False,
     image_size: int | None = None,
+    loss_fn: Callable[[nn.Module, torch.Tensor, torch.Tensor, float], torch.Tensor] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place with the recipe above; evaluate on ``eval_set`` if given.
-    ``image_size`` resizes the batches when the model expects another resolution."""
+    ``image_size`` resizes the batches when the model expects another resolution. ``loss_fn``
+    ``(model, x, y, label_smoothing) -> loss`` replaces the plain cross-entropy, so a model
+    trained with another objective (ReViT's several token lengths) keeps the same recipe."""
     device = _device_of(model)
     normalise = Normalize(train_set.mean, train_set.std)
     steps_per_epoch = max(1, len(train_set) // config.batch_size)
@@ -110,7 +114,8 @@ def train_model(
                 group["lr"] = learning_rate(step, total, config)
             x, y = x.to(device), y.to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                loss = F.cross_entropy(model(x), y, label_smoothing=config.label_smoothing)
+                loss = (loss_fn(model, x, y, config.label_smoothing) if loss_fn is not None
+                        else F.cross_entropy(model(x), y, label_smoothing=config.label_smoothing))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

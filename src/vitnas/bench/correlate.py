@@ -129,6 +129,14 @@ class Scoreboard:
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "rows": [asdict(r) for r in self.rows]}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Scoreboard:
+        """Rebuild a scoreboard from the JSON ``vitnas bench correlate --out`` wrote."""
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        rows = [ProxyRow(**{**r, **{k: tuple(r[k]) for k in r if k.endswith("_ci")}})
+                for r in data["rows"]]
+        return cls(**{**fields, "rows": rows})
+
 
 def score_benchmark(
     bench: Benchmark,

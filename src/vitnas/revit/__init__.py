@@ -1,0 +1,41 @@
+"""Adaptive token length (Zhou & Zhu, ECML PKDD 2023): ReViT, token-length labels, the
+Token-Length Assigner, bucketed inference, and the DVT-style cascade it is compared with.
+
+Modules in reading order: model (the resizable ViT), training (objectives and the unseen-image
+split), labels, assigner, inference, evaluate, artifacts (files), pipeline (the CLI's steps).
+"""
+
+from vitnas.revit.assigner import AssignerConfig, TokenLengthAssigner, decide, train_assigner
+from vitnas.revit.inference import bucketed_predict, cascade_predict, predict_at
+from vitnas.revit.labels import correct_by_length, token_length_labels
+from vitnas.revit.model import (
+    ResizableViT,
+    ReViTConfig,
+    TokenLength,
+    build_revit,
+    length_grid,
+    pi_resize_kernel,
+)
+from vitnas.revit.training import SplitSpec, predict_lengths, revit_objective, train_revit
+
+__all__ = [
+    "AssignerConfig",
+    "ReViTConfig",
+    "ResizableViT",
+    "SplitSpec",
+    "TokenLength",
+    "TokenLengthAssigner",
+    "bucketed_predict",
+    "build_revit",
+    "cascade_predict",
+    "correct_by_length",
+    "decide",
+    "length_grid",
+    "pi_resize_kernel",
+    "predict_at",
+    "predict_lengths",
+    "revit_objective",
+    "token_length_labels",
+    "train_assigner",
+    "train_revit",
+]

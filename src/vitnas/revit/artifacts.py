@@ -1,0 +1,92 @@
+"""The files the ReViT pipeline hands from one step to the next, with one-line errors.
+
+``revit train`` writes a ReViT checkpoint (config, weights, recipe, which training images it
+left unseen); ``revit label`` a labels file (the unseen images' indices, every length's logits,
+the labels); ``revit train-tla`` an assigner checkpoint (config, weights, calibrated knobs).
+All are ``torch.save`` dicts tagged with a ``format`` string, loaded with ``weights_only``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vitnas.errors import ConfigError
+from vitnas.revit.assigner import AssignerConfig, TokenLengthAssigner
+from vitnas.revit.model import ResizableViT, ReViTConfig, build_revit
+
+REVIT_FORMAT = "vitnas-revit"
+LABELS_FORMAT = "vitnas-token-length-labels"
+ASSIGNER_FORMAT = "vitnas-token-length-assigner"
+
+
+def save(path: str | Path, payload: dict[str, Any]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save(payload, temporary)
+    temporary.replace(path)  # never leave a half-written checkpoint behind
+    return path
+
+
+def load(path: str | Path, expected: str) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
+        raise ConfigError(f"{path}: not a readable vitnas file ({type(exc).__name__})") from exc
+    found = payload.get("format") if isinstance(payload, dict) else None
+    if found != expected:
+        raise ConfigError(f"{path}: expected a {expected} file, found {found or 'something else'}")
+    return payload
+
+
+def save_revit(path: str | Path, model: ResizableViT, config: ReViTConfig,
+               meta: dict[str, Any]) -> Path:
+    return save(path, {"format": REVIT_FORMAT, "config": config.as_dict(),
+                       "state_dict": model.state_dict(), "meta": meta})
+
+
+def load_revit(path: str | Path) -> tuple[ResizableViT, ReViTConfig, dict[str, Any]]:
+    payload = load(path, REVIT_FORMAT)
+    config = ReViTConfig.from_dict(payload["config"])
+    model = build_revit(config)
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise ConfigError(f"{path}: weights do not fit its ReViT config") from exc
+    model.eval()
+    return model, config, payload["meta"]
+
+
+def save_labels(path: str | Path, payload: dict[str, Any]) -> Path:
+    return save(path, {"format": LABELS_FORMAT, **payload})
+
+
+def load_labels(path: str | Path) -> dict[str, Any]:
+    payload = load(path, LABELS_FORMAT)
+    for key in ("indices", "logits", "targets", "labels"):
+        if key not in payload:
+            raise ConfigError(f"{path}: labels file has no {key!r}")
+    return payload
+
+
+def save_assigner(path: str | Path, assigner: TokenLengthAssigner,
+                  meta: dict[str, Any]) -> Path:
+    return save(path, {"format": ASSIGNER_FORMAT, "config": assigner.config.as_dict(),
+                       "state_dict": assigner.state_dict(), "meta": meta})
+
+
+def load_assigner(path: str | Path) -> tuple[TokenLengthAssigner, dict[str, Any]]:
+    payload = load(path, ASSIGNER_FORMAT)
+    assigner = TokenLengthAssigner(AssignerConfig.from_dict(payload["config"]))
+    try:
+        assigner.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        raise ConfigError(f"{path}: weights do not fit its assigner config") from exc
+    assigner.eval()
+    return assigner, payload["meta"]

@@ -1,0 +1,273 @@
+"""ReViT: one Vision Transformer, one set of weights, several token lengths.
+
+Zhou & Zhu (ECML PKDD 2023) run a single ViT at the token length each image needs. Their paper
+does not say how the length changes, so both published routes are offered:
+
+- ``resize``: keep the patch size and resize the image (grid g -> image g x patch); the learned
+  position embedding is interpolated (bicubic) from the native grid to g x g. The route DVT's
+  token counts suggest, and the one any pretrained ViT supports.
+- ``patch``: keep the image and change the patch size (patch = image // g, the image resized to
+  g x patch when that does not divide it); the patch-embedding kernel is resized with FlexiViT's
+  pseudo-inverse resize (Beyer et al., CVPR 2023) and the position embedding interpolated.
+
+At the native grid neither route changes anything: the output equals the plain ViT's.
+Reading order: TokenLength, length_grid, pi_resize_kernel, ResizableViT, build_revit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+
+import torch
+import torch.nn.functional as F
+
+from vitnas.errors import ConfigError
+from vitnas.flops import transformer_block_cost
+from vitnas.models.vit import VisionTransformer
+
+ROUTES = ("resize", "patch")
+
+
+@dataclass(frozen=True)
+class TokenLength:
+    """One way to run the model: a ``grid`` x ``grid`` token grid, reached by feeding an
+    ``image_size`` input cut into ``patch_size`` patches."""
+
+    grid: int
+    image_size: int
+    patch_size: int
+
+    @property
+    def tokens(self) -> int:
+        return self.grid * self.grid
+
+    def as_dict(self) -> dict[str, int]:
+        return {**asdict(self), "tokens": self.tokens}
+
+
+def length_grid(
+    img_size: int,
+    patch_size: int,
+    route: str = "resize",
+    fractions: Sequence[float] = (0.25, 0.5, 1.0),
+    grids: Sequence[int] | None = None,
+) -> tuple[TokenLength, ...]:
+    """Token lengths sorted from shortest to longest.
+
+    ``fractions`` are shares of the native token count (grid = round(native grid x sqrt f)), so
+    the default gives about 25%, 50% and 100% of the tokens; ``grids`` names the grids directly.
+    """
+    if route not in ROUTES:
+        raise ConfigError(f"token-length route {route!r} is not one of {', '.join(ROUTES)}")
+    if img_size % patch_size:
+        raise ConfigError(f"image size {img_size} is not a multiple of patch size {patch_size}")
+    native = img_size // patch_size
+    if grids is None:
+        if not fractions or any(not 0 < f <= 1 for f in fractions):
+            raise ConfigError(f"token-length fractions must lie in (0, 1], got {list(fractions)}")
+        grids = [max(1, round(native * math.sqrt(f))) for f in fractions]
+    chosen = sorted(set(int(g) for g in grids))
+    if not chosen or chosen[0] < 1 or chosen[-1] > native:
+        raise ConfigError(f"token grids {chosen} must lie in 1..{native}, the native grid of "
+                          f"{img_size} px with patch {patch_size}")
+    if len(chosen) < 2:
+        raise ConfigError(f"ReViT needs at least two distinct token lengths, got grids {chosen}")
+    lengths = []
+    for grid in chosen:
+        if route == "resize":
+            lengths.append(TokenLength(grid, grid * patch_size, patch_size))
+        else:
+            patch = img_size // grid
+            lengths.append(TokenLength(grid, grid * patch, patch))
+    return tuple(lengths)
+
+
+@lru_cache(maxsize=32)
+def _resize_matrix(old: int, new: int) -> torch.Tensor:
+    """(new*new, old*old) matrix of bilinear resizing of an old x old patch to new x new."""
+    basis = torch.eye(old * old, dtype=torch.float64).reshape(old * old, 1, old, old)
+    resized = F.interpolate(basis, size=(new, new), mode="bilinear", align_corners=False,
+                            antialias=new < old)
+    return resized.reshape(old * old, new * new).T
+
+
+def pi_resize_kernel(weight: torch.Tensor, new_size: int) -> torch.Tensor:
+    """FlexiViT's PI-resize of a patch-embedding kernel (out, in, p, p) to (out, in, q, q).
+
+    It solves for the kernel w' that gives every bilinearly resized patch the embedding the
+    original patch had: R^T w' = w, i.e. w' = pinv(R^T) w (exact when upsampling, least squares
+    when downsampling).
+    """
+    old = weight.shape[-1]
+    if new_size == old:
+        return weight
+    matrix = _resize_matrix(old, new_size).to(weight.device)
+    solve = torch.linalg.pinv(matrix.T)  # (q*q, p*p)
+    flat = weight.reshape(-1, old * old).to(torch.float64)  # (out*in, p*p)
+    return (flat @ solve.T).reshape(*weight.shape[:2], new_size, new_size).to(weight.dtype)
+
+
+def interpolate_pos_embed(pos_embed: torch.Tensor, prefix: int, old_grid: int,
+                          new_grid: int) -> torch.Tensor:
+    """Bicubic resize of the grid part of a (1, prefix + g*g, D) position embedding."""
+    if new_grid == old_grid:
+        return pos_embed
+    head, grid = pos_embed[:, :prefix], pos_embed[:, prefix:]
+    dim = grid.shape[-1]
+    grid = grid.reshape(1, old_grid, old_grid, dim).permute(0, 3, 1, 2)  # (1, D, g, g)
+    grid = F.interpolate(grid, size=(new_grid, new_grid), mode="bicubic", align_corners=False,
+                         antialias=new_grid < old_grid)
+    return torch.cat([head, grid.permute(0, 2, 3, 1).reshape(1, new_grid * new_grid, dim)], 1)
+
+
+class ResizableViT(VisionTransformer):
+    """A :class:`VisionTransformer` that also runs at the shorter token lengths of ``lengths``.
+
+    ``model(x)`` is the plain ViT at its native length; ``model(x, length=k)`` runs length
+    index ``k`` (0 = shortest), resizing the input as the route requires. The position
+    embedding and (patch route) the embedding kernel are resized on the fly; their resized
+    copies are cached in eval mode (keyed by the weights' versions), so inference pays once.
+    """
+
+    def __init__(self, *, lengths: Sequence[TokenLength], route: str = "resize",
+                 **vit_options) -> None:
+        super().__init__(**vit_options)
+        if route not in ROUTES:
+            raise ConfigError(f"token-length route {route!r} is not one of {', '.join(ROUTES)}")
+        self.route = route
+        self.lengths = tuple(lengths)
+        self.native_grid = self.patch_embed.grid
+        self.native_patch = self.patch_embed.proj.kernel_size[0]
+        self.native_image = self.native_grid * self.native_patch
+        self._cache: dict[int, tuple] = {}
+
+    @property
+    def num_lengths(self) -> int:
+        return len(self.lengths)
+
+    def resized_weights(self, index: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(position embedding, patch kernel or None) for length ``index``."""
+        weight = self.patch_embed.proj.weight
+        # in-place updates (optimiser steps, load_state_dict) bump the versions: stale copies
+        # are never served
+        versions = (self.pos_embed._version, weight._version, self.pos_embed.data_ptr())
+        cached = self._cache.get(index)
+        if not self.training and cached is not None and cached[0] == versions:
+            return cached[1], cached[2]
+        length = self.lengths[index]
+        prefix = 0 if self.cls_token is None else 1
+        pos = interpolate_pos_embed(self.pos_embed, prefix, self.native_grid, length.grid)
+        kernel = None
+        if length.patch_size != self.native_patch:
+            kernel = pi_resize_kernel(weight, length.patch_size)
+        if not self.training:
+            self._cache[index] = (versions, pos.detach(),
+                                  None if kernel is None else kernel.detach())
+        return pos, kernel
+
+    def prepare(self, x: torch.Tensor, index: int) -> torch.Tensor:
+        """Resize a batch at the native resolution to the input size of length ``index``."""
+        size = self.lengths[index].image_size
+        if x.shape[-1] == size and x.shape[-2] == size:
+            return x
+        return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
+                             antialias=size < x.shape[-1])
+
+    def features_at(self, x: torch.Tensor, index: int) -> torch.Tensor:
+        """forward_features at length ``index``; ``x`` is already at that length's input size."""
+        pos, kernel = self.resized_weights(index)
+        proj = self.patch_embed.proj
+        if kernel is None:
+            tokens = proj(x)
+        else:
+            tokens = F.conv2d(x, kernel, proj.bias, stride=self.lengths[index].patch_size)
+        tokens = tokens.flatten(2).transpose(1, 2)  # (B, g*g, D)
+        if self.cls_token is not None:
+            tokens = torch.cat([self.cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
+        return self.norm(self.blocks(tokens + pos))
+
+    def forward(self, x: torch.Tensor, length: int | None = None) -> torch.Tensor:
+        if length is None:
+            return super().forward(x)
+        if not -self.num_lengths <= length < self.num_lengths:
+            raise ConfigError(f"length index {length} is out of range for "
+                              f"{self.num_lengths} token lengths")
+        index = length % self.num_lengths
+        return self.forward_head(self.features_at(self.prepare(x, index), index))
+
+    def flops_at(self, index: int) -> int:
+        """Analytic FLOPs of one image at length ``index`` (2 x MACs of the patch embedding,
+        every linear layer and the attention matmuls, as :mod:`vitnas.flops`); the input resize
+        is not counted."""
+        length = self.lengths[index]
+        dim = self.embed_dim
+        tokens = length.tokens + (0 if self.cls_token is None else 1)
+        in_chans = self.patch_embed.proj.in_channels
+        total = 2 * length.tokens * dim * in_chans * length.patch_size**2
+        for block in self.blocks:
+            attention = block.attn
+            _, flops = transformer_block_cost(tokens, dim, attention.num_heads,
+                                              attention.head_dim, block.mlp.fc1.out_features)
+            total += flops
+        return total + 2 * dim * self.head.out_features
+
+    def describe(self) -> dict:
+        return {"route": self.route, "lengths": [length.as_dict() for length in self.lengths],
+                "flops": [self.flops_at(i) for i in range(self.num_lengths)]}
+
+
+@dataclass(frozen=True)
+class ReViTConfig:
+    """Everything needed to rebuild a ReViT: the ViT's shape and the token-length grid."""
+
+    img_size: int = 32
+    patch_size: int = 4
+    embed_dim: int = 96
+    depth: int = 6
+    num_heads: int = 3
+    mlp_ratio: float = 2.0
+    num_classes: int = 10
+    in_chans: int = 3
+    pool: str = "cls"
+    route: str = "resize"
+    fractions: tuple[float, ...] = (0.25, 0.5, 1.0)
+    grids: tuple[int, ...] | None = None
+
+    def lengths(self) -> tuple[TokenLength, ...]:
+        return length_grid(self.img_size, self.patch_size, self.route, self.fractions,
+                           self.grids)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ReViTConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"ReViT config has unknown field(s) {', '.join(unknown)}")
+        values = dict(data)
+        for key in ("fractions", "grids"):
+            if values.get(key) is not None:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+
+def build_revit(config: ReViTConfig, seed: int = 0) -> ResizableViT:
+    """A freshly initialised ReViT; the seed fixes the initial weights."""
+    lengths = config.lengths()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return ResizableViT(
+            lengths=lengths, route=config.route, embed_dim=config.embed_dim, depth=config.depth,
+            num_heads=[config.num_heads] * config.depth,
+            mlp_ratio=[config.mlp_ratio] * config.depth, img_size=config.img_size,
+            patch_size=config.patch_size, in_chans=config.in_chans,
+            num_classes=config.num_classes, head_dim=None, pool=config.pool)
+
+
+__all__ = ["ROUTES", "ReViTConfig", "ResizableViT", "TokenLength", "build_revit",
+           "interpolate_pos_embed", "length_grid", "pi_resize_kernel"]

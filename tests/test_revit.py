@@ -1,0 +1,286 @@
+import pytest
+import torch
+from torch import nn
+
+from vitnas.errors import ConfigError
+from vitnas.flops import measured_flops
+from vitnas.models.vit import VisionTransformer
+from vitnas.revit import (
+    AssignerConfig,
+    ReViTConfig,
+    SplitSpec,
+    TokenLengthAssigner,
+    bucketed_predict,
+    build_revit,
+    cascade_predict,
+    correct_by_length,
+    decide,
+    length_grid,
+    pi_resize_kernel,
+    predict_at,
+    predict_lengths,
+    revit_objective,
+    token_length_labels,
+    train_assigner,
+)
+from vitnas.revit.evaluate import calibrate, cascade_point, routed_point
+from vitnas.revit.inference import lengths_flops
+from vitnas.revit.model import _resize_matrix, interpolate_pos_embed
+
+TINY = dict(embed_dim=16, depth=1, num_heads=2, mlp_ratio=2.0)
+
+
+def tiny_revit(route="resize", seed=0, **options):
+    return build_revit(ReViTConfig(route=route, **{**TINY, **options}), seed=seed).eval()
+
+
+class At(nn.Module):
+    """A ReViT pinned to one length, for the FLOP counter."""
+
+    def __init__(self, model, index):
+        super().__init__()
+        self.model, self.index = model, index
+
+    def forward(self, x):
+        return self.model(x, length=self.index)
+
+
+def test_default_grid_gives_a_quarter_half_and_all_tokens():
+    lengths = length_grid(32, 4)
+    assert [(t.grid, t.image_size, t.patch_size) for t in lengths] == [
+        (4, 16, 4), (6, 24, 4), (8, 32, 4)]
+    patch = length_grid(32, 4, route="patch")
+    assert [(t.grid, t.image_size, t.patch_size) for t in patch] == [
+        (4, 32, 8), (6, 30, 5), (8, 32, 4)]
+    assert [t.tokens for t in length_grid(224, 16, grids=(7, 10, 14))] == [49, 100, 196]
+
+
+@pytest.mark.parametrize("kwargs, problem", [
+    (dict(fractions=(0.0, 1.0)), "fractions"),
+    (dict(grids=(4, 9)), "must lie in"),
+    (dict(grids=(8,)), "at least two"),
+    (dict(route="crop"), "route"),
+])
+def test_bad_token_grids_are_rejected_with_a_clear_message(kwargs, problem):
+    with pytest.raises(ConfigError, match=problem):
+        length_grid(32, 4, **kwargs)
+
+
+@pytest.mark.parametrize("route", ["resize", "patch"])
+def test_native_length_output_equals_the_plain_vit(route):
+    model = tiny_revit(route)
+    plain = VisionTransformer(img_size=32, patch_size=4, num_classes=10, head_dim=None,
+                              num_heads=[2], mlp_ratio=[2.0], embed_dim=16, depth=1).eval()
+    plain.load_state_dict(model.state_dict())
+    x = torch.randn(3, 3, 32, 32)
+    assert torch.equal(model(x, length=-1), plain(x))
+    assert torch.equal(model(x, length=2), model(x))
+
+
+def test_resizing_to_the_same_size_changes_nothing():
+    model = tiny_revit()
+    weight = model.patch_embed.proj.weight
+    assert pi_resize_kernel(weight, 4) is weight
+    assert interpolate_pos_embed(model.pos_embed, 1, 8, 8) is model.pos_embed
+
+
+def test_pi_resize_keeps_the_embedding_of_an_upsampled_patch():
+    weight = torch.randn(5, 3, 4, 4, dtype=torch.float64)
+    resized = pi_resize_kernel(weight, 7)
+    patches = torch.randn(8, 3, 16, dtype=torch.float64)
+    upsampled = patches @ _resize_matrix(4, 7).T  # (8, 3, 49)
+    original = torch.einsum("nci,oci->no", patches, weight.reshape(5, 3, 16))
+    after = torch.einsum("nci,oci->no", upsampled, resized.reshape(5, 3, 49))
+    assert torch.allclose(original, after, atol=1e-9)
+
+
+@pytest.mark.parametrize("route", ["resize", "patch"])
+def test_analytic_flops_per_length_equal_the_flop_counter(route):
+    model = tiny_revit(route)
+    x = torch.randn(2, 3, 32, 32)
+    for index in range(model.num_lengths):
+        model(x, length=index)  # eval mode caches the resized kernel: count the steady state
+        assert model.flops_at(index) == measured_flops(At(model, index).eval(), x)
+    assert model.flops_at(0) < model.flops_at(1) < model.flops_at(2)
+
+
+def test_cached_resized_weights_follow_weight_updates():
+    model = tiny_revit("patch")
+    x = torch.randn(2, 3, 32, 32)
+    before = model(x, length=0)
+    with torch.no_grad():
+        model.patch_embed.proj.weight.mul_(2)
+    assert not torch.allclose(before, model(x, length=0))
+    fresh = tiny_revit("patch", seed=1)
+    model.load_state_dict(fresh.state_dict())
+    assert torch.equal(model(x, length=0), fresh(x, length=0))
+
+
+@pytest.mark.parametrize("route", ["resize", "patch"])
+@pytest.mark.parametrize("mode", ["random", "all", "distill"])
+def test_every_training_mode_gives_a_finite_loss_with_gradients_at_every_used_length(mode, route):
+    model = tiny_revit(route).train()
+    objective = revit_objective(mode, model.num_lengths, seed=0)
+    x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    loss = objective(model, x, y, 0.1)
+    loss.backward()
+    assert torch.isfinite(loss) and model.pos_embed.grad.abs().sum() > 0
+    with pytest.raises(ConfigError, match="training mode"):
+        revit_objective("sometimes", 3)
+
+
+def test_random_mode_draws_the_same_lengths_from_the_same_seed():
+    class Recorder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model, self.calls = tiny_revit().train(), []
+
+        def forward(self, x, length=None):
+            self.calls.append(length)
+            return self.model(x, length)
+
+    draws = []
+    for _ in range(2):
+        recorder = Recorder()
+        objective = revit_objective("random", 3, seed=5)
+        for _ in range(6):
+            objective(recorder, torch.randn(2, 3, 32, 32), torch.zeros(2, dtype=torch.long), 0.0)
+        draws.append(recorder.calls)
+    assert draws[0] == draws[1] and len(set(draws[0])) > 1
+
+
+def test_labels_are_the_smallest_correct_length_with_a_none_correct_policy():
+    correct = torch.tensor([[0, 1, 0, 0],
+                            [1, 1, 0, 0],
+                            [1, 1, 1, 0]], dtype=torch.bool)
+    assert token_length_labels(correct).tolist() == [1, 0, 2, 2]
+    assert token_length_labels(correct, "smallest").tolist() == [1, 0, 2, 0]
+    assert token_length_labels(correct, "drop").tolist() == [1, 0, 2, -1]
+    with pytest.raises(ConfigError, match="policy"):
+        token_length_labels(correct, "random")
+
+
+class KnownDifficultyModel(nn.Module):
+    """Image n carries its class in pixel [0, 0, 0] and its difficulty d in pixel [0, 0, 1]
+    (after normalisation by mean 0, std 1): length k predicts the class iff k >= d."""
+
+    num_lengths = 3
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x, length=None):
+        label = x[:, 0, 0, 0].mul(255).round().long()
+        difficulty = x[:, 0, 0, 1].mul(255).round().long()
+        wrong = (label + 1) % 4
+        predicted = torch.where(difficulty <= length, label, wrong)
+        return nn.functional.one_hot(predicted, 4).float() + self.dummy
+
+
+def test_label_extraction_recovers_known_difficulties():
+    from vitnas.data import ArrayDataset
+
+    labels = torch.tensor([0, 1, 2, 3, 0, 1])
+    difficulty = torch.tensor([0, 2, 1, 3, 1, 0])  # 3 = no length is right
+    images = torch.zeros(6, 1, 2, 2, dtype=torch.uint8)
+    images[:, 0, 0, 0], images[:, 0, 0, 1] = labels.to(torch.uint8), difficulty.to(torch.uint8)
+    dataset = ArrayDataset(images, labels, mean=(0.0,), std=(1.0,))
+    logits = predict_lengths(KnownDifficultyModel(), dataset, batch_size=4)
+    assert token_length_labels(correct_by_length(logits, labels)).tolist() == [0, 2, 1, 2, 1, 0]
+    assert token_length_labels(correct_by_length(logits, labels), "drop")[3] == -1
+
+
+def test_bucketed_inference_matches_per_image_inference_in_the_original_order():
+    model = tiny_revit()
+    x = torch.randn(24, 3, 32, 32)
+    chosen = torch.randint(0, 3, (24,), generator=torch.Generator().manual_seed(0))
+    assert len(torch.unique(chosen)) == 3
+    out = predict_at(model, x, chosen)
+    for i in range(len(x)):
+        alone = model(x[i:i + 1], length=int(chosen[i]))
+        assert torch.allclose(out.logits[i], alone[0], atol=1e-5)
+    assert torch.equal(out.length, chosen)
+
+
+def test_assigner_routes_each_image_through_its_bucket():
+    model = tiny_revit()
+    assigner = TokenLengthAssigner(AssignerConfig(num_lengths=3, input_size=8)).eval()
+    x = torch.randn(12, 3, 32, 32)
+    out = bucketed_predict(model, assigner, x, threshold=0.7)
+    expected = predict_at(model, x, assigner.assign(x, 0.7))
+    assert torch.equal(out.length, expected.length)
+    assert torch.allclose(out.logits, expected.logits)
+
+
+def test_assigner_flops_are_counted_in_every_bucketed_cost():
+    model = tiny_revit()
+    assigner = TokenLengthAssigner(AssignerConfig(num_lengths=3, input_size=16)).eval()
+    assert assigner.flops() == measured_flops(assigner, torch.randn(2, 3, 16, 16))
+    x = torch.randn(6, 3, 32, 32)
+    out = bucketed_predict(model, assigner, x)
+    assert torch.equal(out.flops, lengths_flops(model)[out.length] + assigner.flops())
+
+
+def test_decision_threshold_trades_length_monotonically():
+    logits = torch.randn(50, 3)
+    assert torch.equal(decide(logits), logits.argmax(-1))
+    assert (decide(logits, 1.0) == 2).all()
+    lengths = [decide(logits, t).float().mean() for t in (0.1, 0.4, 0.7, 0.95)]
+    assert lengths == sorted(lengths)
+    with pytest.raises(ConfigError, match="threshold"):
+        decide(logits, 0.0)
+
+
+def test_cascade_matches_its_cached_operating_point():
+    model = tiny_revit()
+    x, y = torch.randn(40, 3, 32, 32), torch.randint(0, 10, (40,))
+    logits = torch.stack([model(x, length=k) for k in range(3)])
+    correct = correct_by_length(logits, y)
+    for threshold in (0.0, 0.105, 0.11, 1.0):
+        live = cascade_predict(model, x, threshold)
+        point = cascade_point(threshold, logits, correct, lengths_flops(model))
+        accuracy = 100.0 * float((live.logits.argmax(-1) == y).float().mean())
+        assert accuracy == pytest.approx(point.accuracy, abs=0.01)
+        assert float(live.flops.double().mean()) == pytest.approx(point.flops)
+    everything = cascade_predict(model, x, 1.0)
+    assert (everything.length == 2).all()
+    assert (everything.flops == sum(model.flops_at(k) for k in range(3))).all()
+
+
+def test_oracle_route_and_calibration_pick_the_cheapest_point_within_the_loss():
+    correct = torch.tensor([[1, 0, 0, 1], [1, 1, 0, 1], [1, 1, 1, 0]], dtype=torch.bool)
+    costs = torch.tensor([1, 2, 4])
+    oracle = routed_point("oracle", None, correct, costs, token_length_labels(correct))
+    assert oracle.accuracy == 100.0 and oracle.flops == pytest.approx((1 + 2 + 4 + 1) / 4)
+    fixed = [routed_point("fixed", k, correct, costs, torch.full((4,), k)) for k in range(3)]
+    assert calibrate(fixed, full_accuracy=75.0, max_loss=1.0).knob == 1  # 75% at cost 2
+    assert calibrate(fixed, full_accuracy=100.0, max_loss=1.0).knob == 1  # none: most accurate
+
+
+def test_predict_at_rejects_a_wrong_number_of_length_indices():
+    with pytest.raises(ConfigError, match="one length index per image"):
+        predict_at(tiny_revit(), torch.randn(3, 3, 32, 32), torch.zeros(2, dtype=torch.long))
+
+
+def test_holdout_and_fold_splits_are_disjoint_balanced_and_seeded():
+    labels = torch.arange(100) % 10
+    holdout = SplitSpec("holdout", per_class=3, seed=1)
+    unseen, seen = holdout.unseen(labels), holdout.seen(labels)
+    assert len(unseen) == 30 and torch.bincount(labels[unseen]).tolist() == [3] * 10
+    assert set(unseen.tolist()).isdisjoint(seen.tolist()) and len(seen) == 70
+    assert torch.equal(unseen, SplitSpec("holdout", per_class=3, seed=1).unseen(labels))
+    folds = [SplitSpec("fold", fold=i, folds=4).unseen(labels) for i in range(4)]
+    assert sorted(torch.cat(folds).tolist()) == list(range(100))
+    with pytest.raises(ConfigError, match="fold"):
+        SplitSpec("fold", fold=4, folds=4)
+
+
+def test_assigner_learns_labels_that_depend_on_the_image():
+    torch.manual_seed(0)
+    images = torch.randn(256, 3, 16, 16)
+    labels = (images[:, 0].mean(dim=(1, 2)) > 0).long() * 2  # bright red -> longest length
+    images[:, 0] += (labels.float() - 1).view(-1, 1, 1)
+    assigner = TokenLengthAssigner(AssignerConfig(num_lengths=3, input_size=16))
+    result = train_assigner(assigner, images, labels, epochs=15, seed=0)
+    assert result.train_accuracy > 90
