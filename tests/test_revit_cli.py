@@ -86,6 +86,8 @@ def test_fold_models_give_out_of_fold_labels_for_every_image(tmp_path, capsys):
      "fractions must lie in (0, 1]"),
     (["revit", "train", "--out", "x.pt", "--dataset", "synthetic", "--img-size", "64"],
      "the ReViT config says 64 px"),
+    (["revit", "train", "--out", "x.pt", "--dataset", "synthetic", "--fold", "two/five"],
+     "fold 'two/five' must be i/k"),
 ])
 def test_bad_input_gives_one_line_errors(capsys, tmp_path, monkeypatch, argv, problem):
     monkeypatch.chdir(tmp_path)

@@ -364,8 +364,7 @@ def cmd_revit_train(args: argparse.Namespace) -> None:
         fractions=_floats(args.fractions) or (0.25, 0.5, 1.0),
         grids=None if grids is None else tuple(int(g) for g in grids))
     if args.fold:
-        fold, _, folds = args.fold.partition("/")
-        split = SplitSpec("fold", fold=int(fold), folds=int(folds or 0), seed=args.split_seed)
+        split = SplitSpec.parse_fold(args.fold, args.split_seed)
     else:
         split = SplitSpec("holdout", per_class=args.holdout_per_class, seed=args.split_seed)
     train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
@@ -399,17 +398,13 @@ def cmd_revit_label(args: argparse.Namespace) -> None:
 
 def cmd_revit_train_tla(args: argparse.Namespace) -> None:
     from vitnas.bench.groundtruth import set_threads
-    from vitnas.revit.artifacts import load_labels
-    from vitnas.revit.assigner import AssignerConfig
     from vitnas.revit.pipeline import assigner_step
 
     set_threads(args.threads)
-    labels = load_labels(args.labels)
-    config = AssignerConfig(num_lengths=int(labels["logits"].shape[0]),
-                            input_size=args.input_size,
-                            widths=tuple(int(w) for w in _floats(args.widths) or (16, 32, 64)))
-    summary = assigner_step(args.labels, args.revit, args.out, config, args.epochs,
-                            args.folds, args.max_loss, args.balance, args.seed, args.data_dir)
+    widths = tuple(int(w) for w in _floats(args.widths) or (16, 32, 64))
+    summary = assigner_step(args.labels, args.revit, args.out, args.input_size, widths,
+                            args.epochs, args.folds, args.max_loss, args.balance, args.seed,
+                            args.data_dir)
     if args.json:
         print(json.dumps(summary, indent=1))
         return

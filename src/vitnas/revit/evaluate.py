@@ -148,10 +148,7 @@ class ReViTEvaluation:
     calibration: dict
 
     def as_dict(self) -> dict:
-        return {**asdict(self)}
-
-    def point(self, name: str) -> MeasuredPoint:
-        return next(p for p in self.measured if p.name == name)
+        return asdict(self)
 
 
 @torch.no_grad()

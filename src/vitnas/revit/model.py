@@ -141,7 +141,6 @@ class ResizableViT(VisionTransformer):
         self.lengths = tuple(lengths)
         self.native_grid = self.patch_embed.grid
         self.native_patch = self.patch_embed.proj.kernel_size[0]
-        self.native_image = self.native_grid * self.native_patch
         self._cache: dict[int, tuple] = {}
 
     @property

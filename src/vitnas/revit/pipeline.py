@@ -142,7 +142,8 @@ def assigner_step(
     labels_path: str | Path,
     revit_path: str | Path,
     out: str | Path,
-    config: AssignerConfig | None = None,
+    input_size: int = 16,
+    widths: tuple[int, ...] = (16, 32, 64),
     epochs: int = 30,
     folds: int = 5,
     max_loss: float = 1.0,
@@ -167,9 +168,8 @@ def assigner_step(
     indices, labels, targets = payload["indices"], payload["labels"], payload["targets"]
     logits = payload["logits"].float()
     count = logits.shape[0]
-    config = config or AssignerConfig(num_lengths=count, in_chans=train_set.channels)
-    if config.num_lengths != count:
-        raise ConfigError(f"assigner has {config.num_lengths} outputs for {count} lengths")
+    config = AssignerConfig(num_lengths=count, input_size=input_size, widths=tuple(widths),
+                            in_chans=train_set.channels)
     model, _, _ = artifacts.load_revit(revit_path)
     if model.num_lengths != count:
         raise ConfigError(f"{revit_path} has {model.num_lengths} token lengths, the labels "

@@ -88,6 +88,14 @@ class SplitSpec:
         if self.kind == "holdout" and self.per_class < 1:
             raise ConfigError(f"holdout needs per_class >= 1, got {self.per_class}")
 
+    @classmethod
+    def parse_fold(cls, text: str, seed: int = 0) -> SplitSpec:
+        """``"i/k"`` -> fold i of k."""
+        fold, slash, folds = text.partition("/")
+        if not (slash and fold.strip().isdigit() and folds.strip().isdigit()):
+            raise ConfigError(f"fold {text!r} must be i/k with 0 <= i < k, e.g. 0/5")
+        return cls("fold", fold=int(fold), folds=int(folds), seed=seed)
+
     def unseen(self, labels: torch.Tensor) -> torch.Tensor:
         """Sorted indices of the images this split leaves out of ReViT training."""
         if self.kind == "holdout":
