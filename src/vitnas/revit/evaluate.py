@@ -34,6 +34,7 @@ from vitnas.revit.inference import (
 )
 from vitnas.revit.labels import correct_by_length, token_length_labels
 from vitnas.revit.model import ResizableViT
+from vitnas.revit.training import logits_by_length
 
 CASCADE_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.925, 0.95, 0.97,
                 0.99, 1.0)
@@ -170,9 +171,7 @@ def evaluate_revit(
     assigner.eval()
     count = model.num_lengths
     costs = lengths_flops(model)
-    logits = torch.stack([torch.cat([model(images[i:i + batch_size], length=k).float().cpu()
-                                     for i in range(0, len(images), batch_size)])
-                          for k in range(count)])
+    logits = logits_by_length(model, images, batch_size)
     correct = correct_by_length(logits, targets.cpu())
     tla_logits = assigner_logits(assigner, images).cpu()
     oracle_route = token_length_labels(correct, none_correct)

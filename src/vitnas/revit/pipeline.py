@@ -98,7 +98,7 @@ def label_step(models: Sequence[str | Path], out: str | Path, policy: str = "lar
     """Label every training image that one of ``models`` did not train on."""
     if not models:
         raise ConfigError("label needs at least one ReViT checkpoint")
-    pool_indices, pool_logits, lengths, source = [], [], None, None
+    pool_indices, pool_logits, lengths, source, train_set = [], [], None, None, None
     for path in models:
         model, config, meta = artifacts.load_revit(path)
         key = (meta["dataset"], meta["train_per_class"])
@@ -106,7 +106,8 @@ def label_step(models: Sequence[str | Path], out: str | Path, policy: str = "lar
             raise ConfigError(f"{path}: trained on other data or token lengths than "
                               f"{models[0]}")
         source, lengths = key, config.lengths()
-        train_set = _dataset(meta["dataset"], "train", data_dir, meta["train_per_class"])
+        if train_set is None:  # every model shares it (checked above): load it once
+            train_set = _dataset(meta["dataset"], "train", data_dir, meta["train_per_class"])
         unseen = SplitSpec(**meta["split"]).unseen(train_set.labels)
         pool_indices.append(unseen)
         pool_logits.append(predict_lengths(model, subset(train_set, unseen), batch_size))

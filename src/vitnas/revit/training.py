@@ -121,6 +121,15 @@ def subset(dataset: ArrayDataset, indices: torch.Tensor) -> ArrayDataset:
 
 
 @torch.no_grad()
+def logits_by_length(model: ResizableViT, images: torch.Tensor, batch_size: int = 256
+                     ) -> torch.Tensor:
+    """Logits (K, N, C) of every token length on already normalised ``images`` (N, C, H, W)."""
+    return torch.stack([torch.cat([model(images[i:i + batch_size], length=k).float().cpu()
+                                   for i in range(0, len(images), batch_size)])
+                        for k in range(model.num_lengths)])
+
+
+@torch.no_grad()
 def predict_lengths(model: ResizableViT, dataset, batch_size: int = 256) -> torch.Tensor:
     """Logits (K, N, C) of every token length on every image of ``dataset`` (no augmentation,
     the dataset's normalisation), in dataset order."""
@@ -128,13 +137,10 @@ def predict_lengths(model: ResizableViT, dataset, batch_size: int = 256) -> torc
     model.eval()
     device = next(model.parameters()).device
     normalise = Normalize(dataset.mean, dataset.std)
-    outputs = [[] for _ in range(model.num_lengths)]
-    for x, _ in iterate_batches(dataset, batch_size, shuffle=False, transform=normalise):
-        x = x.to(device)
-        for index in range(model.num_lengths):
-            outputs[index].append(model(x, length=index).float().cpu())
+    parts = [logits_by_length(model, x.to(device), batch_size)
+             for x, _ in iterate_batches(dataset, batch_size, shuffle=False, transform=normalise)]
     model.train(was_training)
-    return torch.stack([torch.cat(parts) for parts in outputs])
+    return torch.cat(parts, dim=1)
 
 
 @dataclass
