@@ -1,17 +1,22 @@
-"""NTK speed: batched (torch.func) vs naive per-sample loop vs the floor, side by side.
+"""NTK speed: the hooks kernel, the torch.func kernel and the naive loop against the floor.
 
-Command:  python benchmarks/ntk_speed.py [--space autoformer-tiny] [--batch 32] [--repeats 3]
-Hardware: any CPU (2 cores here); ~1 minute.
-Expected: the batched kernel is at least 2x faster than the naive loop, and within a small
-factor of one batched forward+backward of the same N (the floor: what any method must pay).
-Peak memory is the process's peak resident set size after each stage (CPU) or the CUDA peak.
+Command:  python benchmarks/ntk_speed.py --img 224 [--batch 16,32] [--repeats 3] [--threads 2]
+Hardware: any CPU (2 cores: about 25 minutes at 224 px, most of it the loop); a GPU if present.
+Expected: the hooks kernel within 2x of one batched forward+backward of the same N images (the
+floor: what any method must pay), equal to the naive per-sample loop to 1e-5 relative.
+Timings are medians of ``--repeats`` interleaved rounds after one warm-up round, so a machine
+shared with other work slows every method alike (the loop: one run unless ``--loop-repeats``).
+Peak memory: on CUDA the allocator's peak; on CPU the peak resident set size (VmHWM, Linux) that
+one run of the method adds in a fresh process after building the model and batch
+(``--peak-of``), so one method's peak never hides another's. The output is a Markdown table.
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -19,62 +24,126 @@ import torch
 from vitnas.proxies.kernel import KernelSpec, empirical_ntk
 from vitnas.spaces import get_space
 
-
-def peak_memory_mb() -> float:
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+METHODS = ("floor", "hooks", "batched", "loop")
+VARIANTS = {"embed/mean": {"qkv": "embed", "pool": "mean"}, "per_head/cls": {}}
 
 
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up (torch.func builds its transforms on first use)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def status_mb(field: str) -> float:
+    """VmRSS or VmHWM (the peak) of this process, from /proc (Linux)."""
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith(field + ":"))
+    return int(line.split()[1]) / 1024
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--space", default="autoformer-tiny")
-    parser.add_argument("--img-size", type=int, default=32)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = default)")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    space = get_space(args.space, img_size=args.img_size)
+def setup(args, variant: str, n: int):
+    space = get_space(args.space, img_size=args.img, **VARIANTS[variant])
     arch = space.sample(0)
-    model = space.build(arch, seed=0).train()
+    model = space.build(arch, seed=0).train().to(args.device)
     generator = torch.Generator().manual_seed(0)
-    x = torch.randn(args.batch, space.in_chans, args.img_size, args.img_size, generator=generator)
-    y = torch.randint(0, space.num_classes, (args.batch,), generator=generator)
-    print(f"{args.space} at {args.img_size}x{args.img_size}, N={args.batch}, "
-          f"{space.params(arch):,} params, torch threads {torch.get_num_threads()}")
+    x = torch.randn(n, space.in_chans, args.img, args.img, generator=generator).to(args.device)
+    y = torch.randint(0, space.num_classes, (n,), generator=generator).to(args.device)
 
     def floor() -> None:
         model.zero_grad(set_to_none=True)
         model(x).sum().backward()
 
-    rows = []
-    for label, fn in (
-        ("floor: one batched forward+backward", floor),
-        ("NTK batched (torch.func)", lambda: empirical_ntk(model, x, y, KernelSpec())),
-        ("NTK naive per-sample loop", lambda: empirical_ntk(model, x, y,
-                                                            KernelSpec(method="loop"))),
-    ):
-        seconds = timed(fn, args.repeats)
-        rows.append((label, seconds, peak_memory_mb()))
-        print(f"  {label:38s} {seconds:8.3f} s   peak memory {rows[-1][2]:8.0f} MB")
-    batched, loop = rows[1][1], rows[2][1]
-    agreement = (empirical_ntk(model, x, y) - empirical_ntk(model, x, y, KernelSpec(method="loop")))
-    reference = empirical_ntk(model, x, y, KernelSpec(method="loop")).abs().max()
-    print(f"  speed-up batched vs loop: {loop / batched:.2f}x; batched / floor: "
-          f"{batched / rows[0][1]:.1f}x; max relative difference "
-          f"{float(agreement.abs().max() / reference):.1e}")
+    def kernel(method: str):
+        return lambda: empirical_ntk(model, x, y, KernelSpec(method=method))
+
+    fns = {"floor": floor, **{m: kernel(m) for m in METHODS[1:]}}
+    return space, arch, fns
+
+
+def peak_of(args) -> None:
+    """Child mode: print the peak memory (MB) one run of ``--peak-of`` adds."""
+    _, _, fns = setup(args, args.variant, args.peak_n)
+    if args.device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        fns[args.peak_of]()
+        torch.cuda.synchronize()
+        print((torch.cuda.max_memory_allocated() - base) / 2**20)
+        return
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")  # resets the peak to the current resident set size
+    base = status_mb("VmRSS")
+    fns[args.peak_of]()
+    print(status_mb("VmHWM") - base)
+
+
+def measured_peak(args, variant: str, n: int, method: str) -> float:
+    command = [sys.executable, __file__, "--space", args.space, "--img", str(args.img),
+               "--threads", str(args.threads), "--device", args.device, "--variant", variant,
+               "--peak-of", method, "--peak-n", str(n)]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return float(output.split()[-1])
+
+
+def timed_rounds(fns: dict, methods: list[str], repeats: int, sync, once: tuple = ()):
+    """One warm-up round, then ``repeats`` rounds with the methods interleaved; the times and
+    each method's last result. Methods in ``once`` run in the last round only."""
+    times: dict[str, list[float]] = {m: [] for m in methods}
+    results = {}
+    for round_index in range(repeats + 1):
+        for method in methods:
+            if method in once and round_index < repeats:
+                continue
+            start = time.perf_counter()
+            results[method] = fns[method]()
+            sync()
+            if round_index:
+                times[method].append(time.perf_counter() - start)
+    return times, results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--space", default="autoformer-tiny")
+    parser.add_argument("--img", "--img-size", dest="img", type=int, default=224)
+    parser.add_argument("--batch", default="16,32", help="comma-separated N")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--loop-max", type=int, default=32, help="largest N the loop runs at")
+    parser.add_argument("--loop-repeats", action="store_true",
+                        help="time the loop like the others (default: one run, no warm-up: it "
+                             "uses no torch.func; the slowest by far)")
+    parser.add_argument("--no-peak", action="store_true", help="skip the memory processes")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--variant", default="embed/mean", help=argparse.SUPPRESS)
+    parser.add_argument("--peak-of", choices=METHODS, help=argparse.SUPPRESS)
+    parser.add_argument("--peak-n", type=int, default=16, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.peak_of:
+        peak_of(args)
+        return
+    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
+    device = torch.cuda.get_device_name() if args.device == "cuda" else "CPU"
+    print(f"{args.space} at {args.img}x{args.img} on {device}, torch threads "
+          f"{torch.get_num_threads()}, median of {args.repeats} interleaved rounds after a "
+          f"warm-up\n")
+    print("| model (qkv/pool) | params | N | method | median s | / floor | peak MB | "
+          "max rel. diff vs loop |")
+    print("|---|---|---|---|---|---|---|---|")
+    for variant in args.variants.split(","):
+        for n in (int(v) for v in args.batch.split(",")):
+            space, arch, fns = setup(args, variant, n)
+            methods = [m for m in METHODS if m != "loop" or n <= args.loop_max]
+            once = () if args.loop_repeats else ("loop",)
+            times, kernels = timed_rounds(fns, methods, args.repeats, sync, once)
+            floor = statistics.median(times["floor"])
+            for method in methods:
+                seconds = statistics.median(times[method])
+                peak = "-" if args.no_peak else f"{measured_peak(args, variant, n, method):.0f}"
+                diff = "-"
+                if method != "floor" and "loop" in kernels:
+                    reference = kernels["loop"]
+                    error = (kernels[method] - reference).abs().max() / reference.abs().max()
+                    diff = f"{float(error):.1e}"
+                print(f"| {variant} | {space.params(arch) / 1e6:.1f}M | {n} | {method} | "
+                      f"{seconds:.2f} | {seconds / floor:.2f}x | {peak} | {diff} |", flush=True)
 
 
 if __name__ == "__main__":
