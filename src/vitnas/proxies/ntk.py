@@ -1,8 +1,10 @@
-"""NTK metrics at initialisation (TE-NAS, NASI, KNAS, and the statistics Mok et al. revisit).
+"""NTK metrics at initialisation (TE-NAS, NASI, KNAS, NASWOT-v1, and the statistics Mok et al.
+revisit).
 
 All share one kernel configuration (``NTKConfig``), so e.g. ``ntk_cond:scalar=loss,params=linear``
-is addressable. Raw values follow each paper's convention; ``direction`` says which way is
-better.
+is addressable; a proxy whose paper takes the kernel differently overrides the default in its own
+config (``ntk_cond`` uses ``params=weights``, as TE-NAS does). Raw values follow each paper's
+convention; ``direction`` says which way is better.
 """
 
 from __future__ import annotations
@@ -14,8 +16,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vitnas.errors import ConfigError
 from vitnas.proxies.base import FORWARD, PER_SAMPLE, PROXIES, Proxy, ProxyContext
-from vitnas.proxies.kernel import DEFAULT_MAX_MEMORY, KernelSpec, empirical_ntk, spectrum
+from vitnas.proxies.kernel import (
+    DEFAULT_MAX_MEMORY,
+    KernelSpec,
+    batch_statistics_without_tracking,
+    empirical_ntk,
+    exact_matmuls,
+    has_batch_coupling,
+    selected_parameters,
+    spectrum,
+)
 
 
 @dataclass(frozen=True)
@@ -48,14 +60,80 @@ def log_condition_number(theta: torch.Tensor, ctx: ProxyContext, label: str) -> 
     return math.log(top / bottom)
 
 
-def eigen_score(theta: torch.Tensor, ctx: ProxyContext, label: str, k: float = 1.0) -> float:
-    """-sum_i [log(l_i + k) + 1/(l_i + k)] (the eigenvalue score of Mok et al.'s suite)."""
-    spec = spectrum(theta)
-    if not spec.finite:
+def correlation(theta: torch.Tensor) -> torch.Tensor | None:
+    """Theta_ij / sqrt(Theta_ii Theta_jj): the cosine similarity of the per-sample gradients;
+    None when a sample has a zero gradient (its correlation is undefined)."""
+    diagonal = torch.diagonal(theta).double()
+    if not bool((diagonal > 0).all()):
+        return None
+    scale = diagonal.rsqrt()
+    return theta.double() * scale.view(-1, 1) * scale.view(1, -1)
+
+
+def eigen_score(theta: torch.Tensor, ctx: ProxyContext, label: str, k: float = 1e-5) -> float:
+    """NASWOT-v1's score (Mellor et al., arXiv 2006.04647v1, the jacob_cov score):
+    -sum_i [log(s_i + k) + 1/(s_i + k)] over the eigenvalues s_i of the gradients' *correlation*
+    matrix, k = 1e-5. Each term is smallest at s = 1 - k, so the score rewards uncorrelated
+    gradients and is unchanged by the kernel's scale. NASWOT-v1 correlates input Jacobians with
+    ``np.corrcoef``, which also centres each one over its coordinates; here the rows are the
+    NTK's parameter gradients and only Theta is kept, so the correlation is uncentred."""
+    if not torch.isfinite(theta).all():
         ctx.warn(f"{label}: kernel has non-finite entries")
         return float("nan")
-    values = spec.eigenvalues
+    normalised = correlation(theta)
+    if normalised is None:
+        ctx.warn(f"{label}: a sample has a zero gradient; the correlation is undefined")
+        return float("nan")
+    values = torch.linalg.eigvalsh(normalised).clamp_min(0.0)
     return float(-(torch.log(values + k) + 1.0 / (values + k)).sum())
+
+
+def mean_gram(theta: torch.Tensor) -> float:
+    """KNAS's mean gradient kernel (1/n^2) sum_ij Theta_ij."""
+    return float(theta.mean())
+
+
+def log_mean_trace(theta: torch.Tensor) -> float:
+    """log(tr(Theta) / N); the log keeps scales comparable and leaves rankings unchanged."""
+    return math.log(max(float(torch.trace(theta)) / theta.shape[0], 1e-300))
+
+
+def multi_output_trace(
+    model: nn.Module, inputs: torch.Tensor, params: str = "all", probes: int = 4,
+    generator: torch.Generator | None = None,
+) -> float:
+    """NASI's trace norm of the multi-output NTK (Shu et al., ICLR 2022, Sec. 3):
+    tr(Theta) = sum_i sum_k ||d f_k(x_i) / d theta||^2, over every logit k.
+
+    ``probes=0`` is exact: one backward pass per (sample, logit). ``probes=p`` is Hutchinson's
+    unbiased estimator per sample: ||v^T J_i||^2 averaged over p Rademacher vectors v in {+-1}^K,
+    whose expectation is ||J_i||_F^2 because E[v v^T] = I. Its only noise comes from
+    cross-logit products <grad f_k, grad f_l>; the classifier's own gradients (v x h) enter
+    exactly. Cost: N forwards and N * p backward passes of one sample (exact: N * K).
+    BatchNorm in train mode couples the samples: then f is the batch forward, as in the kernel.
+    """
+    chosen = list(selected_parameters(model, params).values())
+    if not chosen:
+        raise ConfigError(f"kernel params={params!r} selects no parameters of this model")
+    coupled = has_batch_coupling(model)
+    total = 0.0
+    with exact_matmuls(), batch_statistics_without_tracking(model):
+        batch_logits = model(inputs) if coupled else None
+        for i in range(inputs.shape[0]):
+            logits = batch_logits[i] if coupled else model(inputs[i : i + 1])[0]  # (K,)
+            classes = logits.shape[0]
+            if probes == 0:
+                directions = torch.eye(classes, dtype=logits.dtype, device=logits.device)
+            else:
+                signs = torch.randint(0, 2, (probes, classes), generator=generator)
+                directions = (signs * 2 - 1).to(logits.dtype).to(logits.device) / math.sqrt(probes)
+            for j, direction in enumerate(directions):
+                last = j == len(directions) - 1 and (not coupled or i == inputs.shape[0] - 1)
+                grads = torch.autograd.grad(logits @ direction, chosen, retain_graph=not last,
+                                            allow_unused=True)
+                total += sum(float(torch.linalg.vector_norm(g.detach().double())) ** 2
+                             for g in grads if g is not None)
+    return total
 
 
 class KernelProxy(Proxy):
@@ -84,31 +162,62 @@ class KernelProxy(Proxy):
         return ctx.cache[key]
 
 
+@dataclass(frozen=True)
+class NTKConditionConfig(NTKConfig):
+    params: str = "weights"  # TE-NAS's kernel: gradients of the weights only
+
+
 @PROXIES.register("ntk_cond")
 class NTKConditionNumber(KernelProxy):
     """TE-NAS (Chen et al., ICLR 2021): a well-conditioned NTK trains fast. Raw = log kappa
-    (smaller is better); the normalised score is -log kappa."""
+    (smaller is better); the normalised score is -log kappa. Like TE-NAS, the kernel is of the
+    summed logits' gradients w.r.t. the ``*weight`` parameters (``params=all`` adds biases)."""
 
     name = "ntk_cond"
     direction = -1
     reference = "TE-NAS, Chen et al., ICLR 2021"
+    Config = NTKConditionConfig
 
     def compute(self, model: nn.Module, ctx: ProxyContext) -> float:
         return log_condition_number(self.kernel(model, ctx), ctx, self.name)
 
 
+TRACE_OUTPUTS = ("all", "scalar")
+
+
+@dataclass(frozen=True)
+class NTKTraceConfig(NTKConfig):
+    outputs: str = "all"  # all: NASI's multi-output trace; scalar: trace of the `scalar` kernel
+    probes: int = 4  # Rademacher probes per sample (outputs=all); 0 = exact, one pass per logit
+
+    def check(self) -> None:
+        super().check()
+        if self.outputs not in TRACE_OUTPUTS:
+            raise ConfigError(f"ntk_trace outputs {self.outputs!r} is not one of "
+                              f"{', '.join(TRACE_OUTPUTS)}")
+        if self.probes < 0:
+            raise ConfigError("ntk_trace needs probes >= 0 (0 = exact)")
+
+
 @PROXIES.register("ntk_trace")
 class NTKTrace(KernelProxy):
-    """NASI (Shu et al., ICLR 2022): the trace norm tr(Theta) bounds training-loss decrease.
-    Raw = log tr(Theta) / N (the log keeps scales comparable; ranking is unchanged)."""
+    """NASI (Shu et al., ICLR 2022): the trace norm of the NTK bounds how fast the training loss
+    falls. Raw = log(tr(Theta) / N). ``outputs=all`` (default) is NASI's multi-output trace
+    (``multi_output_trace``); ``outputs=scalar`` the trace of the N x N kernel of ``scalar``
+    (``logits_sum`` gives ||grad sum_k f_k||^2, which adds the cross-logit products)."""
 
     name = "ntk_trace"
     direction = 1
     reference = "NASI, Shu et al., ICLR 2022"
+    Config = NTKTraceConfig
 
     def compute(self, model: nn.Module, ctx: ProxyContext) -> float:
-        theta = self.kernel(model, ctx)
-        return math.log(max(float(torch.trace(theta)) / theta.shape[0], 1e-300))
+        c = self.config
+        if c.outputs == "scalar":
+            return log_mean_trace(self.kernel(model, ctx))
+        generator = torch.Generator().manual_seed(ctx.seed)
+        total = multi_output_trace(model, ctx.inputs, c.params, c.probes, generator)
+        return math.log(max(total / ctx.inputs.shape[0], 1e-300))
 
 
 @PROXIES.register("ntk_mgm")
@@ -121,7 +230,7 @@ class NTKMeanGradientKernel(KernelProxy):
     reference = "KNAS, Xu et al., ICML 2021"
 
     def compute(self, model: nn.Module, ctx: ProxyContext) -> float:
-        return float(self.kernel(model, ctx, scalar="loss").mean())
+        return mean_gram(self.kernel(model, ctx, scalar="loss"))
 
 
 @PROXIES.register("ntk_frobenius")
@@ -138,11 +247,12 @@ class NTKFrobenius(KernelProxy):
 
 @PROXIES.register("ntk_eigen")
 class NTKEigenScore(KernelProxy):
-    """Eigen-spectrum score -sum[log(l+1) + 1/(l+1)] of Theta (Mok et al.'s suite)."""
+    """NASWOT-v1's eigenvalue score (``eigen_score``) on the NTK's correlation matrix: higher
+    when the samples' gradients are less correlated (Mellor et al., arXiv 2006.04647v1)."""
 
     name = "ntk_eigen"
     direction = 1
-    reference = "Mok et al., CVPR 2022"
+    reference = "NASWOT v1, Mellor et al., arXiv 2006.04647v1"
 
     def compute(self, model: nn.Module, ctx: ProxyContext) -> float:
         return eigen_score(self.kernel(model, ctx), ctx, self.name)
