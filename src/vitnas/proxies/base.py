@@ -129,10 +129,14 @@ def _coerce(value: str, kind: Any, key: str, proxy: str) -> Any:
             if value.lower() in ("0", "false", "no", "off"):
                 return False
             raise ValueError
-        return kind(value)
+        coerced = kind(value)
+        if kind is float and not math.isfinite(coerced):
+            raise ValueError
+        return coerced
     except (TypeError, ValueError):
         raise ConfigError(
-            f"option {key}={value!r} of proxy {proxy} is not a valid {kind.__name__}"
+            f"option {key}={value!r} of proxy {proxy} is not a valid "
+            f"{'finite float' if kind is float else kind.__name__}"
         ) from None
 
 
@@ -171,7 +175,8 @@ def list_proxies() -> list[str]:
 
 def expand_proxy_specs(specs: str | list[str]) -> list[str]:
     """Split a comma list of specs where a new name starts (``a,b:x=1,y=2,c``); expand 'all'
-    (every registered proxy at its defaults) and 'vintk-variants' (the ViNTK family grid).
+    (every registered proxy at its defaults) and 'vintk-variants' (the whole ViNTK grid,
+    ``vintk.ALL_VARIANTS``).
 
     A comma starts a new proxy unless the text before the next ``=`` has no ``:``-less name,
     i.e. ``key=value`` items continue the current proxy's options.
@@ -187,9 +192,9 @@ def expand_proxy_specs(specs: str | list[str]) -> list[str]:
         elif part == "all":
             out.extend(list_proxies())
         elif part == "vintk-variants":
-            from vitnas.proxies.vintk import VARIANTS
+            from vitnas.proxies.vintk import ALL_VARIANTS
 
-            out.extend(VARIANTS)
+            out.extend(ALL_VARIANTS)
         else:
             out.append(part)
     return out
