@@ -28,3 +28,21 @@ def require_shared_file(relative: str) -> Path:
 @pytest.fixture
 def shared_data_dir() -> Path:
     return Path(os.environ["VITNAS_DATA_DIR"])
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models: with a second thread, synchronisation dominates (and the machine is shared)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def proxy_context(inputs, labels=None, classes=2, seed=0):
+    """A proxy context on ``inputs`` whose labels default to class 0."""
+    from vitnas.proxies import ProxyContext
+
+    labels = torch.zeros(len(inputs), dtype=torch.long) if labels is None else labels
+    return ProxyContext(inputs, labels, classes, seed)
+

@@ -24,13 +24,7 @@ NB201_MIXED = (
 NB201_EMPTY = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: with a second thread, synchronisation dominates (and the machine is shared)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def batch(n: int, size: int, classes: int = 10, seed: int = 0):

@@ -1,6 +1,19 @@
 """Training-free proxies, registered by name: ``get_proxy("ntk_cond")``, ``list_proxies()``."""
 
-from vitnas.proxies import dss, lga, ntk, vintk, zero_cost  # noqa: F401  (registration)
+from vitnas.proxies import (  # noqa: F401  (registration)
+    autoprox,
+    aznas,
+    dss,
+    lga,
+    lswag,
+    meco,
+    ntk,
+    swap,
+    token_entropy,
+    vintk,
+    zero_cost,
+    zico,
+)
 from vitnas.proxies.base import (
     PROXIES,
     Proxy,

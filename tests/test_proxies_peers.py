@@ -1,0 +1,187 @@
+"""The published ViT peers (AutoProxA, token entropy, L-SWAG, SWAP): known answers, smoke runs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from conftest import proxy_context
+from vitnas.errors import ConfigError
+from vitnas.models import tags
+from vitnas.proxies.autoprox import autoprox_score
+from vitnas.proxies.base import PROXIES, get_proxy
+from vitnas.proxies.lswag import gradient_term, parse_band, select_band
+from vitnas.proxies.scoring import score_architecture
+from vitnas.proxies.swap import count_patterns, pattern_keys
+from vitnas.proxies.token_entropy import token_entropy
+from vitnas.spaces import get_space
+
+PEERS = ["autoprox", "token_entropy", "lswag", "swap"]
+LOG_2PI_E = math.log(2 * math.pi * math.e)
+W = torch.tensor([[0.0, 1.0], [2.0, 3.0]])  # min-max normalised: [[0, 1/3], [2/3, 1]]
+W_NORM = math.sqrt(14 / 9)
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+ctx_for = proxy_context
+
+
+def linear(weight: torch.Tensor, role: str | None = None) -> nn.Linear:
+    layer = nn.Linear(weight.shape[1], weight.shape[0], bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(weight)
+    return tags.tag(layer, role) if role else layer
+
+
+def test_peers_are_registered_with_direction_cost_and_reference():
+    for name in PEERS:
+        cls = PROXIES.get(name)
+        assert cls.name == name and cls.direction == 1 and cls.reference
+    for spec in ("lswag:layers=80-20", "lswag:splits=1", "lswag:gradient=mean", "swap:sigma=0",
+                 "token_entropy:sites=qkv+mlp", "token_entropy:estimator=knn",
+                 "autoprox:t2=bias", "autoprox:pairing=outer", "swap:unit=token"):
+        with pytest.raises(ConfigError):
+            get_proxy(spec)
+
+
+# --- AutoProxA ---------------------------------------------------------------------------------
+def test_autoprox_genotype_on_hand_values():
+    # || minmax(W) ||_F + mean sqrt(sigmoid(0)) = sqrt(14/9) + sqrt(1/2)
+    assert autoprox_score([W], [torch.zeros(3)]) == pytest.approx(W_NORM + math.sqrt(0.5))
+    # min-max normalisation makes the weight branch blind to a positive affine map
+    assert autoprox_score([5 * W - 7], [torch.zeros(1)]) == pytest.approx(W_NORM + math.sqrt(0.5))
+
+
+def test_autoprox_zip_pairs_layer_by_layer_and_drops_the_extra_layers():
+    other = torch.tensor([[0.0, 1.0, 0.0, 0.0]])  # normalised Frobenius norm 1
+    big = torch.full((2,), 50.0)  # sqrt(sigmoid(50)) = 1
+    assert autoprox_score([W, other], [torch.zeros(1)]) == pytest.approx(W_NORM + math.sqrt(0.5))
+    separate = autoprox_score([W, other], [torch.zeros(1), big], pairing="separate")
+    assert separate == pytest.approx((W_NORM + 1) / 2 + (math.sqrt(0.5) + 1) / 2)
+
+
+def test_autoprox_on_a_net_whose_norm_gradient_is_zero():
+    # a zero head makes dL/d(LayerNorm output) = 0: only the first weight pairs with the one norm
+    model = nn.Sequential(linear(W), nn.LayerNorm(2), linear(torch.zeros(2, 2), tags.HEAD))
+    raw = get_proxy("autoprox")(model, ctx_for(torch.randn(4, 2))).raw
+    assert raw == pytest.approx(W_NORM + math.sqrt(0.5))
+
+
+# --- token entropy ------------------------------------------------------------------------------
+X = torch.tensor([[1.0, 2.0], [-1.0, -2.0], [1.0, -2.0], [-1.0, 2.0]])  # cov diag(4/3, 16/3)
+
+
+def test_token_entropy_estimators_on_a_known_covariance():
+    gaussian = 0.5 * (2 * LOG_2PI_E + math.log(4 / 3 * 16 / 3))
+    assert token_entropy(X, "gaussian", ridge=0) == pytest.approx(gaussian)
+    assert token_entropy(X, "diagonal", ridge=0) == pytest.approx(gaussian)
+    spectral = -(0.2 * math.log(0.2) + 0.8 * math.log(0.8))
+    assert token_entropy(X, "spectral") == pytest.approx(spectral)
+
+
+def test_token_entropy_scaling_shifts_gaussian_by_d_log_c_and_leaves_spectral():
+    tokens = torch.randn(50, 3, generator=torch.Generator().manual_seed(0))
+    shift = token_entropy(10 * tokens, ridge=0) - token_entropy(tokens, ridge=0)
+    assert shift == pytest.approx(3 * math.log(10))
+    scaled = token_entropy(10 * tokens, "spectral")
+    assert scaled == pytest.approx(token_entropy(tokens, "spectral"))
+
+
+def test_token_entropy_reads_the_tagged_site_tokens():
+    model = nn.Sequential(linear(torch.eye(2), tags.ATTN_QKV))  # the qkv output is the input
+    tokens = X.unsqueeze(0)  # (B=1, N=4, D=2)
+    raw = get_proxy("token_entropy:sites=qkv,ridge=0")(model, ctx_for(tokens)).raw
+    assert raw == pytest.approx(token_entropy(X, ridge=0))
+
+
+# --- SWAP ---------------------------------------------------------------------------------------
+def swap_net() -> nn.Module:
+    return nn.Sequential(linear(torch.tensor([[1.0], [-1.0], [1.0], [2.0]])), nn.ReLU())
+
+
+def test_swap_counts_distinct_unit_patterns_over_samples():
+    # samples x = 1, -1: unit patterns (1,0), (0,1), (1,0), (1,0) -> two distinct
+    x = torch.tensor([[1.0], [-1.0]])
+    assert get_proxy("swap")(swap_net(), ctx_for(x)).raw == 2
+    # a second, identical activation layer adds units but no new pattern
+    doubled = nn.Sequential(*swap_net(), nn.ReLU())
+    assert get_proxy("swap")(doubled, ctx_for(x)).raw == 2
+
+
+def test_swap_size_regulariser_is_a_gaussian_in_millions_of_params():
+    x = torch.tensor([[1.0], [-1.0]])
+    raw = get_proxy("swap:mu=1,sigma=0.5")(swap_net(), ctx_for(x)).raw  # 4 parameters
+    assert raw == pytest.approx(2 * math.exp(-((4e-6 - 1) ** 2) / 0.5))
+
+
+def test_swap_channel_units_run_over_tokens_and_position_units_saturate():
+    layer = nn.Linear(1, 4)
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+        layer.bias.copy_(torch.tensor([0.0, -2.0, -4.0, 5.0]))
+    model = nn.Sequential(layer, nn.ReLU())
+    tokens = torch.tensor([[[1.0], [3.0], [5.0]]])  # one image, three tokens
+    # channel patterns over the tokens: 111, 011, 001, 111 -> three distinct
+    by_channel = get_proxy("swap:unit=channel")(model, ctx_for(tokens))
+    assert by_channel.raw == 3 and not by_channel.warnings
+    # twelve one-bit position units can only show 2^1 patterns, and the proxy says so
+    result = get_proxy("swap")(model, ctx_for(tokens))
+    assert result.raw == 2 and "saturated" in " ".join(result.warnings)
+
+
+def test_swap_pattern_keys_tell_apart_patterns_longer_than_one_word():
+    codes = torch.zeros(70, 3, dtype=torch.bool)
+    codes[69, 1] = True  # units 0 and 2 agree; unit 1 differs only at sample 70
+    assert count_patterns([pattern_keys(codes)]) == 2
+    assert count_patterns([pattern_keys(torch.eye(4, dtype=torch.bool))]) == 4
+
+
+# --- L-SWAG -------------------------------------------------------------------------------------
+def test_lswag_gradient_term_drops_the_mean_and_skips_constant_weights():
+    grads = [torch.tensor([[1.0, 2.0, 5.0], [2.0, 2.0, 3.0]])]  # sigma = 0.5, 0, 1
+    assert gradient_term(grads) == pytest.approx(math.log(1 / 0.5 + 1 / 1))
+    assert gradient_term(grads, "zico") == pytest.approx(math.log(1.5 / 0.5 + 4 / 1))
+
+
+def test_lswag_layer_band_cuts_by_percent_of_depth():
+    assert select_band(list(range(10)), parse_band("50-100")) == [5, 6, 7, 8, 9]
+    assert select_band(list(range(4)), parse_band("0-30")) == [0, 1]
+    with pytest.raises(ConfigError):
+        parse_band("50")
+
+
+def test_lswag_is_lambda_times_swap_cardinality():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 6), nn.ReLU(), tags.tag(nn.Linear(6, 2), tags.HEAD))
+    x, y = torch.randn(8, 3), torch.arange(8) % 2
+    raw = get_proxy("lswag:splits=2")(model, ctx_for(x, y)).raw
+    weights = [model[0].weight, model[2].weight]
+    per_chunk = [torch.autograd.grad(F.cross_entropy(model(xc), yc), weights)
+                 for xc, yc in zip(x.tensor_split(2), y.tensor_split(2))]
+    lam = gradient_term([torch.stack(g) for g in zip(*per_chunk)])
+    assert raw == pytest.approx(lam * get_proxy("swap")(model, ctx_for(x)).raw)
+
+
+# --- every space --------------------------------------------------------------------------------
+@pytest.mark.parametrize("name, options", [
+    ("autoformer-tiny-micro", {"img_size": 16, "patch_size": 4}),
+    ("pit-tiny-micro", {"img_size": 16, "patch_size": 8}),
+    ("nasbench201", {"channels": 4, "cells_per_stage": 1, "img_size": 8}),
+])
+def test_peers_run_deterministically_on_every_space(name, options):
+    space = get_space(name, **options)
+    arch = space.sample(0)
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.randn(8, 3, space.img_size, space.img_size, generator=gen), torch.arange(8) % 10
+    first = score_architecture(space, arch, PEERS, x, y, seed=3)
+    again = score_architecture(space, arch, PEERS, x, y, seed=3)
+    for a, b in zip(first, again):
+        unexpected = [w for w in a.warnings if "saturated" not in w]
+        assert math.isfinite(a.raw) and not unexpected, (name, a.proxy, a.warnings)
+        assert a.raw == b.raw, (name, a.proxy)
