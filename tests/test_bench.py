@@ -60,6 +60,8 @@ def write_benchmark(path, space, n, seed=0):
     ('[{"top1": 1}]', 'record 0 has no "arch"'),
     ('[{"arch": {"hidden_dim": 7}, "top1": 1}]', "record 0:"),
     ('{"records": 3}', 'must hold a "records" list'),
+    ('{"space_options": [8], "records": [{"arch": {}}]}', '"space_options" must be an object'),
+    ("[" * 200_000, "nested too deeply"),
 ])
 def test_malformed_benchmark_files_give_one_line_errors(tmp_path, content, message):
     path = tmp_path / "bench.json"
@@ -78,6 +80,42 @@ def test_benchmark_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["bench", "correlate", "--benchmark", str(tmp_path / "missing.json"),
                  "--space", SPACE]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_a_benchmark_listing_one_architecture_twice_is_refused(tmp_path, capsys):
+    arch = get_space(SPACE).to_json(get_space(SPACE).sample(0))
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps([{"arch": arch, "top1": top1} for top1 in (30, 99, 1)]))
+    assert main(["bench", "correlate", "--benchmark", str(path), "--space", SPACE]) == 2
+    err = capsys.readouterr().err
+    assert "record 1 repeats the architecture of record 0" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--n", "0"], "argument --n: must be >= 1, got 0"),
+    (["--n", "1", "--train-per-class", "0"], "argument --train-per-class: must be >= 1"),
+    (["--n", "1", "--epochs", "-1"], "argument --epochs: must be > 0"),
+    (["--n", "1", "--lr", "nan"], "argument --lr: must be > 0, got nan"),
+    (["--n", "1", "--batch-size", "0"], "argument --batch-size: must be >= 1"),
+    (["--n", "1", "--device", "tpu"], "unknown device 'tpu'"),
+])
+def test_build_refuses_bad_settings_in_one_line_before_writing(tmp_path, capsys, argv, message):
+    out = tmp_path / "bench.json"
+    code = main(["bench", "build", SPACE, "--dataset", "synthetic", "--quiet", "--out", str(out),
+                 *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_build_checks_the_output_is_writable_before_training(tmp_path, tiny_data):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    trained = []
+    with pytest.raises(ConfigError, match="cannot write"):
+        build_ground_truth(tiny_config(1), blocker / "bench.json", progress=False,
+                           datasets=tiny_data, on_record=trained.append)
+    assert trained == []
 
 
 def test_plain_list_needs_a_space_and_metric_must_exist(tmp_path):

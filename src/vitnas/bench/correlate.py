@@ -5,12 +5,17 @@ the trained accuracy on a dev, test or full split.
 The dev/test split is decided per architecture by a seeded hash of its key, so it stays the same
 when a ground truth grows. Non-finite scores are dropped from that proxy's statistics and counted
 in its ``failed`` column, never replaced.
+
+A row may be a named ensemble, ``ens:<spec>+<spec>[+...]`` (e.g. ``ens:nwot+params``,
+``ens:vintk:mode=band,sigma=1.0+zen``): its score is the rank sum of its members' scores, exactly
+what ``vitnas search --aggregate rank`` ranks by, so ensembles are tested without new proxies.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -22,11 +27,18 @@ from vitnas.bench.stats import (
     STATISTICS,
     Interval,
     bootstrap_interval,
+    budget_regret,
+    kendall_tau_b,
+    paired_bootstrap_difference,
+    partial_kendall,
+    random_pick_regret,
+    stratified_kendall,
     top_precision,
 )
 from vitnas.errors import ConfigError
 from vitnas.proxies import expand_proxy_specs, get_proxy
-from vitnas.proxies.scoring import proxy_batch, score_cached
+from vitnas.proxies.scoring import proxy_batch
+from vitnas.search.aggregate import rank_sum
 from vitnas.store import ScoreStore, batch_identity
 
 SPLITS = ("dev", "test", "all")
@@ -36,22 +48,85 @@ BASELINES = ("params", "flops")
 SCOREBOARD_ALL = ("all", "vintk-variants", "lga:epochs=1")
 
 
-def scoreboard_specs(text: str | Sequence[str]) -> list[str]:
-    """Expand the proxy list ('all' as above; 'registered' = every registered proxy at its
-    defaults, without the variant grid), always adding the params and FLOPs baselines, without
-    duplicates (two specs naming the same configuration count once)."""
+ENSEMBLE_PREFIX = "ens:"
+LOGRANK_PREFIX = "logrank:"
+ENSEMBLE_PREFIXES = (ENSEMBLE_PREFIX, LOGRANK_PREFIX)
+# a '+' starts a new member only before a name, so an option value such as 1e+3 stays whole
+_MEMBER_SEPARATOR = re.compile(r"\+(?=[A-Za-z_])")
+
+
+def is_ensemble(spec: str) -> bool:
+    return spec.startswith(ENSEMBLE_PREFIXES)
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    """A scoreboard row made of other rows. ``ens:`` is the rank sum of the members' scores
+    (TE-NAS, and ``vitnas search --aggregate rank``); ``logrank:`` is AZ-NAS's sum of
+    log(rank / m), which only rewards an architecture every member ranks high."""
+
+    members: tuple[str, ...]
+    prefix: str = ENSEMBLE_PREFIX
+
+    @property
+    def name(self) -> str:
+        return self.prefix + "+".join(self.members)
+
+    def combine(self, scores: dict[str, np.ndarray]) -> np.ndarray:
+        """The aggregate over the scored population (a failed member's score ranks worst, as
+        in search)."""
+        if self.prefix == LOGRANK_PREFIX:
+            from vitnas.proxies.aznas import aznas_aggregate
+
+            return aznas_aggregate({m: scores[m] for m in self.members})
+        return rank_sum(np.column_stack([scores[m] for m in self.members]))
+
+
+def parse_ensemble(spec: str) -> Ensemble:
+    """``ens:a+b[+...]`` or ``logrank:a+b[+...]`` into its members' canonical specs; each
+    member is checked like any proxy spec, and an ensemble needs two different members."""
+    prefix = next((p for p in ENSEMBLE_PREFIXES if spec.startswith(p)), ENSEMBLE_PREFIX)
+    body = spec[len(prefix):] if spec.startswith(prefix) else ""
+    proxies = [get_proxy(m.strip()) for m in _MEMBER_SEPARATOR.split(body) if m.strip()]
+    full = {p.full_spec for p in proxies}
+    if len(proxies) < 2 or len(full) < len(proxies):
+        raise ConfigError(f"ensemble {spec!r} needs two or more different members, e.g. "
+                          f"{ENSEMBLE_PREFIX}nwot+params")
+    return Ensemble(tuple(p.spec for p in proxies), prefix)
+
+
+def scoreboard_plan(text: str | Sequence[str]) -> tuple[list[str], list[Ensemble]]:
+    """The proxy specs to score and the ensembles to build from them. Expands the list ('all' as
+    above; 'registered' = every registered proxy at its defaults, without the variant grid),
+    always adding the params and FLOPs baselines and every ensemble member, without duplicates
+    (two specs naming the same configuration count once)."""
     parts = text.split(",") if isinstance(text, str) else [p for t in text for p in t.split(",")]
     parts = [item for part in parts
              for item in (SCOREBOARD_ALL if part.strip() == "all"
                           else ("all",) if part.strip() == "registered" else (part,))]
     expanded = expand_proxy_specs(parts)
+    ensembles: list[Ensemble] = []
+    for spec in expanded:
+        if is_ensemble(spec):
+            ensemble = parse_ensemble(spec)
+            if all((set(ensemble.members), ensemble.prefix) != (set(e.members), e.prefix)
+                   for e in ensembles):
+                ensembles.append(ensemble)
+    plain = [s for s in expanded if not is_ensemble(s)]
+    members = [m for e in ensembles for m in e.members]
     specs, seen = [], set()
-    for spec in [*BASELINES, *expanded]:
+    for spec in [*BASELINES, *plain, *members]:
         proxy = get_proxy(spec)
         if proxy.full_spec not in seen:
             seen.add(proxy.full_spec)
             specs.append(proxy.spec)
-    return specs
+    return specs, ensembles
+
+
+def scoreboard_specs(text: str | Sequence[str]) -> list[str]:
+    """Every row's name: the specs ``scoreboard_plan`` scores, then its ensembles."""
+    specs, ensembles = scoreboard_plan(text)
+    return [*specs, *(e.name for e in ensembles)]
 
 
 def in_dev_split(key: str, fraction: float, seed: int) -> bool:
@@ -83,6 +158,8 @@ class ScoreboardConfig:
     resamples: int = 1000
     level: float = 0.95
     top_fraction: float = 0.1
+    strata: int = 5
+    regret_window: float = 0.2
 
 
 @dataclass
@@ -98,6 +175,12 @@ class ProxyRow:
     pearson_ci: tuple[float, float]
     top_precision: float
     seconds: float
+    # beyond size (absent from scoreboards written before them, hence the defaults)
+    within_strata_kendall: float = math.nan
+    partial_kendall: float = math.nan
+    regret: float = math.nan
+    delta_kendall: float = math.nan
+    delta_kendall_ci: tuple[float, float] = (math.nan, math.nan)
 
 
 @dataclass
@@ -111,6 +194,9 @@ class Scoreboard:
     config: dict[str, Any]
     scores: dict[str, list[float]] = field(default_factory=dict)
     accuracy: list[float] = field(default_factory=list)
+    params: list[float] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    random_regret: float = math.nan
 
     def row(self, proxy: str) -> ProxyRow:
         for row in self.rows:
@@ -127,15 +213,42 @@ class Scoreboard:
         return max(candidates, key=lambda r: r.kendall)
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "rows": [asdict(r) for r in self.rows]}
+        """Plain data with NaN written as None, so the JSON is strict (RFC 8259 has no NaN)."""
+        return _nan_to_none({**asdict(self), "rows": [asdict(r) for r in self.rows]})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Scoreboard:
-        """Rebuild a scoreboard from the JSON ``vitnas bench correlate --out`` wrote."""
-        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        rows = [ProxyRow(**{**r, **{k: tuple(r[k]) for k in r if k.endswith("_ci")}})
-                for r in data["rows"]]
+        """Rebuild a scoreboard from the JSON ``vitnas bench correlate --out`` wrote, today's or
+        an older one (NaN or null for a missing value; columns it lacks stay NaN)."""
+        numeric = ("scores", "accuracy", "params", "random_regret")
+        fields = {k: _none_to_nan(v) if k in numeric else v for k, v in data.items()
+                  if k in cls.__dataclass_fields__}
+        rows = []
+        for row in data["rows"]:
+            row = {k: _none_to_nan(v) for k, v in row.items() if k in ProxyRow.__dataclass_fields__}
+            rows.append(ProxyRow(**{**row, **{k: tuple(row[k]) for k in row
+                                              if k.endswith("_ci")}}))
         return cls(**{**fields, "rows": rows})
+
+
+def _nan_to_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else value
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nan_to_none(v) for v in value]
+    return value
+
+
+def _none_to_nan(value: Any) -> Any:
+    if value is None:
+        return math.nan
+    if isinstance(value, dict):
+        return {k: _none_to_nan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_none_to_nan(v) for v in value]
+    return value
 
 
 def score_benchmark(
@@ -147,25 +260,70 @@ def score_benchmark(
     seed: int = 0,
     data_dir: str | None = None,
     progress: bool = False,
+    workers: int = 1,
+    threads: int | None = None,
+    backend: str = "local",
+    address: str | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Scores and seconds per proxy spec, one entry per record, all through ``store``."""
+    """Scores and seconds per proxy spec, one entry per record, all through ``store``.
+
+    The missing scores are computed by the worker pool ``vitnas search`` uses (``backend``
+    local or ray, ``workers`` x ``threads``); workers return results and only this process
+    writes the store, so a scoreboard equals the serial one whatever the workers. ``threads``
+    defaults to this process's torch threads for one worker and to 1 for several.
+    """
+    import torch
+
+    from vitnas.search.runner import ScoringContext, Task, open_backend
+    from vitnas.store import ScoreKey, StoredScore, space_identity
+
     space = bench.space
     x, y = proxy_batch(batch, batch_size, space.img_size, space.in_chans, space.num_classes,
                        seed, data_dir)
     batch_id = batch_identity(x, y)
+    space_id = space_identity(space)
     proxies = [get_proxy(s) for s in specs]
     scores = {p.spec: np.full(len(bench.records), math.nan) for p in proxies}
     seconds = {p.spec: np.full(len(bench.records), math.nan) for p in proxies}
-    records = bench.records
+
+    def record(index: int, proxy: Any, score: float, took: float) -> None:
+        scores[proxy.spec][index], seconds[proxy.spec][index] = score, took
+
+    tasks = []
+    for i, r in enumerate(bench.records):
+        arch_id = space.key(r.arch)
+        stored = [store.get(ScoreKey(space_id, arch_id, p.full_spec, seed, batch_id))
+                  for p in proxies]
+        for proxy, found in zip(proxies, stored):
+            if found is not None:
+                record(i, proxy, found.score, found.seconds)
+        missing = tuple(p for p, found in zip(proxies, stored) if found is None)
+        if missing:
+            tasks.append(Task(i, r.arch, missing))
+    if not tasks:
+        return scores, seconds
+    bar = None
     if progress:
         from tqdm import tqdm
 
-        records = tqdm(records, unit="arch", desc=f"scoring {bench.name}")
-    for i, record in enumerate(records):
-        results = score_cached(store, space, record.arch, proxies, x, y, seed, batch_id)
-        for proxy, result in zip(proxies, results):
-            scores[proxy.spec][i] = result.score
-            seconds[proxy.spec][i] = result.seconds
+        bar = tqdm(total=len(tasks), unit="arch", desc=f"scoring {bench.name}")
+    threads = threads or (torch.get_num_threads() if workers == 1 else 1)
+    context = ScoringContext(space, x, y, seed, threads)
+    asked = {task.index: task.proxies for task in tasks}
+    with open_backend(backend, context, workers, address) as engine:
+        for outcome in engine.run(tasks):
+            rows = []
+            for proxy, result in zip(asked[outcome.index], outcome.results):
+                record(outcome.index, proxy, result.score, result.seconds)
+                key = ScoreKey(space_id, space.key(bench.records[outcome.index].arch),
+                               proxy.full_spec, seed, batch_id)
+                rows.append(StoredScore(key, result.score, result.raw, result.seconds,
+                                        result.warnings))
+            store.put(rows)
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
     return scores, seconds
 
 
@@ -175,7 +333,11 @@ def judge(
     truth: np.ndarray,
     seconds: np.ndarray,
     config: ScoreboardConfig,
+    size: np.ndarray | None = None,
 ) -> ProxyRow:
+    """One row. With ``size`` (#params per architecture) also the beyond-size columns: tau within
+    params strata, partial tau given params, budget regret, and tau(proxy) - tau(params) with a
+    paired bootstrap interval (the same resampled architectures for both)."""
     finite = np.isfinite(score)
     s, t = score[finite], truth[finite]
     values: dict[str, float] = {}
@@ -196,7 +358,26 @@ def judge(
         pearson_ci=(intervals["pearson"].low, intervals["pearson"].high),
         top_precision=top_precision(s, t, config.top_fraction) if len(s) else math.nan,
         seconds=float(np.nanmean(seconds)) if np.isfinite(seconds).any() else math.nan,
+        **(beyond_size(score, truth, size, config) if size is not None else {}),
     )
+
+
+def beyond_size(score: np.ndarray, truth: np.ndarray, size: np.ndarray,
+                config: ScoreboardConfig) -> dict[str, Any]:
+    """The ``ProxyRow`` columns that ask what a proxy knows beyond #params (issue 13.2)."""
+    finite = np.isfinite(score)
+    s, t, z = score[finite], truth[finite], np.asarray(size, dtype=float)[finite]
+    enough = len(s) >= 2
+    delta = paired_bootstrap_difference(s, z, t, kendall_tau_b, config.resamples, config.level,
+                                        config.split_seed)
+    return {
+        "within_strata_kendall": stratified_kendall(s, t, z, config.strata) if enough
+        else math.nan,
+        "partial_kendall": partial_kendall(s, t, z) if enough else math.nan,
+        "regret": budget_regret(score, truth, size, config.regret_window),
+        "delta_kendall": kendall_tau_b(s, t) - kendall_tau_b(z, t) if enough else math.nan,
+        "delta_kendall_ci": (delta.low, delta.high),
+    }
 
 
 def correlate(
@@ -205,10 +386,12 @@ def correlate(
     store: ScoreStore,
     data_dir: str | None = None,
     progress: bool = False,
+    **execution: Any,
 ) -> Scoreboard:
-    """Score (cached) and judge every proxy on the chosen split of ``bench``."""
+    """Score (cached) and judge every proxy and ensemble on the chosen split of ``bench``;
+    ``execution`` (workers, threads, backend, address) goes to ``score_benchmark``."""
     accuracy = bench.values(config.metric)
-    specs = scoreboard_specs(list(config.proxies))
+    specs, ensembles = scoreboard_plan(list(config.proxies))
     indices = [i for i in split_indices(bench, config.split, config.dev_fraction,
                                         config.split_seed) if accuracy[i] is not None]
     if len(indices) < 3:
@@ -216,9 +399,14 @@ def correlate(
                           f"architectures with a {config.metric}; need at least 3")
     subset = Benchmark(bench.name, bench.space, [bench.records[i] for i in indices], bench.meta)
     scores, seconds = score_benchmark(subset, specs, store, config.batch, config.batch_size,
-                                      config.seed, data_dir, progress)
+                                      config.seed, data_dir, progress, **execution)
+    for ensemble in ensembles:
+        scores[ensemble.name] = ensemble.combine(scores)
+        seconds[ensemble.name] = np.sum([seconds[m] for m in ensemble.members], axis=0)
+    names = [*specs, *(e.name for e in ensembles)]
     truth = np.array([accuracy[i] for i in indices], dtype=float)
-    rows = [judge(spec, scores[spec], truth, seconds[spec], config) for spec in specs]
+    size = np.array([bench.space.params(r.arch) for r in subset.records], dtype=float)
+    rows = [judge(name, scores[name], truth, seconds[name], config, size) for name in names]
     return Scoreboard(
         benchmark=bench.name,
         space=bench.space.name,
@@ -227,6 +415,35 @@ def correlate(
         n=len(indices),
         rows=rows,
         config=asdict(config),
-        scores={spec: [float(v) for v in scores[spec]] for spec in specs},
+        scores={name: [float(v) for v in scores[name]] for name in names},
         accuracy=truth.tolist(),
+        params=size.tolist(),
+        keys=[bench.space.key(r.arch) for r in subset.records],
+        random_regret=random_pick_regret(truth, size, config.regret_window),
+    )
+
+
+def rejudge(board: Scoreboard, truth: Sequence[float] | None = None,
+            keep: Sequence[int] | None = None,
+            config: ScoreboardConfig | None = None) -> Scoreboard:
+    """Judge a scoreboard's stored per-architecture scores again, without scoring: fills the
+    columns an older file lacks (its size is the ``params`` row when it stored no params), or
+    judges against another target (``truth``, e.g. the mean of two training seeds) on the
+    architectures ``keep`` (indices into the board)."""
+    keep = list(range(board.n)) if keep is None else list(keep)
+    if config is None:
+        names = ScoreboardConfig.__dataclass_fields__
+        config = ScoreboardConfig(**{k: tuple(v) if k == "proxies" else v
+                                     for k, v in board.config.items() if k in names})
+    target = np.asarray(board.accuracy if truth is None else truth, dtype=float)[keep]
+    size = np.asarray(board.params or board.scores["params"], dtype=float)[keep]
+    rows = [judge(row.proxy, np.asarray(board.scores[row.proxy], dtype=float)[keep], target,
+                  np.full(len(keep), row.seconds), config, size) for row in board.rows]
+    return Scoreboard(
+        benchmark=board.benchmark, space=board.space, metric=board.metric, split=board.split,
+        n=len(keep), rows=rows, config=asdict(config),
+        scores={k: [v[i] for i in keep] for k, v in board.scores.items()},
+        accuracy=target.tolist(), params=size.tolist(),
+        keys=[board.keys[i] for i in keep] if board.keys else [],
+        random_regret=random_pick_regret(target, size, config.regret_window),
     )

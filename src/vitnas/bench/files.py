@@ -3,7 +3,9 @@
 A benchmark file is either the plain form, a JSON list of records
 ``{"arch": {...}, "<metric>": float | null, ...}``, or the form ``vitnas bench build`` writes,
 an object with the same list under ``"records"`` plus the space, its options and the recipe that
-produced the numbers. NAS-Bench-201 is built in (``nasbench201_benchmark``).
+produced the numbers. NAS-Bench-201 is built in (``nasbench201_benchmark``), and so is
+ViT-Bench-101 (``vitnas.bench.vitbench101``, which also reads ``.pth`` files of its format);
+``builtin_benchmarks`` lists them all.
 """
 
 from __future__ import annotations
@@ -82,9 +84,12 @@ def parse_benchmark(obj: Any, path: str, space_name: str | None = None,
     name = space_name or file_space
     if not name:
         raise _fail(path, "does not name its space; pass --space")
-    options = {**(meta.get("space_options") or {}), **(space_options or {})}
-    space = get_space(name, **options)
+    file_options = meta.get("space_options") or {}
+    if not isinstance(file_options, dict):
+        raise _fail(path, '"space_options" must be an object like {"patch_size": 8}')
+    space = get_space(name, **{**file_options, **(space_options or {})})
     records = []
+    first_seen: dict[str, int] = {}
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
             raise _fail(path, f"record {i} is not an object")
@@ -94,6 +99,11 @@ def parse_benchmark(obj: Any, path: str, space_name: str | None = None,
             arch = space.from_json(row["arch"])
         except ArchitectureError as err:
             raise _fail(path, f"record {i}: {err}") from None
+        key = space.key(arch)
+        if key in first_seen:
+            raise _fail(path, f"record {i} repeats the architecture of record "
+                              f"{first_seen[key]}; keep one record per architecture")
+        first_seen[key] = i
         values = {}
         for key, value in row.items():
             if key in RESERVED:
@@ -118,6 +128,9 @@ def read_benchmark_json(path: str | Path) -> Any:
     except json.JSONDecodeError as err:
         raise ConfigError(f"benchmark file {path} is not valid JSON: {err.msg} at line "
                           f"{err.lineno} column {err.colno}") from None
+    except RecursionError:
+        raise ConfigError(f"benchmark file {path} is nested too deeply to be a benchmark"
+                          ) from None
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"cannot read benchmark file {path}: {err}") from None
 
@@ -137,7 +150,7 @@ def nasbench201_benchmark(n: int | None = None, seed: int = 0,
     for i in indices:
         arch = space.arch_at(i)
         values = {"index": i}
-        for dataset in ("cifar10", "cifar100", "ImageNet16-120"):
+        for dataset in NB201_METRICS:
             values[dataset] = space.test_accuracy(arch, dataset)
         records.append(BenchmarkRecord(arch, values))
     meta = {"space": "nasbench201", "source": "NAS-Bench-201 200-epoch test accuracy",
@@ -145,16 +158,43 @@ def nasbench201_benchmark(n: int | None = None, seed: int = 0,
     return Benchmark("nasbench201", space, records, meta)
 
 
+NB201_METRICS = ("cifar10", "cifar100", "ImageNet16-120")
+NB201_CELLS = 15625
+
+
+def builtin_benchmarks() -> list[dict[str, Any]]:
+    """Every built-in benchmark with its space, size, labels and source (``vitnas bench list``)."""
+    from vitnas.bench import vitbench101  # imports this module
+
+    rows = [{"name": "nasbench201", "space": "nasbench201", "size": NB201_CELLS,
+             "labels": list(NB201_METRICS),
+             "source": "NAS-Bench-201 200-epoch test accuracy (NATS-Bench topology), read from "
+                       "the data directory", "licence": "not bundled"}]
+    for entry in vitbench101.BUILTINS.values():
+        rows.append({"name": entry.name, "space": entry.space, "size": entry.records,
+                     "labels": list(entry.labels), "source": vitbench101.SOURCE,
+                     "licence": vitbench101.LICENSE + " (bundled, NOTICE beside the file)"})
+    return rows
+
+
 def load_benchmark(source: str, space: str | None = None,
                    space_options: dict[str, Any] | None = None, n: int | None = None,
                    seed: int = 0, data_dir: str | None = None) -> Benchmark:
-    """A benchmark from a file path, or ``nasbench201`` for the built-in table."""
+    """A benchmark from a file path (JSON, or a ViT-Bench-101-style ``.pth``), or a built-in
+    name (``nasbench201``, ``vit-bench-101-autoformer``, ``vit-bench-101-pit``)."""
+    from vitnas.bench import vitbench101  # imports this module
+
     if source == "nasbench201":
         if space not in (None, "nasbench201"):
             raise ConfigError(f"the nasbench201 benchmark belongs to space nasbench201, "
                               f"not {space}")
         return nasbench201_benchmark(n, seed, data_dir)
-    bench = parse_benchmark(read_benchmark_json(source), str(source), space, space_options)
+    if source in vitbench101.BUILTINS:
+        bench = vitbench101.load_builtin(source, space, space_options)
+    elif str(source).endswith(".pth"):
+        bench = vitbench101.import_autoprox(source, space, space_options)
+    else:
+        bench = parse_benchmark(read_benchmark_json(source), str(source), space, space_options)
     if n is not None and n < len(bench.records):
         keep = sorted(random.Random(seed).sample(range(len(bench.records)), n))
         bench.records = [bench.records[i] for i in keep]

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from vitnas.bench.files import FORMAT, parse_benchmark, read_benchmark_json
+from vitnas.device import check_device
 from vitnas.errors import ConfigError
 from vitnas.spaces import get_space
 from vitnas.spaces.base import SearchSpace
@@ -53,6 +54,14 @@ class GroundTruthConfig:
     seed: int = 0
     plan_seed: int | None = None
     candidates: int = 32
+
+    def check(self) -> None:
+        if self.n < 1:
+            raise ConfigError(f"a ground truth needs n >= 1 architectures, got {self.n}")
+        if self.train_per_class is not None and self.train_per_class < 1:
+            raise ConfigError(f"train_per_class must be >= 1 (or unset for all images), got "
+                              f"{self.train_per_class}")
+        self.train_config().check()
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
@@ -111,6 +120,17 @@ def _write_atomic(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
+def _check_writable(path: Path) -> None:
+    """Fail before hours of training, not after, when ``path`` cannot be written."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = path.with_name(path.name + ".tmp")
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
 def _load_existing(path: Path, config: GroundTruthConfig) -> list[dict[str, Any]]:
     if not path.exists():
         return []
@@ -147,9 +167,12 @@ def build_ground_truth(
     on_record: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Train the planned architectures not yet in ``out`` and return the file's content."""
+    config.check()
+    check_device(device)
     out = Path(out)
     space = get_space(config.space, **config.space_options)
     records = _load_existing(out, config)
+    _check_writable(out)
     plan_seed = config.seed if config.plan_seed is None else config.plan_seed
     plan = plan_architectures(space, max(config.n, len(records)), plan_seed, config.candidates)
     for i, record in enumerate(records):

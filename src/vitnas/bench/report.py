@@ -1,5 +1,7 @@
 """Scoreboard output: the text table and the two PNGs (score-vs-accuracy scatter per proxy; Kendall
-tau with its bootstrap interval per proxy, baselines highlighted)."""
+tau with its bootstrap interval per proxy beside its gain over #params with the paired interval,
+baselines highlighted). The table adds what a proxy knows beyond size: tau within params strata,
+partial tau given params, the budget regret, and a random-pick reference row for the regret."""
 
 from __future__ import annotations
 
@@ -19,12 +21,18 @@ def _ci(interval: tuple[float, float]) -> str:
     return f"[{_fmt(interval[0], 2)}, {_fmt(interval[1], 2)}]"
 
 
+RANDOM = "random pick"
+
+
 def table_rows(board: Scoreboard) -> list[dict[str, str]]:
-    """One row per proxy, sorted by Kendall tau (non-finite last)."""
+    """One row per proxy, sorted by Kendall tau (non-finite last), then the random pick's regret
+    (the reference a proxy's regret must beat)."""
     ordered = sorted(board.rows, key=lambda r: -r.kendall if math.isfinite(r.kendall) else 9)
     level = int(round(board.config["level"] * 100))
     top = int(round(board.config["top_fraction"] * 100))
-    return [{
+    strata = board.config.get("strata", 5)
+    window = int(round(board.config.get("regret_window", 0.2) * 100))
+    rows = [{
         "proxy": r.proxy,
         "tau": _fmt(r.kendall),
         f"tau {level}% CI": _ci(r.kendall_ci),
@@ -32,9 +40,20 @@ def table_rows(board: Scoreboard) -> list[dict[str, str]]:
         f"rho {level}% CI": _ci(r.spearman_ci),
         "pearson": _fmt(r.pearson),
         f"top-{top}%": _fmt(r.top_precision, 2),
+        f"tau in {strata} params strata": _fmt(r.within_strata_kendall),
+        "partial tau given params": _fmt(r.partial_kendall),
+        f"regret ({window}% windows)": _fmt(r.regret, 2),
+        f"tau - tau(params) [{level}% paired CI]": f"{_fmt(r.delta_kendall)} "
+                                                   f"{_ci(r.delta_kendall_ci)}",
         "s/arch": _fmt(r.seconds, 3),
         "failed": str(r.failed),
     } for r in ordered]
+    if math.isfinite(board.random_regret):
+        reference = dict.fromkeys(rows[0], "-")
+        reference["proxy"] = RANDOM
+        reference[f"regret ({window}% windows)"] = _fmt(board.random_regret, 2)
+        rows.append(reference)
+    return rows
 
 
 def markdown_table(board: Scoreboard) -> str:
@@ -42,7 +61,7 @@ def markdown_table(board: Scoreboard) -> str:
     columns = list(rows[0])
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
-        cells = [f"**{row[c]}**" if c == "proxy" and row[c] in BASELINES else row[c]
+        cells = [f"**{row[c]}**" if c == "proxy" and row[c] in (*BASELINES, RANDOM) else row[c]
                  for c in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -82,25 +101,33 @@ def plot_tau(board: Scoreboard, path: str | Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = sorted([r for r in board.rows if math.isfinite(r.kendall)], key=lambda r: r.kendall)
-    fig, ax = plt.subplots(figsize=(7, 0.28 * len(rows) + 1.2))
+    with_delta = any(math.isfinite(r.delta_kendall) for r in rows)
+    fig, axes = plt.subplots(1, 2 if with_delta else 1, sharey=True, squeeze=False,
+                             figsize=(11 if with_delta else 7, 0.28 * len(rows) + 1.2))
     y = np.arange(len(rows))
-    tau = np.array([r.kendall for r in rows])
-    low = np.array([r.kendall_ci[0] for r in rows])
-    high = np.array([r.kendall_ci[1] for r in rows])
     colours = ["tab:gray" if r.proxy in BASELINES else
+               "tab:green" if r.proxy.startswith("ens:") else
                "tab:orange" if r.proxy.startswith("vintk") else "tab:blue" for r in rows]
-    ax.barh(y, tau, color=colours,
-            xerr=np.vstack([np.nan_to_num(tau - low), np.nan_to_num(high - tau)]), capsize=2)
+    level = int(round(board.config["level"] * 100))
+    panels = [("kendall", f"Kendall tau-b vs {board.metric} ({level}% bootstrap CI)")]
+    if with_delta:
+        panels.append(("delta_kendall", f"tau - tau(params) ({level}% paired bootstrap CI)"))
+    for ax, (name, label) in zip(axes[0], panels):
+        value = np.array([getattr(r, name) for r in rows])
+        low = np.array([getattr(r, name + "_ci")[0] for r in rows])
+        high = np.array([getattr(r, name + "_ci")[1] for r in rows])
+        ax.barh(y, np.nan_to_num(value), color=colours, capsize=2,
+                xerr=np.vstack([np.nan_to_num(value - low), np.nan_to_num(high - value)]))
+        ax.axvline(0, color="black", linewidth=0.6)
+        ax.set_xlabel(label, fontsize=8)
+    ax = axes[0][0]
     ax.set_yticks(y, [r.proxy for r in rows], fontsize=7)
-    ax.axvline(0, color="black", linewidth=0.6)
     for baseline in BASELINES:
         match = [r.kendall for r in rows if r.proxy == baseline]
         if match:
             ax.axvline(match[0], color="tab:gray", linestyle="--", linewidth=0.8)
-    level = int(round(board.config["level"] * 100))
-    ax.set_xlabel(f"Kendall tau-b vs {board.metric} ({level}% bootstrap CI)")
-    ax.set_title(f"{board.benchmark}, split {board.split}, n={board.n} "
-                 "(grey: params/FLOPs, orange: ViNTK)", fontsize=9)
+    fig.suptitle(f"{board.benchmark}, split {board.split}, n={board.n} "
+                 "(grey: params/FLOPs, orange: ViNTK, green: ensembles)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -1,5 +1,7 @@
 """Rank statistics for judging proxies: Kendall tau-b, Spearman rho, Pearson r, top-k precision,
-and seeded percentile-bootstrap confidence intervals.
+seeded percentile-bootstrap confidence intervals (plain and paired), and the beyond-size
+statistics a budgeted search needs: tau within params strata, partial tau given params, and the
+budget regret over sliding params windows.
 
 Written out in numpy (and checked against scipy in the tests) so ties, NaN policy and the
 bootstrap are under our control: non-finite scores are dropped and *counted* by the caller,
@@ -115,3 +117,113 @@ def bootstrap_interval(
     tail = (1 - level) / 2 * 100
     low, high = np.percentile(values, [tail, 100 - tail])
     return Interval(float(low), float(high))
+
+
+def paired_bootstrap_difference(
+    first: np.ndarray,
+    second: np.ndarray,
+    truth: np.ndarray,
+    statistic: Callable[[np.ndarray, np.ndarray], float] = kendall_tau_b,
+    resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> Interval:
+    """Percentile interval of statistic(first, truth) - statistic(second, truth), both computed on
+    the *same* resampled architectures: the two proxies' errors are correlated through the shared
+    ground truth, so two separate intervals overstate the uncertainty of their difference."""
+    first, second = np.asarray(first, dtype=float), np.asarray(second, dtype=float)
+    truth = np.asarray(truth, dtype=float)
+    n = len(truth)
+    if n < 3 or resamples <= 0:
+        return Interval(math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    values = np.array([statistic(first[idx], truth[idx]) - statistic(second[idx], truth[idx])
+                       for idx in rng.integers(0, n, size=(resamples, n))])
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return Interval(math.nan, math.nan)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return Interval(float(low), float(high))
+
+
+def strata_labels(size: np.ndarray, strata: int = 5) -> np.ndarray:
+    """Stratum 0..strata-1 of each architecture by its size rank (quantile strata); tied sizes
+    share their average rank, hence one stratum."""
+    size = np.asarray(size, dtype=float)
+    if strata < 1:
+        raise ValueError(f"strata must be at least 1, not {strata}")
+    ranks = rankdata(size)
+    return np.minimum(strata - 1, np.floor((ranks - 0.5) * strata / len(size))).astype(int)
+
+
+def stratified_kendall(score: np.ndarray, truth: np.ndarray, size: np.ndarray,
+                       strata: int = 5) -> float:
+    """Mean Kendall tau inside each size stratum (strata with an undefined tau are skipped): what
+    a proxy ranks right among architectures of about the same size, which is the choice a
+    user with a budget actually faces."""
+    score, truth = np.asarray(score, dtype=float), np.asarray(truth, dtype=float)
+    if len(score) < 2:
+        return math.nan
+    labels = strata_labels(size, strata)
+    taus = [kendall_tau_b(score[labels == k], truth[labels == k]) for k in range(strata)]
+    finite = [t for t in taus if math.isfinite(t)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def partial_kendall(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> float:
+    """Partial Kendall tau of x and y given z (Kendall 1942):
+    (t_xy - t_xz t_yz) / sqrt((1 - t_xz^2)(1 - t_yz^2)); with z = #params, the agreement a
+    proxy has with accuracy beyond what both share with size. Undefined (NaN) when x or y is a
+    monotone function of z. Unlike a partial correlation it is not exactly 0 when x and y are
+    independent given z (a proxy that is size plus a little noise reads about 0.05-0.1), so read
+    it beside the within-strata tau."""
+    t_xy, t_xz, t_yz = kendall_tau_b(x, y), kendall_tau_b(x, z), kendall_tau_b(y, z)
+    denominator = (1 - t_xz**2) * (1 - t_yz**2)
+    if not math.isfinite(t_xy + t_xz + t_yz) or denominator <= 1e-12:
+        return math.nan
+    return (t_xy - t_xz * t_yz) / math.sqrt(denominator)
+
+
+def params_windows(size: np.ndarray, fraction: float = 0.2) -> list[np.ndarray]:
+    """Every run of k = ceil(fraction n) consecutive architectures in size order (ties in
+    submitted order), sliding by one: the budgets a user might have."""
+    n = len(size)
+    if n == 0:
+        return []
+    k = min(n, max(1, math.ceil(fraction * n)))
+    order = np.argsort(np.asarray(size, dtype=float), kind="stable")
+    return [order[start:start + k] for start in range(n - k + 1)]
+
+
+def _expected_pick(score: np.ndarray, truth: np.ndarray) -> float:
+    """Accuracy of the proxy's top pick; a tie at the top is broken at random, so its expected
+    value (the mean over the tied) is returned. Non-finite scores are never picked unless all
+    are."""
+    finite = np.isfinite(score)
+    if not finite.any():
+        return float(truth.mean())
+    top = score == score[finite].max()
+    return float(truth[top].mean())
+
+
+def budget_regret(score: np.ndarray, truth: np.ndarray, size: np.ndarray,
+                  fraction: float = 0.2) -> float:
+    """Mean over sliding params windows of (best accuracy in the window) - (accuracy of the
+    proxy's top pick in it), in the accuracy's units; 0 is perfect, lower is better. Non-finite
+    scores count as the worst (as in search), so a failing proxy is not judged on fewer
+    windows."""
+    score, truth = np.asarray(score, dtype=float), np.asarray(truth, dtype=float)
+    windows = params_windows(size, fraction)
+    if not windows:
+        return math.nan
+    return float(np.mean([truth[w].max() - _expected_pick(score[w], truth[w]) for w in windows]))
+
+
+def random_pick_regret(truth: np.ndarray, size: np.ndarray, fraction: float = 0.2) -> float:
+    """The regret of a uniformly random pick, exactly: its expected pick is the window mean."""
+    truth = np.asarray(truth, dtype=float)
+    windows = params_windows(size, fraction)
+    if not windows:
+        return math.nan
+    return float(np.mean([truth[w].max() - truth[w].mean() for w in windows]))

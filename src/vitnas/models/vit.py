@@ -110,7 +110,9 @@ class VisionTransformer(nn.Module):
 
     ``head_dim=None`` makes the qkv width follow the embedding dimension (head width =
     embed_dim // heads), the plain-ViT convention; an integer fixes the width per head, as
-    AutoFormer's ``--change_qkv`` (64).
+    AutoFormer's ``--change_qkv`` (64). ``cls_token`` defaults to ``pool == "cls"``;
+    ``pool="mean", cls_token=True`` keeps a class token in attention but pools the patch tokens,
+    as Auto-Prox's AutoFormer subnets (ViT-Bench-101) were trained.
     """
 
     def __init__(
@@ -126,16 +128,21 @@ class VisionTransformer(nn.Module):
         num_classes: int = 1000,
         head_dim: int | None = 64,
         pool: str = "cls",
+        cls_token: bool | None = None,
     ) -> None:
         super().__init__()
         if len(num_heads) < depth or len(mlp_ratio) < depth:
             raise ValueError("num_heads and mlp_ratio need one entry per layer")
         if pool not in ("cls", "mean"):
             raise ValueError(f"pool must be 'cls' or 'mean', not {pool!r}")
+        if cls_token is None:
+            cls_token = pool == "cls"
+        if pool == "cls" and not cls_token:
+            raise ValueError("pool='cls' needs a class token")
         self.pool = pool
         self.embed_dim = embed_dim
         self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
-        extra = 1 if pool == "cls" else 0
+        extra = 1 if cls_token else 0
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if extra else None
         tokens = self.patch_embed.num_patches + extra
         self.pos_embed = nn.Parameter(torch.zeros(1, tokens, embed_dim))
@@ -165,7 +172,11 @@ class VisionTransformer(nn.Module):
         return self.norm(x)  # (B, N(+1), dim)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        pooled = features[:, 0] if self.pool == "cls" else features.mean(dim=1)
+        if self.pool == "cls":
+            pooled = features[:, 0]
+        else:
+            prefix = 0 if self.cls_token is None else 1
+            pooled = features[:, prefix:].mean(dim=1)  # mean of the patch tokens
         return self.head(pooled)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

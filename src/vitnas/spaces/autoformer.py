@@ -6,6 +6,9 @@ follow AutoFormer's supernet files. Options, documented:
 - ``qkv="per_head"`` (default): qkv width = heads x head_dim with head_dim 64, as AutoFormer's
   ``--change_qkv``; ``qkv="embed"``: head width = embed_dim // heads, the plain-ViT convention.
 - ``pool="cls"`` (default, class token) or ``"mean"`` (no class token; mean of patch tokens).
+- ``cls_token``: defaults to ``pool == "cls"``; ``pool="mean", cls_token=True`` keeps a class
+  token (and its position row) in attention but pools the patch tokens, as Auto-Prox's
+  ``AutoFormerSub`` that trained ViT-Bench-101 (``true``/``false`` from the command line).
 
 The ``-micro`` presets keep every choice count and the depths, and divide all widths by 4
 (embedding dims and the 64-wide heads become 16-wide), so a whole ranking study fits a CPU.
@@ -22,7 +25,7 @@ from typing import Any
 
 from torch import nn
 
-from vitnas.errors import ArchitectureError
+from vitnas.errors import ArchitectureError, ConfigError
 from vitnas.flops import LayerCost, conv_cost, linear_cost, transformer_block_cost
 from vitnas.models.vit import VisionTransformer, mlp_hidden_dim
 from vitnas.spaces.base import (
@@ -87,6 +90,7 @@ class AutoFormerSpace(SearchSpace):
         num_classes: int | None = None,
         qkv: str = "per_head",
         pool: str = "cls",
+        cls_token: bool | str | None = None,
         is_micro: bool = False,
     ) -> None:
         self.name = name
@@ -94,7 +98,9 @@ class AutoFormerSpace(SearchSpace):
         self.default_num_classes = 10 if is_micro else 100
         super().__init__(img_size=img_size, in_chans=in_chans, num_classes=num_classes)
         self.spec = choices
-        self.patch_size = patch_size or (4 if is_micro else 16)
+        self.patch_size = (4 if is_micro else 16) if patch_size is None else patch_size
+        if self.patch_size <= 0:
+            raise ConfigError(f"{name}: patch size must be positive, got {self.patch_size}")
         if self.img_size % self.patch_size:
             raise ArchitectureError(
                 f"{name}: image size {self.img_size} is not a multiple of patch size "
@@ -106,6 +112,9 @@ class AutoFormerSpace(SearchSpace):
             raise ArchitectureError(f"{name}: pool must be 'cls' or 'mean', not {pool!r}")
         self.qkv = qkv
         self.pool = pool
+        self.cls_token = _flag(name, "cls_token", cls_token, default=pool == "cls")
+        if pool == "cls" and not self.cls_token:
+            raise ArchitectureError(f"{name}: pool='cls' needs cls_token")
 
     # --- JSON ---------------------------------------------------------------------------------
     def from_json(self, obj: Any) -> ViTArch:
@@ -206,7 +215,7 @@ class AutoFormerSpace(SearchSpace):
 
     def layer_costs(self, arch: ViTArch) -> list[LayerCost]:
         dim, grid = arch.hidden_dim, self.img_size // self.patch_size
-        cls = 1 if self.pool == "cls" else 0
+        cls = 1 if self.cls_token else 0
         tokens = grid * grid + cls
         rows = [
             LayerCost(
@@ -246,6 +255,7 @@ class AutoFormerSpace(SearchSpace):
                 num_classes=self.num_classes,
                 head_dim=self.spec.head_dim if self.qkv == "per_head" else None,
                 pool=self.pool,
+                cls_token=self.cls_token,
             ),
             seed,
         )
@@ -255,6 +265,9 @@ class AutoFormerSpace(SearchSpace):
         return len(self.spec.embed_dims) * sum(per_layer**d for d in self.spec.depths)
 
     def choices(self) -> dict[str, Any]:
+        # cls_token is listed only when it differs from its default, so the score-store
+        # identity of every space that existed before the option stays the same.
+        extra = {"cls_token": self.cls_token} if self.cls_token != (self.pool == "cls") else {}
         return {
             "family": "autoformer",
             "patch_size": self.patch_size,
@@ -264,7 +277,20 @@ class AutoFormerSpace(SearchSpace):
             "num_heads (per layer)": list(self.spec.num_heads),
             "head_dim": self.spec.head_dim if self.qkv == "per_head" else "embed/heads",
             "pool": self.pool,
+            **extra,
         }
+
+
+def _flag(space: str, field: str, value: bool | str | int | None, default: bool) -> bool:
+    """A boolean option that may arrive as text from ``--space-options``."""
+    if value is None:
+        return default
+    text = str(value).lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise ArchitectureError(f"{space}: {field} must be true or false, not {value!r}")
 
 
 def _register(size: str, choices: AutoFormerChoices, is_micro: bool) -> None:
