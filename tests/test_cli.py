@@ -1,4 +1,5 @@
 import json
+import signal
 import subprocess
 import sys
 
@@ -107,3 +108,93 @@ def test_demo_on_synthetic_data(capsys):
                        "--json")
     rows = json.loads(out)
     assert code == 0 and len(rows) == 2 and "vintk" in rows[0]["scores"]
+
+
+ARCH = json.dumps({"hidden_dim": 48, "depth": 12, "mlp_ratio": [4] * 12, "num_heads": [3] * 12})
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["sample", "pit-tiny-micro", "-n", "-3"], "argument -n: must be >= 1, got -3"),
+    (["info", "autoformer-tiny", "--img-size", "0", ARCH], "argument --img-size: must be >= 1"),
+    (["info", "autoformer-tiny", "--patch-size", "0", ARCH], "argument --patch-size"),
+    (["info", "autoformer-tiny-micro", "--patch-size", "x", ARCH], "'x' is not an integer"),
+    (["info", "pit-tiny", "[" * 200_000], "nested too deeply"),
+    (["score", "nasbench201", "0", "--batch-size", "0"], "argument --batch-size: must be >= 1"),
+    (["score", "nasbench201", "0", "--batch-size", "-1"], "argument --batch-size: must be >= 1"),
+    (["score", "nasbench201", "0", "--proxy", ""], "names no proxy"),
+    (["score", "autoformer-tiny-micro", ARCH, "--proxy", "vintk:sigma=nan"], "finite float"),
+    (["score", "autoformer-tiny-micro", ARCH, "--proxy", "vintk:sigma=inf"], "finite float"),
+    (["train", "autoformer-tiny-micro", ARCH, "--lr", "nan"], "argument --lr: must be > 0"),
+    (["train", "autoformer-tiny-micro", ARCH, "--batch-size", "0"], "argument --batch-size"),
+    (["train", "autoformer-tiny-micro", ARCH, "--epochs", "0"], "argument --epochs: must be > 0"),
+    (["train", "autoformer-tiny-micro", ARCH, "--epochs", "-1"], "argument --epochs"),
+    (["train", "autoformer-tiny-micro", ARCH, "--train-per-class", "0"], "--train-per-class"),
+    (["train", "autoformer-tiny-micro", ARCH, "--dataset", "synthetic", "--device", "tpu"],
+     "unknown device 'tpu'"),
+    (["revit", "train", "--out", "x.pt", "--epochs", "0"], "argument --epochs: must be > 0"),
+    (["proxies", "magic"], "unknown proxy 'magic'"),
+])
+def test_malformed_numbers_and_names_give_one_line_and_exit_code_2(capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err and out == ""
+
+
+def test_sizes_of_zero_are_errors_not_defaults():
+    from vitnas.errors import ConfigError
+    from vitnas.spaces import get_space
+
+    for options in ({"img_size": 0}, {"patch_size": 0}, {"num_classes": 0}):
+        with pytest.raises(ConfigError, match="positive"):
+            get_space("autoformer-tiny-micro", **options)
+    with pytest.raises(ConfigError, match="positive"):
+        get_space("pit-tiny-micro", patch_size=0)
+
+
+@pytest.mark.parametrize("command", ["info", "score", "train"])
+def test_a_line_of_sample_feeds_info_score_and_train(capsys, command):
+    _, line, _ = run(capsys, "sample", "autoformer-tiny-micro", "-n", "1", "--patch-size", "8")
+    options = {"info": ["--json"],
+               "score": ["--proxy", "params", "--dataset", "gaussian", "--json"],
+               "train": ["--dataset", "synthetic", "--epochs", "0.05", "--batch-size", "50",
+                         "--device", "cpu", "--quiet", "--json"]}[command]
+    code, out, err = run(capsys, command, "autoformer-tiny-micro", "--patch-size", "8",
+                         line.strip(), *options)
+    assert code == 0, err
+    assert json.loads(out)["arch"] == json.loads(line)["arch"]
+
+
+def test_train_on_a_set_smaller_than_one_batch_finishes(capsys):
+    def handler(signum, frame):
+        raise TimeoutError("training a set smaller than one batch hangs")
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    signal.alarm(60)
+    try:  # synthetic's training split holds 1,000 images: fewer than one batch of 2,000
+        code, out, err = run(capsys, "train", "autoformer-tiny-micro", ARCH, "--patch-size", "8",
+                             "--dataset", "synthetic", "--epochs", "1", "--batch-size", "2000",
+                             "--device", "cpu", "--quiet", "--json")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert code == 0, err
+    assert json.loads(out)["steps"] == 1
+
+
+def test_version_module_entry_point_and_a_help_that_does_not_load_torch():
+    result = subprocess.run([sys.executable, "-m", "vitnas", "--version"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.startswith("vitnas ")
+    probe = ("import sys, vitnas.cli; vitnas.cli.build_parser(); "
+             "print(sorted(m for m in ('torch', 'numpy') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            timeout=60)
+    assert result.stdout.strip() == "[]", result.stderr
+
+
+def test_proxies_with_a_name_lists_its_options(capsys):
+    code, out, _ = run(capsys, "proxies", "vintk")
+    assert code == 0 and "sigma" in out and "10.0" in out and "--proxy vintk:" in out
+    code, out, _ = run(capsys, "proxies", "vintk", "--json")
+    options = {o["option"]: o["default"] for o in json.loads(out)["options"]}
+    assert options["sigma"] == 10.0 and options["mode"] == "joint"

@@ -144,6 +144,25 @@ def test_feasibility_counts_rejections_by_reason_and_measures_latency_last():
     assert feasible.rejected == {"latency": 1, "params": 1} and measured == [2, 6]
 
 
+@pytest.mark.parametrize("window, message", [
+    (Window(high=0.5), "the cheapest of 200 feasible draws"),
+    (Window(low=100), "the costliest of 200 feasible draws"),
+])
+def test_unreachable_latency_window_fails_after_two_measurements(window, message):
+    space, measured = ToySpace(), []
+
+    def fake_latency(space, arch):
+        measured.append(arch.width)
+        return float(arch.width)
+
+    feasible = Feasibility(space, Constraints(latency_ms=window), latency=fake_latency)
+    with pytest.raises(ConfigError, match=message):
+        feasible.check_reachable(seed=0, probes=200)
+    assert measured in ([1], [12])
+    reachable = Feasibility(space, Constraints(latency_ms=Window(2, 11)), latency=fake_latency)
+    assert reachable.check_reachable(seed=0, probes=200) == 1.0
+
+
 def test_latency_window_measures_candidates_before_scoring():
     space = ToySpace()
     assert measure_latency_ms(space, ToyArch(3)) > 0

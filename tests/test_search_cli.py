@@ -52,6 +52,11 @@ def test_shard_runs_report_what_is_left_and_merge_joins_their_stores(capsys, tmp
     (["--shard", "3/2"], "shard '3/2' must be i/n"),
     (["--backend", "mpi"], "unknown backend 'mpi'"),
     (["--params", "5M:6M"], "no architecture of autoformer-tiny-micro"),
+    (["--latency", ":0.000001"], "latency window :1e-06 ms is out of reach"),
+    (["--device", "tpu"], "unknown device 'tpu'"),
+    pytest.param(["--device", "cuda"], "CUDA is not available",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="has CUDA")),
+    (["--batch-size", "0"], "argument --batch-size: must be >= 1, got 0"),
 ])
 def test_search_errors_are_one_line(capsys, tmp_path, argv, message):
     code, out, err = run(capsys, "search", "autoformer-tiny-micro", "--dataset", "gaussian",

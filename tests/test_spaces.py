@@ -248,3 +248,14 @@ def test_features_then_head_equals_forward(name):
     model = space.build(space.sample(0)).eval()
     x = space.example_input(2)
     assert torch.allclose(model.forward_head(model.forward_features(x)), model(x))
+
+
+@pytest.mark.parametrize("name", ["autoformer-tiny-micro", "pit-tiny-micro", "nasbench201"])
+def test_build_takes_plain_json_and_sample_records(name):
+    space = get_space(name)
+    arch = space.sample(3)
+    x = space.example_input(1)
+    with torch.no_grad():
+        expected = space.build(arch, seed=1)(x)
+        for form in (space.to_json(arch), {"arch": space.to_json(arch), "params": 1}):
+            assert torch.equal(space.build(form, seed=1)(x), expected)

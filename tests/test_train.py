@@ -1,6 +1,10 @@
+import signal
+
+import pytest
 import torch
 
 from vitnas.data import SyntheticDataset
+from vitnas.errors import ConfigError
 from vitnas.spaces import get_space
 from vitnas.train import TrainConfig, evaluate, learning_rate, train_model
 
@@ -22,3 +26,37 @@ def test_training_learns_synthetic_classes():
     assert result.steps == 4 * 8
     assert result.top1 > max(before, 50.0)
     assert torch.tensor(result.losses[-8:]).mean() < torch.tensor(result.losses[:8]).mean()
+
+
+@pytest.fixture
+def time_limit():
+    """Fail a test that runs past its limit instead of hanging the suite."""
+    def handler(signum, frame):
+        raise TimeoutError("test ran past its time limit")
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    signal.alarm(60)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_set_smaller_than_one_batch_trains_instead_of_looping_forever(time_limit):
+    train = SyntheticDataset(10, num_classes=2, image_size=8, seed=0)
+    space = get_space("autoformer-tiny-micro", img_size=8, num_classes=2)
+    model = space.build(space.sample(0), seed=0)
+    result = train_model(model, train, TrainConfig(epochs=2, batch_size=128))
+    assert result.steps == 2 and len(result.losses) == 2
+
+
+@pytest.mark.parametrize("config, message", [
+    (TrainConfig(epochs=0), "epochs must be"),
+    (TrainConfig(epochs=-1), "epochs must be"),
+    (TrainConfig(epochs=float("nan")), "epochs must be"),
+    (TrainConfig(batch_size=0), "batch size must be >= 1"),
+    (TrainConfig(lr=float("nan")), "learning rate must be"),
+    (TrainConfig(optimizer="adam"), "optimizer 'adam'"),
+])
+def test_a_recipe_that_cannot_train_is_refused(config, message):
+    with pytest.raises(ConfigError, match=message):
+        config.check()

@@ -13,9 +13,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from vitnas import __version__
 from vitnas.errors import VitnasError
-from vitnas.spaces import get_space, list_spaces
-from vitnas.spaces.base import read_architecture
+
+# torch and the spaces are imported inside the commands, so `vitnas --help` stays instant
 
 
 def human(value: float) -> str:
@@ -35,22 +36,41 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
 
 
+def read_architecture(space, spec: str):
+    from vitnas.spaces.base import read_architecture
+
+    return read_architecture(space, spec)
+
+
+def default_device(args: argparse.Namespace) -> str:
+    """``--device``, else cuda when this machine has it."""
+    if args.device:
+        return args.device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def space_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The space options given on the command line (unset ones left out)."""
+    options = dict(img_size=args.img_size, patch_size=args.patch_size, in_chans=args.in_chans,
+                   num_classes=args.num_classes, pool=args.pool, qkv=args.qkv,
+                   cls_token=args.cls_token)
+    return {k: v for k, v in options.items() if v is not None}
+
+
 def space_from_args(args: argparse.Namespace):
-    return get_space(
-        args.space,
-        img_size=args.img_size,
-        patch_size=args.patch_size,
-        in_chans=args.in_chans,
-        num_classes=args.num_classes,
-        pool=args.pool,
-        qkv=args.qkv,
-        # only NAS-Bench-201 reads data (its accuracy table); other spaces take no data_dir
-        data_dir=args.data_dir if args.space == "nasbench201" else None,
-    )
+    from vitnas.spaces import get_space
+
+    # only NAS-Bench-201 reads data (its accuracy table); other spaces take no data_dir
+    return get_space(args.space, **space_options(args),
+                     data_dir=args.data_dir if args.space == "nasbench201" else None)
 
 
 # --- commands ---------------------------------------------------------------------------------
 def cmd_spaces(args: argparse.Namespace) -> None:
+    from vitnas.spaces import get_space, list_spaces
+
     described = [get_space(name).describe() for name in list_spaces()]
     if args.json:
         print(json.dumps(described, indent=2))
@@ -114,6 +134,9 @@ def cmd_info(args: argparse.Namespace) -> None:
 def cmd_proxies(args: argparse.Namespace) -> None:
     from vitnas.proxies import PROXIES
 
+    if args.name:
+        cmd_proxy_options(PROXIES.get(args.name), args)
+        return
     rows = []
     for name in PROXIES.names():
         cls = PROXIES.get(name)
@@ -128,13 +151,39 @@ def cmd_proxies(args: argparse.Namespace) -> None:
           "higher is always better.")
 
 
+def cmd_proxy_options(cls: Any, args: argparse.Namespace) -> None:
+    """One proxy: what it is and every option of its spec string, with defaults."""
+    options = [{"option": f.name, "type": getattr(f.type, "__name__", str(f.type)),
+                "default": f.default} for f in dataclasses.fields(cls.Config)]
+    module = sys.modules[cls.__module__]
+    summary = (cls.__doc__ or module.__doc__ or "").strip().split("\n\n")[0]
+    if args.json:
+        print(json.dumps({"proxy": cls.name, "reference": cls.reference, "cost": cls.cost,
+                          "direction": "higher" if cls.direction > 0 else "lower",
+                          "summary": summary, "options": options}, indent=1))
+        return
+    print(f"{cls.name}: {cls.reference} (cost {cls.cost}; raw value "
+          f"{'higher' if cls.direction > 0 else 'lower'} is better)")
+    if summary:
+        print(summary)
+    if options:
+        print()
+        print_table(options, ["option", "type", "default"])
+        example = ",".join(f"{o['option']}={o['default']}" for o in options[:2])
+        print(f"\nset options in the spec: --proxy {cls.name}:{example}")
+
+
 def cmd_score(args: argparse.Namespace) -> None:
+    from vitnas.errors import ConfigError
     from vitnas.proxies import expand_proxy_specs, get_proxy, score_architecture
     from vitnas.proxies.scoring import proxy_batch
 
     space = space_from_args(args)
     arch = read_architecture(space, args.arch)
     proxies = [get_proxy(spec) for spec in expand_proxy_specs(args.proxy)]
+    if not proxies:
+        raise ConfigError(f"--proxy {args.proxy!r} names no proxy; e.g. --proxy vintk (see "
+                          "`vitnas proxies`)")
     x, y = proxy_batch(args.dataset, args.batch_size, space.img_size, space.in_chans,
                        space.num_classes, args.seed, args.data_dir)
     results = score_architecture(space, arch, proxies, x, y, seed=args.seed)
@@ -194,13 +243,37 @@ def cmd_bench_build(args: argparse.Namespace) -> None:
         dataset=args.dataset, train_per_class=args.train_per_class, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, seed=args.seed, plan_seed=args.plan_seed)
     command = "vitnas " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else None
-    content = build_ground_truth(config, args.out, data_dir=args.data_dir, device=args.device,
-                                 progress=not args.quiet, command=command)
+    content = build_ground_truth(config, args.out, data_dir=args.data_dir,
+                                 device=default_device(args), progress=not args.quiet,
+                                 command=command)
     records = content["records"]
     hours = sum(r["train_seconds"] for r in records) / 3600
     top1 = [r["top1"] for r in records]
     print(f"{args.out}: {len(records)} architectures, top-1 {min(top1):.2f}..{max(top1):.2f}%, "
           f"{hours:.2f} training hours")
+
+
+def cmd_bench_list(args: argparse.Namespace) -> None:
+    from vitnas.bench.files import builtin_benchmarks
+
+    rows = builtin_benchmarks()
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return
+    for row in rows:
+        print(f"{row['name']}  ({row['space']}, {row['size']:,} architectures)")
+        print(f"  labels:  {', '.join(row['labels'])}")
+        print(f"  source:  {row['source']}")
+        print(f"  licence: {row['licence']}")
+
+
+def cmd_bench_import(args: argparse.Namespace) -> None:
+    from vitnas.bench.vitbench101 import import_autoprox, save_json
+
+    bench = import_autoprox(args.file, args.space, parse_options(args.space_options))
+    save_json(bench, args.out)
+    print(f"{args.out}: {len(bench.records)} architectures of {bench.space.name}, labels "
+          f"{', '.join(bench.metrics())}")
 
 
 def cmd_bench_correlate(args: argparse.Namespace) -> None:
@@ -225,7 +298,9 @@ def cmd_bench_correlate(args: argparse.Namespace) -> None:
         dev_fraction=args.dev_fraction, split_seed=args.split_seed, resamples=args.resamples,
         top_fraction=args.top_fraction)
     with ScoreStore(args.db or default_store_path()) as store:
-        board = correlate(bench, config, store, data_dir=args.data_dir, progress=not args.quiet)
+        board = correlate(bench, config, store, data_dir=args.data_dir, progress=not args.quiet,
+                          workers=args.workers, threads=args.threads, backend=args.backend,
+                          address=args.address)
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -317,15 +392,31 @@ def cmd_train(args: argparse.Namespace) -> None:
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          seed=args.seed)
     result = train_architecture(space, arch, args.dataset, config, args.train_per_class,
-                                args.device, args.data_dir, progress=not args.quiet)
+                                default_device(args), args.data_dir, progress=not args.quiet)
     record = {"space": space.name, "arch": space.to_json(arch), "dataset": args.dataset,
               "epochs": args.epochs, "train_per_class": args.train_per_class,
               "top1": result.top1, "steps": result.steps, "seconds": round(result.seconds, 2)}
+    if args.out:
+        from vitnas.trained import save_trained
+
+        save_trained(args.out, result.model, space, arch, space_options(args), record)
+        record["out"] = args.out
     if args.json:
         print(json.dumps(record, indent=1))
         return
     print(f"{space.name}: top-1 {result.top1:.2f}% on the {args.dataset} test split after "
           f"{args.epochs:g} epochs ({result.steps} steps, {result.seconds:.0f} s)")
+    if args.out:
+        print(f"saved {args.out} (load: vitnas.trained.load_trained; deploy: vitnas export "
+              f"{args.out} model.pt2)")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from vitnas.trained import export_trained
+
+    out = export_trained(args.model, args.out, batch_size=args.batch_size)
+    print(f"{out}: torch.export program of {args.model} (batch {args.batch_size}); load with "
+          f"torch.export.load({str(out)!r}).module()")
 
 
 def cmd_merge(args: argparse.Namespace) -> None:
@@ -370,7 +461,8 @@ def cmd_revit_train(args: argparse.Namespace) -> None:
     train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                seed=args.seed)
     meta = train_step(config, args.out, args.dataset, train_config, args.mode, split,
-                      args.train_per_class, args.data_dir, args.device, progress=not args.quiet)
+                      args.train_per_class, args.data_dir, default_device(args),
+                      progress=not args.quiet)
     if args.json:
         print(json.dumps(meta, indent=1))
         return
@@ -441,16 +533,50 @@ def cmd_revit_eval(args: argparse.Namespace) -> None:
 
 
 # --- parser -----------------------------------------------------------------------------------
+class Parser(argparse.ArgumentParser):
+    """argparse with the project's error format: one line on stderr, exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _number(text: str, kind: type, low: float, inclusive: bool = True) -> Any:
+    import math
+
+    try:
+        value = kind(text)
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    if not math.isfinite(value) or value < low or (value == low and not inclusive):
+        raise argparse.ArgumentTypeError(f"must be {'>=' if inclusive else '>'} {low:g}, "
+                                         f"got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    return _number(text, int, 1)
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0 (epochs, learning rates)."""
+    return _number(text, float, 0, inclusive=False)
+
+
 def add_space_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("space", help="search space name (see `vitnas spaces`)")
     group = parser.add_argument_group("space options (defaults depend on the space)")
-    group.add_argument("--img-size", type=int, help="input resolution")
-    group.add_argument("--patch-size", type=int, help="patch size (ViT spaces)")
-    group.add_argument("--in-chans", type=int, help="input channels (default 3)")
-    group.add_argument("--num-classes", type=int, help="number of classes")
+    group.add_argument("--img-size", type=positive_int, help="input resolution")
+    group.add_argument("--patch-size", type=positive_int, help="patch size (ViT spaces)")
+    group.add_argument("--in-chans", type=positive_int, help="input channels (default 3)")
+    group.add_argument("--num-classes", type=positive_int, help="number of classes")
     group.add_argument("--pool", choices=["cls", "mean"], help="class token or mean pooling (ViTs)")
     group.add_argument("--qkv", choices=["per_head", "embed"],
                        help="AutoFormer qkv width: heads x 64 (per_head) or embed dim")
+    group.add_argument("--cls-token", choices=["true", "false"],
+                       help="AutoFormer: keep a class token with --pool mean (as Auto-Prox's "
+                            "ViT-Bench-101 models)")
     group.add_argument("--data-dir", help="shared data directory (default: $VITNAS_DATA_DIR, "
                                           "./data, ./shared/data, ../shared/data)")
 
@@ -465,9 +591,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="vitnas", description="Training-free NAS for Vision Transformers."
-    )
+    parser = Parser(prog="vitnas", description="Training-free NAS for Vision Transformers.")
+    parser.add_argument("--version", action="version", version=f"vitnas {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("spaces", help="list the search spaces")
@@ -476,7 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", help="sample architectures (JSON lines with params and FLOPs)")
     add_space_options(p)
-    p.add_argument("-n", type=int, default=5, help="how many (default 5)")
+    p.add_argument("-n", type=positive_int, default=5, help="how many (default 5)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     p.add_argument("--json", action="store_true", help="accepted for uniformity: the output is "
                                                       "always JSON lines")
@@ -490,7 +615,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("proxies", help="list the training-free proxies")
+    p = sub.add_parser("proxies", help="list the training-free proxies, or one proxy's options")
+    p.add_argument("name", nargs="?", help="a proxy: show what it is and its options")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_proxies)
 
@@ -501,16 +627,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma list of proxy specs, e.g. 'vintk:sigma=10,mode=band,dss' or 'all'")
     p.add_argument("--dataset", default="cifar10",
                    help="batch source: a dataset name (cifar10, synthetic, ...) or 'gaussian'")
-    p.add_argument("--batch-size", type=int, default=32, help="proxy batch size (default 32)")
+    p.add_argument("--batch-size", type=positive_int, default=32,
+                   help="proxy batch size (default 32)")
     p.add_argument("--seed", type=int, default=0, help="init, batch and proxy seed (default 0)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_score)
 
     p = sub.add_parser("demo", help="the main job on embedded defaults: sample and score a few "
                                     "AutoFormer-T (micro) architectures on real CIFAR-10")
-    p.add_argument("-n", type=int, default=5, help="architectures (default 5)")
+    p.add_argument("-n", type=positive_int, default=5, help="architectures (default 5)")
     p.add_argument("--dataset", default="cifar10", help="batch source (default cifar10)")
-    p.add_argument("--batch-size", type=int, default=32, help="proxy batch size (default 32)")
+    p.add_argument("--batch-size", type=positive_int, default=32,
+                   help="proxy batch size (default 32)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", help="shared data directory")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -525,14 +653,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flops", help="FLOPs window LOW:HIGH, e.g. :1.5G")
     p.add_argument("--latency", help="measured batch-1 latency window in ms, e.g. :20 "
                                      "(machine-dependent, so not reproducible elsewhere)")
-    p.add_argument("--budget", type=int, default=1000, help="evaluations (default 1000)")
+    p.add_argument("--budget", type=positive_int, default=1000, help="evaluations (default 1000)")
     p.add_argument("--algo", default="evolution", help="evolution (default) or random")
     p.add_argument("--aggregate", default="rank",
                    help="several proxies: rank (sum of ranks, default) or pareto (proxies up, "
                         "params and FLOPs down)")
     p.add_argument("--dataset", default="cifar10",
                    help="proxy batch source: a dataset name or 'gaussian' (default cifar10)")
-    p.add_argument("--batch-size", type=int, default=32, help="proxy batch size (default 32)")
+    p.add_argument("--batch-size", type=positive_int, default=32,
+                   help="proxy batch size (default 32)")
     p.add_argument("--seed", type=int, default=0,
                    help="scoring seed (init, batch, proxies) and root of every candidate's seed")
     group = p.add_argument_group("evolution (AutoFormer's defaults)")
@@ -567,17 +696,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("arch", help="architecture JSON file (e.g. a search's best.json), '-' for "
                                 "stdin, or inline JSON")
     p.add_argument("--dataset", default="cifar10", help="training data (default cifar10)")
-    p.add_argument("--epochs", type=float, default=10, help="epochs (default 10)")
-    p.add_argument("--train-per-class", type=int,
+    p.add_argument("--epochs", type=positive_float, default=10, help="epochs (default 10)")
+    p.add_argument("--train-per-class", type=positive_int,
                    help="first K training images per class (default: all)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--lr", type=positive_float, default=1e-3)
     p.add_argument("--seed", type=int, default=0, help="init and data-order seed")
-    p.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--out", help="save the trained model here (.pt: weights, architecture and "
+                                 "space options; see `vitnas export`)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="export a model saved by `vitnas train --out` as a "
+                                      "torch.export program (.pt2) that runs without vitnas")
+    p.add_argument("model", help="trained model (.pt) from `vitnas train --out`")
+    p.add_argument("out", help="program to write (.pt2)")
+    p.add_argument("--batch-size", type=positive_int, default=1,
+                   help="the program's fixed batch size (default 1)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("merge", help="merge score stores (e.g. from --shard runs) into one")
     p.add_argument("out", help="store to create or extend")
@@ -590,28 +729,45 @@ def build_parser() -> argparse.ArgumentParser:
                                            "(resumable: finished ones are kept)")
     p.add_argument("space", help="search space name")
     p.add_argument("--space-options", help="e.g. 'patch_size=8,img_size=32'")
-    p.add_argument("--n", type=int, required=True, help="architectures in the file")
+    p.add_argument("--n", type=positive_int, required=True, help="architectures in the file")
     p.add_argument("--dataset", default="cifar10", help="training data (default cifar10)")
-    p.add_argument("--train-per-class", type=int,
+    p.add_argument("--train-per-class", type=positive_int,
                    help="first K training images per class (default: all)")
-    p.add_argument("--epochs", type=float, default=3, help="epochs per architecture (default 3)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--epochs", type=positive_float, default=3,
+                   help="epochs per architecture (default 3)")
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--lr", type=positive_float, default=1e-3)
     p.add_argument("--seed", type=int, default=0, help="plan, init and data-order seed")
     p.add_argument("--plan-seed", type=int,
                    help="plan with this seed instead (retrain the same architectures under "
                         "another --seed to measure training noise)")
     p.add_argument("--out", required=True, help="benchmark JSON file (created or extended)")
-    p.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--data-dir", help="shared data directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_bench_build)
 
+    p = bench_sub.add_parser("list", help="the built-in benchmarks: size, labels, source")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_bench_list)
+
+    p = bench_sub.add_parser("import", help="convert a ViT-Bench-101-style .pth file (Auto-Prox "
+                                            "format) into a benchmark JSON file")
+    p.add_argument("file", help="the .pth file (read without running any code in it)")
+    p.add_argument("--space", help="search space (default: told from the arch keys, "
+                                   "autoformer-tiny or pit-tiny)")
+    p.add_argument("--space-options", help="override Auto-Prox's options, e.g. "
+                                           "'num_classes=102'")
+    p.add_argument("--out", required=True, help="benchmark JSON file to write")
+    p.set_defaults(func=cmd_bench_import)
+
     p = bench_sub.add_parser("correlate", help="the proxy scoreboard: rank correlation of each "
                                                "proxy with trained accuracy, with bootstrap CIs")
     p.add_argument("--benchmark", required=True,
-                   help="benchmark JSON file, or 'nasbench201' (built in)")
+                   help="benchmark JSON or ViT-Bench-101-style .pth file, or a built-in name "
+                        "(nasbench201, vit-bench-101-autoformer, vit-bench-101-pit; see "
+                        "`vitnas bench list`)")
     p.add_argument("--space", help="search space (needed when the file does not name one)")
     p.add_argument("--space-options", help="e.g. 'patch_size=8'")
     p.add_argument("--metric", help="accuracy field (default: the file's; nasbench201: cifar10, "
@@ -632,7 +788,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-fraction", type=float, default=0.1, help="top-k precision fraction")
     p.add_argument("--db", help="score store (default: the cache dir's scores.sqlite)")
     p.add_argument("--out", help="write JSON here, plus .md table and _scatter/_tau PNGs")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--workers", type=int, default=1,
+                   help="parallel scoring workers, as in `vitnas search` (default 1)")
+    p.add_argument("--threads", type=int, help="torch threads per worker (default: all for "
+                                               "one worker, 1 for several)")
+    p.add_argument("--backend", default="local", help="local (process pool) or ray")
+    p.add_argument("--address", help="Ray cluster address (ray backend)")
     p.add_argument("--data-dir", help="shared data directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -661,12 +822,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training images per class kept unseen for labelling (default 500)")
     p.add_argument("--fold", help="'i/k': leave fold i of k unseen instead (out-of-fold labels)")
     p.add_argument("--split-seed", type=int, default=0)
-    p.add_argument("--train-per-class", type=int, help="first K training images per class")
-    p.add_argument("--epochs", type=float, default=10)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--train-per-class", type=positive_int, help="first K training images per class")
+    p.add_argument("--epochs", type=positive_float, default=10)
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--lr", type=positive_float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     add_run_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_revit_train)
@@ -718,14 +879,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help, --version, or a one-line usage error
+        return stop.code if isinstance(stop.code, int) else 0
     try:
         args.func(args)
     except VitnasError as err:

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from vitnas.data import Normalize, get_dataset
+from vitnas.device import check_device
 from vitnas.errors import ConfigError
 from vitnas.revit import artifacts
 from vitnas.revit.assigner import (
@@ -72,6 +73,11 @@ def train_step(
 ) -> dict[str, Any]:
     """Train and save a ReViT; returns the checkpoint's metadata (top-1 per length on test)."""
     train_config = train_config or TrainConfig()
+    train_config.check()
+    check_device(device)
+    if train_per_class is not None and train_per_class < 1:
+        raise ConfigError(f"train_per_class must be >= 1 (or unset for all images), got "
+                          f"{train_per_class}")
     split = split or SplitSpec()
     train_set = _dataset(dataset, "train", data_dir, train_per_class)
     test_set = _dataset(dataset, "test", data_dir, None)

@@ -157,23 +157,42 @@ class Feasibility:
         return sum(self.rejected.values())
 
     def check_reachable(self, seed: int, probes: int = WINDOW_PROBES) -> float:
-        """Fail early, with the sampled range, when random draws never land in the analytic
-        windows; returns the fraction that does (how hard the window is to hit)."""
+        """Fail early, with the sampled range, when random draws never land in the windows;
+        returns the fraction that lands in the analytic ones (how hard they are to hit).
+
+        Latency is probed with two measurements, not thousands: the draw with the fewest FLOPs
+        must meet the upper bound and the one with the most the lower bound."""
         c = self.constraints
-        if c.params.unbounded and c.flops.unbounded:
+        if c.params.unbounded and c.flops.unbounded and c.latency_ms.unbounded:
             return 1.0
         rng = random.Random(f"vitnas-search:probe:{seed}")
         draws = [self.space.sample(rng) for _ in range(probes)]
         params = [self.space.params(a) for a in draws]
         flops = [self.space.flops(a) for a in draws]
-        hits = sum(p in c.params and f in c.flops for p, f in zip(params, flops))
-        if hits == 0:
+        fits = [a for a, p, f in zip(draws, params, flops) if p in c.params and f in c.flops]
+        if not fits:
             raise ConfigError(
                 f"no architecture of {self.space.name} in {probes} random draws fits params "
                 f"{c.params} and FLOPs {c.flops} (sampled params {format_count(min(params))}.."
                 f"{format_count(max(params))}, FLOPs {format_count(min(flops))}.."
                 f"{format_count(max(flops))}); widen the window")
-        return hits / probes
+        if c.latency_ms.high is not None:
+            fastest = min(fits, key=self.space.flops)
+            latency = self.latency(self.space, fastest)
+            if latency > c.latency_ms.high:
+                raise ConfigError(
+                    f"latency window {c.latency_ms} ms is out of reach: the cheapest of "
+                    f"{len(fits)} feasible draws ({format_count(self.space.flops(fastest))} "
+                    f"FLOPs) takes {latency:.3g} ms here; widen the window")
+        if c.latency_ms.low is not None:
+            slowest = max(fits, key=self.space.flops)
+            latency = self.latency(self.space, slowest)
+            if latency < c.latency_ms.low:
+                raise ConfigError(
+                    f"latency window {c.latency_ms} ms is out of reach: the costliest of "
+                    f"{len(fits)} feasible draws ({format_count(self.space.flops(slowest))} "
+                    f"FLOPs) takes {latency:.3g} ms here; widen the window")
+        return len(fits) / probes
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:

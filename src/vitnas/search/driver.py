@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vitnas.device import check_device
 from vitnas.errors import ConfigError
 from vitnas.proxies.base import Proxy, ProxyResult, expand_proxy_specs, get_proxy
 from vitnas.proxies.scoring import proxy_batch
@@ -252,6 +253,8 @@ def run_search(
                                  space.in_chans, space.num_classes, config.seed, data_dir)
     if gpus and device == "cpu":
         device = "cuda"  # a worker holding a Ray GPU scores on it
+    if backend == "local":  # Ray workers may hold GPUs this driver lacks
+        check_device(device)
     context = ScoringContext(space, inputs, labels, config.seed, threads, device)
     owns_store = not isinstance(store, ScoreStore)
     db = ScoreStore(store or default_store_path()) if owns_store else store

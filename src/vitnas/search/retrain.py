@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from vitnas.device import check_device
 from vitnas.errors import ConfigError
 from vitnas.spaces.base import SearchSpace
 from vitnas.train import TrainConfig, TrainResult, train_model
@@ -25,6 +26,11 @@ def train_architecture(
     from vitnas.data import get_dataset
 
     config = config or TrainConfig()
+    config.check()
+    check_device(device)
+    if train_per_class is not None and train_per_class < 1:
+        raise ConfigError(f"train_per_class must be >= 1 (or unset for all images), got "
+                          f"{train_per_class}")
     options = {"limit_per_class": train_per_class} if train_per_class else {}
     train = get_dataset(dataset, split="train", data_dir=data_dir, **options)
     test = get_dataset(dataset, split="test", data_dir=data_dir)

@@ -59,6 +59,15 @@ def check_keys(space: str, obj: dict, required: Sequence[str], aliases: dict[str
     return resolved
 
 
+def unwrap_record(obj: Any) -> Any:
+    """``{"arch": A, "params": ..., ...}`` (a line of ``vitnas sample``, a benchmark record, the
+    output of ``vitnas train --json``) -> ``A``; anything else unchanged. No space has a gene
+    called ``arch``, so the wrapper cannot be mistaken for an architecture."""
+    if isinstance(obj, dict) and "arch" in obj:
+        return obj["arch"]
+    return obj
+
+
 def build_seeded(factory, seed: int) -> nn.Module:
     """Run a model constructor under ``seed`` without disturbing the global RNG."""
     with torch.random.fork_rng(devices=[]):
@@ -80,11 +89,12 @@ class SearchSpace(ABC):
         in_chans: int = 3,
         num_classes: int | None = None,
     ) -> None:
-        self.img_size = img_size or self.default_img_size
+        self.img_size = self.default_img_size if img_size is None else img_size
         self.in_chans = in_chans
-        self.num_classes = num_classes or self.default_num_classes
+        self.num_classes = self.default_num_classes if num_classes is None else num_classes
         if self.img_size <= 0 or in_chans <= 0 or self.num_classes <= 0:
-            raise ArchitectureError(f"{self.name}: sizes must be positive")
+            raise ConfigError(f"{self.name}: img_size, in_chans and num_classes must be "
+                              f"positive, got {self.img_size}, {in_chans}, {self.num_classes}")
 
     # --- the protocol -------------------------------------------------------------------------
     @abstractmethod
@@ -125,16 +135,22 @@ class SearchSpace(ABC):
 
     # --- derived ------------------------------------------------------------------------------
     def validate(self, arch: Any) -> Any:
+        """The space's own form of ``arch``: an architecture object, its JSON form (a plain
+        dict), or a record that wraps one under ``"arch"`` (``vitnas sample``'s lines)."""
+        if isinstance(arch, (dict, list, str, int)):
+            return self.from_json(unwrap_record(arch))
         return self.from_json(self.to_json(arch))
 
     def parse(self, text: str) -> Any:
-        """An architecture from JSON text (the CLI's input)."""
+        """An architecture from JSON text (the CLI's input), bare or wrapped in a record."""
         try:
             obj = json.loads(text)
         except json.JSONDecodeError as err:
             raise ArchitectureError(f"architecture is not valid JSON: {err.msg} at line "
                                     f"{err.lineno} column {err.colno}") from None
-        return self.from_json(obj)
+        except RecursionError:
+            raise ArchitectureError("architecture JSON is nested too deeply") from None
+        return self.from_json(unwrap_record(obj))
 
     def key(self, arch: Any) -> str:
         """Canonical string identity of an architecture (for caches and databases)."""

@@ -21,7 +21,7 @@ from typing import Any
 
 from torch import nn
 
-from vitnas.errors import ArchitectureError
+from vitnas.errors import ArchitectureError, ConfigError
 from vitnas.flops import LayerCost, conv_cost, conv_out, linear_cost, transformer_block_cost
 from vitnas.models.pit import PoolingTransformer, pit_grid
 from vitnas.models.vit import mlp_hidden_dim
@@ -74,8 +74,11 @@ class PiTSpace(SearchSpace):
         self.default_num_classes = 10 if is_micro else 100
         super().__init__(img_size=img_size, in_chans=in_chans, num_classes=num_classes)
         self.spec = choices
-        self.patch_size = patch_size or (8 if is_micro else 16)
-        self.stride = stride or max(1, self.patch_size // 2)
+        self.patch_size = (8 if is_micro else 16) if patch_size is None else patch_size
+        self.stride = max(1, self.patch_size // 2) if stride is None else stride
+        if self.patch_size <= 0 or self.stride <= 0:
+            raise ConfigError(f"{name}: patch size and stride must be positive, got "
+                              f"{self.patch_size} and {self.stride}")
         if self.patch_size > self.img_size:
             raise ArchitectureError(
                 f"{name}: patch size {self.patch_size} exceeds image size {self.img_size}"
