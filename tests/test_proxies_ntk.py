@@ -135,7 +135,7 @@ def test_proxy_spec_strings():
     assert len(expand_proxy_specs("all")) == len(list_proxies())
     with pytest.raises(ConfigError, match="no option 'sigmaa'"):
         get_proxy("vintk:sigmaa=3")
-    with pytest.raises(ConfigError, match="not a valid float"):
+    with pytest.raises(ConfigError, match="not a valid (finite )?float"):
         get_proxy("vintk:sigma=abc")
     with pytest.raises(ConfigError, match="unknown proxy"):
         get_proxy("ntk_magic")
