@@ -142,6 +142,14 @@ def test_swap_pattern_keys_tell_apart_patterns_longer_than_one_word():
     assert count_patterns([pattern_keys(torch.eye(4, dtype=torch.bool))]) == 4
 
 
+def test_swap_patterns_of_different_lengths_are_different_patterns():
+    # a PiT stage with fewer tokens gives shorter channel patterns; all-zero of length 3 and of
+    # length 5 are two patterns, and the 70-bit block needs a second key word
+    short, long_ = torch.zeros(3, 2, dtype=torch.bool), torch.zeros(5, 1, dtype=torch.bool)
+    assert count_patterns([pattern_keys(short), pattern_keys(long_)]) == 2
+    assert count_patterns([pattern_keys(short), pattern_keys(torch.zeros(70, 1).bool())]) == 2
+
+
 # --- L-SWAG -------------------------------------------------------------------------------------
 def test_lswag_gradient_term_drops_the_mean_and_skips_constant_weights():
     grads = [torch.tensor([[1.0, 2.0, 5.0], [2.0, 2.0, 3.0]])]  # sigma = 0.5, 0, 1
@@ -179,8 +187,9 @@ def test_peers_run_deterministically_on_every_space(name, options):
     arch = space.sample(0)
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(8, 3, space.img_size, space.img_size, generator=gen), torch.arange(8) % 10
-    first = score_architecture(space, arch, PEERS, x, y, seed=3)
-    again = score_architecture(space, arch, PEERS, x, y, seed=3)
+    proxies = PEERS + ["swap:unit=channel"]  # PiT's stages give channel patterns of two lengths
+    first = score_architecture(space, arch, proxies, x, y, seed=3)
+    again = score_architecture(space, arch, proxies, x, y, seed=3)
     for a, b in zip(first, again):
         unexpected = [w for w in a.warnings if "saturated" not in w]
         assert math.isfinite(a.raw) and not unexpected, (name, a.proxy, a.warnings)

@@ -41,10 +41,13 @@ def activation_modules(model: nn.Module) -> list[nn.Module]:
 
 
 def pattern_keys(codes: torch.Tensor) -> torch.Tensor:
-    """(N samples, M units) booleans -> (M, ceil(N/62)) int64 keys, one row per unit's pattern."""
+    """(N bits, M units) booleans -> (M, 1 + ceil(N/62)) int64 keys, one row per unit's pattern.
+
+    The first column is N: patterns of different lengths (PiT's stages have different token
+    counts, so ``unit=channel`` patterns differ in length) are different patterns."""
     n = codes.shape[0]
     units = codes.T.to(torch.int64)  # (M, N)
-    chunks = []
+    chunks = [torch.full((units.shape[0],), n, dtype=torch.int64)]
     for start in range(0, n, _BITS):
         part = units[:, start:start + _BITS]
         weights = torch.pow(2, torch.arange(part.shape[1], dtype=torch.int64))
@@ -54,9 +57,11 @@ def pattern_keys(codes: torch.Tensor) -> torch.Tensor:
 
 def count_patterns(keys: list[torch.Tensor]) -> int:
     """Cardinality of the union of the unit patterns in ``keys`` (rows from ``pattern_keys``)."""
-    if not keys:
-        return 0
-    return int(torch.unique(torch.cat(keys), dim=0).shape[0])
+    by_width: dict[int, list[torch.Tensor]] = {}
+    for block in keys:
+        by_width.setdefault(block.shape[1], []).append(block)
+    return sum(int(torch.unique(torch.cat(blocks), dim=0).shape[0])
+               for blocks in by_width.values())
 
 
 def unit_codes(act: torch.Tensor, unit: str) -> torch.Tensor:
