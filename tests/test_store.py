@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
 from vitnas.errors import ConfigError
 from vitnas.proxies import get_proxy
@@ -83,3 +84,17 @@ def test_full_spec_is_independent_of_defaults():
     assert get_proxy("vintk").full_spec == get_proxy("vintk:sigma=10").full_spec
     assert "sigma=10" in get_proxy("vintk").full_spec
     assert get_proxy("params").full_spec == "params"
+
+
+def test_the_proxy_batch_does_not_depend_on_the_thread_count():
+    # a resized batch that changed with --threads would change every score and miss the cache
+    previous = torch.get_num_threads()
+    try:
+        batches = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            batches.append(proxy_batch("synthetic", 16, 224, num_classes=10, seed=0))
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.equal(batches[0][0], batches[1][0]) and torch.equal(batches[0][1], batches[1][1])
+    assert torch.get_num_threads() == previous

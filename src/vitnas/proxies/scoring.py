@@ -110,8 +110,15 @@ def proxy_batch(
     if data.channels != channels:
         raise ConfigError(f"dataset {dataset} has {data.channels} channels but the space expects "
                           f"{channels} (pass --in-chans {data.channels})")
-    x, y = fixed_batch(data, size, seed=seed, transform=Normalize(data.mean, data.std))
-    if x.shape[-1] != image_size:
-        x = torch.nn.functional.interpolate(x, size=(image_size, image_size), mode="bilinear",
-                                            align_corners=False)
+    # one thread: the multi-threaded resize rounds differently, and a batch that depended on
+    # --threads would change every score and miss every cached one
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        x, y = fixed_batch(data, size, seed=seed, transform=Normalize(data.mean, data.std))
+        if x.shape[-1] != image_size:
+            x = torch.nn.functional.interpolate(x, size=(image_size, image_size),
+                                                mode="bilinear", align_corners=False)
+    finally:
+        torch.set_num_threads(previous)
     return x, y
