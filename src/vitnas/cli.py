@@ -15,6 +15,7 @@ from typing import Any
 
 from vitnas import __version__
 from vitnas.errors import VitnasError
+from vitnas.recommended import DEFAULT_SEARCH_PROXY
 
 # torch and the spaces are imported inside the commands, so `vitnas --help` stays instant
 
@@ -647,8 +648,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("search", help="the best architecture for a budget, without training "
                                       "(resumable: every evaluation is kept in the store)")
     add_space_options(p)
-    p.add_argument("--proxy", default="vintk",
-                   help="proxy spec, or a comma list combined by --aggregate (default vintk)")
+    p.add_argument("--proxy", default=DEFAULT_SEARCH_PROXY,
+                   help="proxy spec, or a comma list combined by --aggregate (default "
+                        f"{DEFAULT_SEARCH_PROXY}: the best on ViT-Bench-101's dev half)")
     p.add_argument("--params", help="parameter window LOW:HIGH, e.g. 5M:6M (a side may be empty)")
     p.add_argument("--flops", help="FLOPs window LOW:HIGH, e.g. :1.5G")
     p.add_argument("--latency", help="measured batch-1 latency window in ms, e.g. :20 "

@@ -2,7 +2,7 @@
 space, scored by proxies through the score store, within params / FLOPs / latency windows.
 
     from vitnas.search import Constraints, SearchConfig, parse_window, run_search
-    config = SearchConfig(proxies=("vintk",), budget=200,
+    config = SearchConfig(proxies=("lswag",), budget=200,
                           constraints=Constraints(params=parse_window("0.4M:0.5M", "params")))
     result = run_search("autoformer-tiny-micro", config, store="scores.sqlite", workers=2)
     result.best_arch, result.best.scores

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from vitnas.errors import ConfigError
+from vitnas.recommended import DEFAULT_SEARCH_PROXY
 from vitnas.registry import Registry
 from vitnas.spaces.base import SearchSpace
 
@@ -295,7 +296,7 @@ class SearchConfig:
     the root of each candidate's own drawing seed.
     """
 
-    proxies: tuple[str, ...] = ("vintk",)
+    proxies: tuple[str, ...] = (DEFAULT_SEARCH_PROXY,)
     algorithm: str = "evolution"
     budget: int = 1000
     seed: int = 0
