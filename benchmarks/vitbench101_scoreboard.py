@@ -44,7 +44,8 @@ LABELS = ("c100_kd_acc", "c100_base_acc", "flower_kd_acc", "flower_base_acc", "c
 AUTOFORMER, PIT = "vit-bench-101-autoformer", "vit-bench-101-pit"
 BATCH_SIZE = 16
 
-CHEAP = ("nwot", "dss", "synflow", "zen", "snip", "grad_norm", "jacov", "l2_norm", "fisher")
+CHEAP = ("nwot", "dss", "synflow", "zen", "snip", "grad_norm", "jacov", "l2_norm", "fisher",
+         "grasp", "linear_regions")
 PEERS = ("autoprox", "token_entropy", "token_entropy:estimator=spectral", "swap:unit=channel",
          "lswag", "meco:opt_channels=8", "meco:layout=tokens,layers=all", "zico",
          "aznas_trainability", "aznas_expressivity", "aznas_progressivity", "aznas_complexity")
@@ -60,7 +61,7 @@ ENSEMBLES = ("ens:nwot+params", "ens:nwot+flops", "ens:vintk+params", "ens:dss+p
 # AutoFormer (where dev chooses) gets the whole ViNTK grid and ntk_mgm; PiT (a claim) gets the
 # rest, the size-aware V2 variants that need no pixel encoding, and whatever dev chose
 DEFAULT_PROXIES = (*CHEAP, *PEERS, *NTK, "ntk_mgm", "vintk-variants", *ENSEMBLES)
-PIT_PROXIES = (*CHEAP, *PEERS, *NTK, "vintk",
+PIT_PROXIES = (*CHEAP, *PEERS, *NTK, "vintk", "vintk:mode=joint,combine=sum",
                *(v for v in VARIANTS_V2 if "encode=pixel" not in v),
                *(e for e in ENSEMBLES if "vintk" not in e), "ens:vintk+params")
 SMOKE_PROXIES = ("nwot", "synflow", "ens:nwot+params")

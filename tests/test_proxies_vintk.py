@@ -176,7 +176,14 @@ def test_original_variants_keep_their_store_keys():
     old = ("vintk:scalar=logits_sum,params=all,method=auto,max_memory=2147483648,chunk=0,"
            "mode=joint,view=coord,sigma=10.0,features=64,alpha=1.0,cutoff=0.25,metric=cond,"
            "combine=sum,weight=1.0,fourier_seed=0")
-    assert get_proxy("vintk").full_spec == old
+    assert get_proxy("vintk:mode=joint,combine=sum").full_spec == old
+    # modes that combine nothing ignore combine and weight, so their keys do not move with them
+    assert get_proxy("vintk:mode=joint").full_spec == old
+    assert get_proxy("vintk:mode=spectrum,combine=ratio,weight=3").full_spec == \
+        get_proxy("vintk:mode=spectrum").full_spec
+    view = get_proxy("vintk").full_spec  # today's default reads combine
+    assert "mode=view" in view and "combine=high" in view
+    assert view != get_proxy("vintk:combine=sum").full_spec
     assert "frequency" not in get_proxy("vintk:mode=band").full_spec
     assert "frequency=0.5" in get_proxy("vintk:mode=align").full_spec
     assert "ridge=0.01" in get_proxy("vintk:mode=band,ridge=0.01").full_spec
