@@ -197,4 +197,4 @@ def test_proxies_with_a_name_lists_its_options(capsys):
     assert code == 0 and "sigma" in out and "10.0" in out and "--proxy vintk:" in out
     code, out, _ = run(capsys, "proxies", "vintk", "--json")
     options = {o["option"]: o["default"] for o in json.loads(out)["options"]}
-    assert options["sigma"] == 10.0 and options["mode"] == "joint"
+    assert options["sigma"] == 10.0 and options["mode"] == "view" and options["combine"] == "high"
