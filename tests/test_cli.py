@@ -133,6 +133,13 @@ ARCH = json.dumps({"hidden_dim": 48, "depth": 12, "mlp_ratio": [4] * 12, "num_he
      "unknown device 'tpu'"),
     (["revit", "train", "--out", "x.pt", "--epochs", "0"], "argument --epochs: must be > 0"),
     (["proxies", "magic"], "unknown proxy 'magic'"),
+    (["bench", "correlate", "--benchmark", "vit-bench-101-pit", "--dev-fraction", "2"],
+     "argument --dev-fraction: must be < 1"),
+    (["bench", "correlate", "--benchmark", "vit-bench-101-pit", "--resamples", "-1"],
+     "argument --resamples: must be >= 0"),
+    (["bench", "correlate", "--benchmark", "vit-bench-101-pit", "--limit", "0"],
+     "argument --limit: must be >= 1"),
+    (["search", "pit-tiny-micro", "--workers", "0"], "argument --workers: must be >= 1"),
 ])
 def test_malformed_numbers_and_names_give_one_line_and_exit_code_2(capsys, argv, message):
     code, out, err = run(capsys, *argv)

@@ -98,3 +98,13 @@ def test_the_proxy_batch_does_not_depend_on_the_thread_count():
         torch.set_num_threads(previous)
     assert torch.equal(batches[0][0], batches[1][0]) and torch.equal(batches[0][1], batches[1][1])
     assert torch.get_num_threads() == previous
+
+
+def test_a_database_with_a_foreign_scores_table_is_one_clear_error(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "other.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE scores (x INTEGER)")
+    with pytest.raises(ConfigError, match="not a vitnas score store"):
+        ScoreStore(path)

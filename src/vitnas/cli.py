@@ -560,6 +560,19 @@ def positive_int(text: str) -> int:
     return _number(text, int, 1)
 
 
+def nonnegative_int(text: str) -> int:
+    """An argparse type: an integer >= 0 (0 switches a count off, e.g. bootstrap resamples)."""
+    return _number(text, int, 0)
+
+
+def fraction(text: str) -> float:
+    """An argparse type: a number strictly between 0 and 1."""
+    value = _number(text, float, 0, inclusive=False)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be < 1, got {text}")
+    return value
+
+
 def positive_float(text: str) -> float:
     """An argparse type: a finite number > 0 (epochs, learning rates)."""
     return _number(text, float, 0, inclusive=False)
@@ -586,7 +599,7 @@ NONE_CORRECT = ("largest", "smallest", "drop")  # vitnas.revit.labels, without i
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threads", type=int, help="torch CPU threads")
+    parser.add_argument("--threads", type=positive_int, help="torch CPU threads")
     parser.add_argument("--data-dir", help="shared data directory")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -667,17 +680,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0,
                    help="scoring seed (init, batch, proxies) and root of every candidate's seed")
     group = p.add_argument_group("evolution (AutoFormer's defaults)")
-    group.add_argument("--population", type=int, default=50)
-    group.add_argument("--parents", type=int, default=10, help="top-k kept as parents")
-    group.add_argument("--mutations", type=int, help="per generation (default population / 2)")
-    group.add_argument("--crossovers", type=int, help="per generation (default population / 2)")
+    group.add_argument("--population", type=positive_int, default=50)
+    group.add_argument("--parents", type=positive_int, default=10, help="top-k kept as parents")
+    group.add_argument("--mutations", type=nonnegative_int,
+                       help="per generation (default population / 2)")
+    group.add_argument("--crossovers", type=nonnegative_int,
+                       help="per generation (default population / 2)")
     group.add_argument("--layer-prob", type=float, default=0.2, help="per-layer mutation rate")
     group.add_argument("--structure-prob", type=float, default=0.4,
                        help="depth and width mutation rate")
     group = p.add_argument_group("execution (never changes the answer)")
-    group.add_argument("--workers", type=int, default=1,
+    group.add_argument("--workers", type=positive_int, default=1,
                        help="parallel workers (default 1; use one per core)")
-    group.add_argument("--threads", type=int, default=1,
+    group.add_argument("--threads", type=positive_int, default=1,
                        help="torch threads per worker (default 1; scores are bitwise equal "
                             "across runs with equal threads per worker)")
     group.add_argument("--backend", default="local", help="local (process pool) or ray")
@@ -705,7 +720,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=positive_float, default=1e-3)
     p.add_argument("--seed", type=int, default=0, help="init and data-order seed")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.add_argument("--out", help="save the trained model here (.pt: weights, architecture and "
                                  "space options; see `vitnas export`)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -745,7 +760,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "another --seed to measure training noise)")
     p.add_argument("--out", required=True, help="benchmark JSON file (created or extended)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.add_argument("--data-dir", help="shared data directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_bench_build)
@@ -779,21 +794,24 @@ def build_parser() -> argparse.ArgumentParser:
                         "and LGA after 1 epoch; 'registered' = every proxy at its defaults; "
                         "params and FLOPs are always added")
     p.add_argument("--split", choices=["dev", "test", "all"], default="all")
-    p.add_argument("--dev-fraction", type=float, default=0.5)
+    p.add_argument("--dev-fraction", type=fraction, default=0.5)
     p.add_argument("--split-seed", type=int, default=0, help="seeds the split and the bootstrap")
-    p.add_argument("--limit", type=int, help="score a seeded random subset of N architectures")
+    p.add_argument("--limit", type=positive_int,
+                   help="score a seeded random subset of N architectures")
     p.add_argument("--sample-seed", type=int, default=0, help="seed of --limit's subset")
     p.add_argument("--batch", default="cifar10", help="proxy batch source (default cifar10)")
-    p.add_argument("--batch-size", type=int, default=32, help="proxy batch size (default 32)")
+    p.add_argument("--batch-size", type=positive_int, default=32,
+                   help="proxy batch size (default 32)")
     p.add_argument("--seed", type=int, default=0, help="init, batch and proxy seed")
-    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
+    p.add_argument("--resamples", type=nonnegative_int, default=1000,
+                   help="bootstrap resamples (0: no intervals)")
     p.add_argument("--top-fraction", type=float, default=0.1, help="top-k precision fraction")
     p.add_argument("--db", help="score store (default: the cache dir's scores.sqlite)")
     p.add_argument("--out", help="write JSON here, plus .md table and _scatter/_tau PNGs")
-    p.add_argument("--workers", type=int, default=1,
+    p.add_argument("--workers", type=positive_int, default=1,
                    help="parallel scoring workers, as in `vitnas search` (default 1)")
-    p.add_argument("--threads", type=int, help="torch threads per worker (default: all for "
-                                               "one worker, 1 for several)")
+    p.add_argument("--threads", type=positive_int,
+                   help="torch threads per worker (default: all for one worker, 1 for several)")
     p.add_argument("--backend", default="local", help="local (process pool) or ray")
     p.add_argument("--address", help="Ray cluster address (ray backend)")
     p.add_argument("--data-dir", help="shared data directory")
@@ -866,7 +884,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("revit", help="ReViT checkpoint")
     p.add_argument("tla", help="assigner checkpoint")
     p.add_argument("--out", help="JSON to write, with a .md table and a .png plot beside it")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=positive_int, default=256)
     p.add_argument("--repeats", type=int, default=3, help="interleaved timing rounds")
     p.add_argument("--test-per-class", type=int, help="first K test images per class")
     p.add_argument("--tla-threshold", type=float, help="override the calibrated TLA threshold")

@@ -24,6 +24,8 @@ import torch
 
 from vitnas.errors import ConfigError
 
+COLUMNS = ("space", "arch", "proxy", "seed", "batch", "score", "raw", "seconds", "warnings",
+           "created")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS scores (
     space TEXT NOT NULL,
@@ -85,16 +87,21 @@ class ScoreStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(self.path, timeout=60)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute(SCHEMA)
             self.db.commit()
-        except sqlite3.DatabaseError as err:
+            columns = {row[1] for row in self.db.execute("PRAGMA table_info(scores)")}
+        except (OSError, sqlite3.Error) as err:
             raise ConfigError(f"score store {self.path} is not a usable SQLite database: "
                               f"{err}") from None
+        if missing := sorted(set(COLUMNS) - columns):
+            self.db.close()
+            raise ConfigError(f"score store {self.path} has a 'scores' table that is not a "
+                              f"vitnas score store (no column {', '.join(missing)})")
 
     def close(self) -> None:
         self.db.close()
