@@ -179,12 +179,13 @@ def cmd_score(args: argparse.Namespace) -> None:
     from vitnas.proxies import expand_proxy_specs, get_proxy, score_architecture
     from vitnas.proxies.scoring import proxy_batch
 
-    space = space_from_args(args)
-    arch = read_architecture(space, args.arch)
+    # the proxy list first: a typo is reported before any data file is looked for
     proxies = [get_proxy(spec) for spec in expand_proxy_specs(args.proxy)]
     if not proxies:
         raise ConfigError(f"--proxy {args.proxy!r} names no proxy; e.g. --proxy vintk (see "
                           "`vitnas proxies`)")
+    space = space_from_args(args)
+    arch = read_architecture(space, args.arch)
     x, y = proxy_batch(args.dataset, args.batch_size, space.img_size, space.in_chans,
                        space.num_classes, args.seed, args.data_dir)
     results = score_architecture(space, arch, proxies, x, y, seed=args.seed)
