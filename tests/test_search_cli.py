@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 import torch
@@ -84,3 +85,14 @@ def test_train_reports_test_top1(capsys, restore_threads):
                        "--json")
     result = json.loads(out)
     assert code == 0 and 0 <= result["top1"] <= 100 and result["steps"] == 2
+
+
+def test_a_search_where_every_candidate_scores_nan_fails_clearly(capsys, tmp_path, monkeypatch):
+    from vitnas.proxies import get_proxy
+
+    monkeypatch.setattr(type(get_proxy("l2_norm")), "compute", lambda self, model, ctx: math.nan)
+    out_dir = tmp_path / "report"
+    code, _, err = run(capsys, "search", "autoformer-tiny-micro", *SMALL, "--proxy", "l2_norm",
+                       "--db", str(tmp_path / "s.sqlite"), "--out", str(out_dir))
+    assert code == 2 and "every one of the 8 candidates scored NaN" in err
+    assert len(err.strip().splitlines()) == 1 and (out_dir / "report.md").exists()

@@ -327,6 +327,9 @@ def cmd_bench_correlate(args: argparse.Namespace) -> None:
 
 
 def cmd_search(args: argparse.Namespace) -> None:
+    import math
+
+    from vitnas.errors import ConfigError
     from vitnas.proxies import expand_proxy_specs
     from vitnas.search import (
         Constraints,
@@ -364,6 +367,12 @@ def cmd_search(args: argparse.Namespace) -> None:
         return
     out = args.out or f"runs/search/{space.name}-{config.algorithm}-seed{config.seed}"
     report = write_report(result, out)
+    if result.evaluations and not any(all(math.isfinite(s) for s in e.scores)
+                                      for e in result.evaluations):
+        raise ConfigError(f"every one of the {len(result.evaluations)} candidates scored NaN "
+                          f"under --proxy {args.proxy} on {space.name} (`vitnas score` shows the "
+                          f"proxy's warnings), so no architecture was chosen; the evaluations "
+                          f"are kept in {report.parent}")
     if args.json:
         data = {k: v for k, v in result.as_dict().items() if k != "evaluations"}
         print(json.dumps({**data, "report": str(report)}, indent=1))
