@@ -103,3 +103,18 @@ def test_a_file_of_the_wrong_kind_is_named_in_the_error(pipeline, capsys, tmp_pa
     garbage.write_bytes(b"not a checkpoint")
     code, _, err = run(capsys, "revit", "label", garbage, "--out", tmp_path / "l.pt")
     assert code == 2 and "not a readable vitnas file" in err
+
+
+@pytest.mark.parametrize("payload, message", [
+    ({"format": "vitnas-revit"}, "has no 'config'"),
+    ({"format": "vitnas-revit", "config": {"embed_dim": "wide"}, "state_dict": {}, "meta": {}},
+     "config cannot build a model"),
+    ({"format": "vitnas-revit", "config": {"depth": -2}, "state_dict": {}, "meta": {}},
+     "weights do not fit its ReViT config"),
+])
+def test_a_tampered_revit_checkpoint_is_one_line(capsys, tmp_path, payload, message):
+    path = tmp_path / "revit.pt"
+    torch.save(payload, path)
+    code = main(["revit", "label", str(path), "--out", str(tmp_path / "labels.pt")])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
