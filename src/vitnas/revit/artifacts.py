@@ -51,27 +51,26 @@ def save_revit(path: str | Path, model: ResizableViT, config: ReViTConfig,
                        "state_dict": model.state_dict(), "meta": meta})
 
 
-def restore(path: str | Path, payload: dict[str, Any], what: str, build: Any) -> Any:
-    """``build(payload["config"])`` with the payload's weights loaded; any way a tampered or
-    foreign file can fail (missing keys, wrong types, impossible sizes) is one ConfigError."""
+def restore(path: str | Path, payload: dict[str, Any], what: str, parse: Any,
+            build: Any) -> tuple[Any, Any, dict[str, Any]]:
+    """(module with the payload's weights, its config, meta); any way a tampered or foreign
+    file can fail (missing keys, wrong types, impossible sizes) is one ConfigError."""
     try:
-        module = build(payload["config"])
+        config = parse(payload["config"])
+        module = build(config)
         module.load_state_dict(payload["state_dict"])
-        payload["meta"]
+        meta = payload["meta"]
     except KeyError as exc:
         raise ConfigError(f"{path}: {what} file has no {exc.args[0]!r}") from None
     except (TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"{path}: its {what} config cannot build a model ({exc})") from None
     except RuntimeError as exc:
         raise ConfigError(f"{path}: weights do not fit its {what} config") from exc
-    return module.eval()
+    return module.eval(), config, meta
 
 
 def load_revit(path: str | Path) -> tuple[ResizableViT, ReViTConfig, dict[str, Any]]:
-    payload = load(path, REVIT_FORMAT)
-    model = restore(path, payload, "ReViT",
-                    lambda config: build_revit(ReViTConfig.from_dict(config)))
-    return model, ReViTConfig.from_dict(payload["config"]), payload["meta"]
+    return restore(path, load(path, REVIT_FORMAT), "ReViT", ReViTConfig.from_dict, build_revit)
 
 
 def save_labels(path: str | Path, payload: dict[str, Any]) -> Path:
@@ -93,7 +92,6 @@ def save_assigner(path: str | Path, assigner: TokenLengthAssigner,
 
 
 def load_assigner(path: str | Path) -> tuple[TokenLengthAssigner, dict[str, Any]]:
-    payload = load(path, ASSIGNER_FORMAT)
-    assigner = restore(path, payload, "assigner",
-                       lambda config: TokenLengthAssigner(AssignerConfig.from_dict(config)))
-    return assigner, payload["meta"]
+    assigner, _, meta = restore(path, load(path, ASSIGNER_FORMAT), "assigner",
+                                AssignerConfig.from_dict, TokenLengthAssigner)
+    return assigner, meta
