@@ -108,3 +108,11 @@ def test_a_database_with_a_foreign_scores_table_is_one_clear_error(tmp_path):
         db.execute("CREATE TABLE scores (x INTEGER)")
     with pytest.raises(ConfigError, match="not a vitnas score store"):
         ScoreStore(path)
+
+
+@pytest.mark.parametrize("images, labels", [(0, 0), (4, 3)])
+def test_an_empty_or_mislabelled_batch_is_one_clear_error(images, labels):
+    space = get_space("autoformer-tiny-micro", img_size=16, patch_size=4)
+    x, y = torch.randn(images, 3, 16, 16), torch.zeros(labels, dtype=torch.long)
+    with pytest.raises(ConfigError, match="at least one image and one label per image"):
+        score_architecture(space, space.sample(0), ["synflow"], x, y)

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from vitnas.errors import ConfigError
 from vitnas.proxies.base import Proxy, ProxyContext, ProxyResult, get_proxy
 
 
@@ -26,6 +27,9 @@ def score_model(
     arch: Any = None,
 ) -> list[ProxyResult]:
     """Run each proxy on a private deep copy of ``model`` (some proxies rewrite weights)."""
+    if inputs.shape[0] == 0 or labels.shape[:1] != inputs.shape[:1]:
+        raise ConfigError(f"a proxy batch needs at least one image and one label per image, "
+                          f"got {inputs.shape[0]} images and {labels.shape[0]} labels")
     results = []
     shared_cache: dict = {}
     for proxy in proxies:
@@ -104,7 +108,6 @@ def proxy_batch(
         x = torch.randn(size, channels, image_size, image_size, generator=generator)
         return x, torch.randint(0, num_classes, (size,), generator=generator)
     from vitnas.data import Normalize, fixed_batch, get_dataset
-    from vitnas.errors import ConfigError
 
     data = get_dataset(dataset, split="train", data_dir=data_dir)
     if data.channels != channels:
