@@ -88,13 +88,6 @@ def board_path(out: Path, bench: str, label: str, split: str) -> Path:
     return out / f"{bench.replace('vit-bench-101-', '')}_{label}_{split}.json"
 
 
-def run_board(bench, config: ScoreboardConfig, store: ScoreStore, workers: int) -> Scoreboard:
-    try:
-        return correlate(bench, config, store, workers=workers)
-    except TypeError:  # a correlate without a worker pool
-        return correlate(bench, config, store)
-
-
 def write_board(board: Scoreboard, path: Path, command: str, plots: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({**board.as_dict(), "command": command}, indent=1) + "\n")
@@ -189,7 +182,7 @@ def main(argv: list[str]) -> None:
         # one scoring pass over every architecture; the splits and labels below are cached
         first = ScoreboardConfig(proxies=specs, metric=PRIMARY, batch_size=BATCH_SIZE,
                                  split="all", resamples=0)
-        run_board(bench, first, store, args.workers)
+        correlate(bench, first, store, workers=args.workers)
         print(f"{name}: scored ({time.perf_counter() - start:.0f} s so far)", flush=True)
         for label in labels:
             if label not in bench.metrics():
@@ -197,7 +190,7 @@ def main(argv: list[str]) -> None:
             for split in splits:
                 config = ScoreboardConfig(proxies=specs, metric=label, batch_size=BATCH_SIZE,
                                           split=split, resamples=resamples)
-                board = run_board(bench, config, store, 1)
+                board = correlate(bench, config, store)
                 boards[(name, label, split)] = board
                 primary = label == PRIMARY or (name == PIT and label == "c100_base_acc")
                 write_board(board, board_path(out, name, label, split), command, primary)
