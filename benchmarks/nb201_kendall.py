@@ -29,7 +29,6 @@ from vitnas.proxies.scoring import proxy_batch
 from vitnas.spaces import get_space
 
 OPS_BY_INDEX = ("skip_connect", "none", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3")
-VINTK_VARIANTS = ("vintk:mode=band", "vintk:mode=align")
 
 
 def naslib_cells(data_dir: str | None) -> list[str]:
@@ -47,15 +46,13 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=60)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--proxies", default="all")
+    parser.add_argument("--proxies", default="registered,vintk:mode=band,vintk:mode=align")
     parser.add_argument("--out", default="results/nb201_kendall.jsonl")
     parser.add_argument("--data-dir")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     specs = expand_proxy_specs(args.proxies)
-    if args.proxies == "all":
-        specs += list(VINTK_VARIANTS)
     space = get_space("nasbench201", data_dir=args.data_dir)
     x, y = proxy_batch("cifar10", args.batch_size, 32, seed=args.seed, data_dir=args.data_dir)
     out = Path(args.out)

@@ -237,8 +237,11 @@ def test_correlate_cli_writes_table_json_and_plots(tmp_path, capsys):
                  "--resamples", "20", "--db", str(tmp_path / "s.sqlite"), "--out", str(out),
                  "--quiet"])
     assert code == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "params" in printed and "tau 95% CI" in printed
+    assert "only 6 architectures" in captured.err and "unreliable" in captured.err
+    assert "Note: only 6 architectures" in out.with_suffix(".md").read_text()
     saved = json.loads(out.read_text())
     assert [r["proxy"] for r in saved["rows"]] == ["params", "flops", "nwot"]
     for suffix in (".md", "_scatter.png", "_tau.png"):
@@ -260,3 +263,55 @@ def test_plan_seed_retrains_the_same_architectures_under_another_seed(tmp_path, 
     assert [r["arch"] for r in again["records"]] == [r["arch"] for r in base["records"]]
     assert [r["final_loss"] for r in again["records"]] != [r["final_loss"]
                                                            for r in base["records"]]
+
+
+def test_build_spells_space_options_like_every_command_and_prints_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    code = main(["bench", "build", SPACE, "--dataset", "synthetic", "--quiet", "--out", str(out),
+                 "--n", "1", "--epochs", "0.05", "--batch-size", "64", "--patch-size", "8",
+                 "--space-options", "patch_size=4,pool=mean", "--json"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["architectures"] == 1 and summary["out"] == str(out)
+    saved = json.loads(out.read_text())
+    # the named flag wins over the same key in --space-options; other keys pass through
+    assert saved["space_options"] == {"patch_size": 8, "pool": "mean"}
+
+
+def test_scatter_axes_follow_the_scores_shape():
+    from vitnas.bench.report import score_axis
+
+    heavy = np.array([1e-3, 1.0, 1e10, 1e44])
+    assert score_axis(heavy)[1] == "log"
+    outliers = np.array([0.1, 0.2, 0.3, 0.25, 0.15, -1e9])
+    x, axis = score_axis(outliers)
+    assert axis == "rank" and sorted(x) == [1, 2, 3, 4, 5, 6]
+    plain = np.array([-1.0, 0.5, 2.0, 3.0])
+    assert score_axis(plain)[1] == "linear"
+
+
+def test_scatter_of_a_constant_proxy_is_labelled_not_a_single_point(tmp_path):
+    space = get_space(SPACE)
+    bench = load_benchmark(str(write_benchmark(tmp_path / "b.json", space, 6)), space=SPACE)
+    config = ScoreboardConfig(proxies=("linear_regions",), metric="top1", batch="gaussian",
+                              batch_size=4, resamples=0)
+    board = correlate(bench, config, ScoreStore(tmp_path / "s.sqlite"))
+    board.scores["linear_regions"] = [2.0] * board.n  # a proxy that cannot tell them apart
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    texts = []
+    original = plt.Axes.text
+
+    def spy(self, *args, **kwargs):
+        texts.append(args[2])
+        return original(self, *args, **kwargs)
+
+    plt.Axes.text = spy
+    try:
+        plot_scatter(board, tmp_path / "scatter.png")
+    finally:
+        plt.Axes.text = original
+    assert texts == ["constant score"]

@@ -11,7 +11,7 @@ from collections import OrderedDict
 import pytest
 import torch
 
-from vitnas.bench.files import builtin_benchmarks, load_benchmark
+from vitnas.bench.catalog import builtin_benchmarks, load_benchmark
 from vitnas.bench.torchfile import read_torch_pickle
 from vitnas.bench.vitbench101 import BUILTINS, builtin_path, import_autoprox, load_builtin
 from vitnas.cli import main

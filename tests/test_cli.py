@@ -17,6 +17,7 @@ def run(capsys, *argv):
 def test_spaces_table_and_json(capsys):
     code, out, _ = run(capsys, "spaces")
     assert code == 0 and "autoformer-tiny-micro" in out and "nasbench201" in out
+    assert "15,625" in out and "e+" not in out  # counts in full, never 1.56e+04
     code, out, _ = run(capsys, "spaces", "--json")
     names = [s["name"] for s in json.loads(out)]
     assert "pit-small" in names
@@ -188,6 +189,15 @@ def test_train_on_a_set_smaller_than_one_batch_finishes(capsys):
     assert json.loads(out)["steps"] == 1
 
 
+def test_train_says_when_it_evaluates(capsys):
+    code, out, err = run(capsys, "train", "autoformer-tiny-micro", ARCH, "--patch-size", "8",
+                         "--dataset", "synthetic", "--epochs", "0.05", "--batch-size", "100",
+                         "--device", "cpu", "--json")
+    assert code == 0, err
+    assert "loading synthetic" in err and "evaluating on the 200 synthetic test images" in err
+    assert json.loads(out)["top1"] is not None
+
+
 def test_version_module_entry_point_and_a_help_that_does_not_load_torch():
     result = subprocess.run([sys.executable, "-m", "vitnas", "--version"], capture_output=True,
                             text=True, timeout=60)
@@ -205,3 +215,14 @@ def test_proxies_with_a_name_lists_its_options(capsys):
     code, out, _ = run(capsys, "proxies", "vintk", "--json")
     options = {o["option"]: o["default"] for o in json.loads(out)["options"]}
     assert options["sigma"] == 10.0 and options["mode"] == "view" and options["combine"] == "high"
+
+
+def test_help_and_readme_name_the_same_main_job(capsys):
+    from pathlib import Path
+
+    from vitnas.cli import MAIN_JOB
+
+    assert main(["--help"]) == 0
+    assert MAIN_JOB in " ".join(capsys.readouterr().out.split())
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    assert MAIN_JOB in readme.read_text()

@@ -13,9 +13,10 @@ from conftest import proxy_context
 from vitnas.errors import ConfigError
 from vitnas.models import tags
 from vitnas.proxies.autoprox import autoprox_score
-from vitnas.proxies.base import PROXIES, get_proxy
+from vitnas.proxies.base import PROXIES
 from vitnas.proxies.lswag import gradient_term, parse_band, select_band
 from vitnas.proxies.scoring import score_architecture
+from vitnas.proxies.spec import get_proxy
 from vitnas.proxies.swap import count_patterns, pattern_keys
 from vitnas.proxies.token_entropy import token_entropy
 from vitnas.spaces import get_space

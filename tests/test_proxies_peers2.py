@@ -14,8 +14,9 @@ from conftest import proxy_context
 from vitnas.errors import ConfigError
 from vitnas.models import tags
 from vitnas.proxies import aznas, meco, zico
-from vitnas.proxies.base import PROXIES, get_proxy
+from vitnas.proxies.base import PROXIES
 from vitnas.proxies.scoring import score_architecture, score_model
+from vitnas.proxies.spec import get_proxy
 from vitnas.spaces import get_space
 
 AZNAS = ["aznas_expressivity", "aznas_progressivity", "aznas_trainability", "aznas_complexity"]

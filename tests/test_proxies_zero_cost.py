@@ -12,8 +12,9 @@ from torch import nn
 import vitnas.proxies.zero_cost as zc
 from vitnas.errors import ConfigError
 from vitnas.flops import count_params, measured_flops
-from vitnas.proxies.base import FREE, PROXIES, ProxyContext, get_proxy
+from vitnas.proxies.base import FREE, PROXIES, ProxyContext
 from vitnas.proxies.scoring import score_architecture, score_model
+from vitnas.proxies.spec import get_proxy
 from vitnas.spaces import get_space
 
 NAMES = ["synflow", "snip", "grasp", "fisher", "grad_norm", "jacov", "nwot", "zen", "l2_norm",

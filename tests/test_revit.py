@@ -284,3 +284,105 @@ def test_assigner_learns_labels_that_depend_on_the_image():
     assigner = TokenLengthAssigner(AssignerConfig(num_lengths=3, input_size=16))
     result = train_assigner(assigner, images, labels, epochs=15, seed=0)
     assert result.train_accuracy > 90
+
+
+def test_resumable_loop_follows_the_shared_recipe_step_for_step():
+    from vitnas.data import get_dataset
+    from vitnas.revit.training import fit_resumable, subset
+    from vitnas.train import TrainConfig, train_model
+
+    data = get_dataset("synthetic", split="train", n=96)
+    data = subset(data, torch.arange(96))
+    config = TrainConfig(epochs=2, batch_size=32, seed=3)
+    ours, shared = tiny_revit(seed=1), tiny_revit(seed=1)
+    fit_resumable(ours, data, config, revit_objective("distill", 3, seed=3))
+    train_model(shared, data, config, loss_fn=revit_objective("distill", 3, seed=3))
+    for key, value in shared.state_dict().items():
+        assert torch.allclose(ours.state_dict()[key], value, atol=1e-6), key
+
+
+def test_fixed_length_curve_is_the_hull_of_mixtures():
+    from vitnas.revit.metrics import cost_at_accuracy, mixture_frontier, ratio_at_equal_accuracy
+
+    # (cost, accuracy); (3, 60) lies below the chord from (2, 58) to (4, 64): a mixture beats it
+    points = [(1.0, 50.0), (2.0, 58.0), (3.0, 60.0), (4.0, 64.0), (5.0, 63.0)]
+    frontier = mixture_frontier(points)
+    assert frontier == [(1.0, 50.0), (2.0, 58.0), (4.0, 64.0)]
+    assert cost_at_accuracy(frontier, 61.0) == pytest.approx(3.0)  # half of 2 and 4
+    assert cost_at_accuracy(frontier, 40.0) == 1.0  # the cheapest length already reaches it
+    assert cost_at_accuracy(frontier, 65.0) is None  # above every fixed length
+    assert ratio_at_equal_accuracy(frontier, 1.5, 61.0) == pytest.approx(2.0)
+
+
+def test_roc_auc_and_the_prior_report():
+    from vitnas.revit.metrics import label_report, roc_auc
+
+    positive = torch.tensor([0, 0, 1, 1, 0, 1], dtype=torch.bool)
+    assert roc_auc(torch.tensor([0.1, 0.2, 0.8, 0.9, 0.3, 0.7]), positive) == 1.0
+    assert roc_auc(-torch.tensor([0.1, 0.2, 0.8, 0.9, 0.3, 0.7]), positive) == 0.0
+    assert roc_auc(torch.zeros(6), positive) == 0.5  # ties count half
+    labels = torch.tensor([0] * 80 + [2] * 20)
+    everything = torch.ones(100, dtype=torch.bool)
+    prior = label_report(torch.zeros(100, dtype=torch.long), labels, torch.zeros(100),
+                         labels > 0, everything, resamples=200)
+    assert prior["majority_share"] == 80.0 and prior["accuracy_minus_prior"] == 0.0
+    perfect = label_report(labels, labels, labels.float(), labels > 0, everything,
+                           resamples=200)
+    assert perfect["accuracy_minus_prior_ci"][0] > 10 and perfect["needs_more_auc"] == 1.0
+
+
+def test_margin_targets_soften_the_hard_label_and_keep_probability_mass():
+    from vitnas.revit.assigner import soft_targets
+
+    logits = torch.randn(3, 50, 10)
+    targets = torch.randint(0, 10, (50,))
+    hard = token_length_labels(correct_by_length(logits, targets), "largest")
+    for policy in ("largest", "smallest", "drop"):
+        soft = soft_targets(logits, targets, "margin", policy, temperature=1.0)
+        assert soft.shape == (50, 3) and torch.allclose(soft.sum(1), torch.ones(50), atol=1e-5)
+    sharp = soft_targets(logits, targets, "margin", "largest", temperature=1e-4)
+    assert torch.equal(sharp.argmax(1), hard)
+    loss = soft_targets(logits, targets, "loss", "largest")
+    assert torch.allclose(loss[:, 0], logits[0].softmax(-1)[torch.arange(50), targets])
+
+
+def test_lagrangian_price_trades_length_monotonically():
+    from vitnas.revit.assigner import decide_lagrangian
+
+    probabilities = torch.rand(200, 3)
+    costs = torch.tensor([0.25, 0.5, 1.0])
+    means = [float(decide_lagrangian(probabilities, price, costs).float().mean())
+             for price in (0.0, 0.1, 0.3, 1.0, 5.0)]
+    assert means == sorted(means, reverse=True) and means[-1] == 0.0
+    with pytest.raises(ConfigError, match="price"):
+        decide_lagrangian(probabilities, -1.0, costs)
+
+
+@pytest.mark.parametrize("features", ["pixels", "stats", "both"])
+@pytest.mark.parametrize("target", ["hard", "correct"])
+def test_assigner_options_route_every_image_and_count_their_flops(features, target):
+    config = AssignerConfig(num_lengths=3, input_size=8, target=target, features=features,
+                            detail_sizes=(16, 24), costs=(0.25, 0.5, 1.0))
+    assigner = TokenLengthAssigner(config).eval()
+    x = torch.randn(5, 3, 32, 32)
+    route = assigner.assign(x, 0.5 if target == "hard" else 0.05)
+    assert route.shape == (5,) and route.min() >= 0 and route.max() <= 2
+    if features == "pixels":
+        assert assigner.flops() == measured_flops(assigner, torch.randn(2, 3, 8, 8))
+    else:  # the statistics add their documented per-value count
+        assert assigner.flops() > 3 * 32 * 32 * (7 + 13 * 2)
+
+
+def test_platt_scaling_calibrates_per_length_probabilities():
+    from vitnas.revit.assigner import fit_platt
+
+    assigner = TokenLengthAssigner(AssignerConfig(target="correct"))
+    torch.manual_seed(0)
+    truth = torch.rand(400, 3)
+    correct = (torch.rand(400, 3) < truth).T  # (K, N)
+    overconfident = torch.logit(truth) * 4
+    before = nn.functional.binary_cross_entropy(torch.sigmoid(overconfident), correct.float().T)
+    fit_platt(assigner, overconfident, correct)
+    after = nn.functional.binary_cross_entropy(assigner.probabilities(overconfident),
+                                               correct.float().T)
+    assert after < before and float(assigner.platt_scale.mean()) == pytest.approx(0.25, abs=0.1)

@@ -1,4 +1,8 @@
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -42,12 +46,17 @@ def test_eval_writes_every_policy_with_costs_and_throughput(pipeline, capsys):
     code, text, _ = run(capsys, "revit", "eval", revit, tla, "--out", out, "--repeats", "1",
                         "--threads", "1", "--quiet")
     assert code == 0 and "| TLA" in text and "| cascade" in text and "| oracle" in text
+    assert "the fixed-length curve" in text
     record = json.loads(out.read_text())
     names = [p["name"] for p in record["measured"]]
-    assert names[:3] == ["length 0 (16 tokens)", "length 1 (36 tokens)", "length 2 (64 tokens)"]
+    # the intermediate grids 5 and 7 are measured too (the resize route runs any grid)
+    assert names[:5] == [f"fixed {t} tokens" for t in (16, 25, 36, 49, 64)]
+    assert record["command"].startswith("vitnas revit eval")
     tla = next(p for p in record["measured"] if p["name"] == "TLA")
     smallest = record["length_flops"][0] + record["assigner_flops"]
     assert tla["flops"] >= smallest  # the assigner's cost is in the TLA's row
+    assert "throughput_vs_fixed_curve" in record["comparisons"]["TLA"]
+    assert "cascade_matched" in record["comparisons"]["TLA"]
     oracle = next(p for p in record["measured"] if p["name"] == "oracle")
     best_fixed = max(p["accuracy"] for p in record["measured"] if p["policy"] == "fixed")
     assert oracle["accuracy"] >= best_fixed
@@ -118,3 +127,109 @@ def test_a_tampered_revit_checkpoint_is_one_line(capsys, tmp_path, payload, mess
     code = main(["revit", "label", str(path), "--out", str(tmp_path / "labels.pt")])
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+SMALL = ["--dataset", "synthetic", "--embed-dim", "16", "--depth", "1", "--num-heads", "2",
+         "--holdout-per-class", "20", "--batch-size", "32", "--threads", "1", "--quiet"]
+
+
+def test_resume_after_sigkill_mid_run_gives_the_weights_of_an_uninterrupted_run(tmp_path):
+    killed, state = tmp_path / "killed.pt", tmp_path / "killed.state.pt"
+    epochs = 12  # 12 steps each (400 training images, batch 32): the kill lands mid-run
+    argv = ["revit", "train", *SMALL, "--holdout-per-class", "60", "--epochs", str(epochs)]
+    process = subprocess.Popen([sys.executable, "-m", "vitnas", *argv, "--out", str(killed)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not state.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, process.stderr.read().decode()[-500:]
+    assert not killed.exists()  # it died mid-run, after at least one epoch's state
+    saved = torch.load(state, weights_only=True)
+    assert 1 <= saved["epoch"] < epochs
+    assert main([*argv, "--out", str(killed), "--resume"]) == 0
+    resumed = torch.load(killed, weights_only=True)
+    assert resumed["meta"]["resumed_from_step"] >= saved["step"]
+    straight = tmp_path / "straight.pt"
+    assert main([*argv, "--out", str(straight)]) == 0
+    reference = torch.load(straight, weights_only=True)
+    assert reference["meta"]["resumed_from_step"] is None
+    for key, value in reference["state_dict"].items():
+        assert torch.allclose(resumed["state_dict"][key], value, atol=1e-6), key
+    assert resumed["meta"]["steps"] == reference["meta"]["steps"]
+
+
+def test_resume_refuses_the_state_of_another_run(tmp_path, capsys):
+    out = tmp_path / "run.pt"
+    assert main(["revit", "train", *SMALL, "--epochs", "1", "--out", str(out)]) == 0
+    code, _, err = run(capsys, "revit", "train", *SMALL, "--epochs", "1", "--lr", "0.01",
+                       "--out", out, "--resume")
+    assert code == 2 and "recipe.lr was 0.001, now 0.01" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+MICRO_ARCH = {"hidden_dim": 48, "depth": 12, "mlp_ratio": [3.5] * 12, "num_heads": [3] * 12}
+
+
+def test_a_searched_architecture_goes_through_train_label_train_tla_eval(tmp_path, capsys):
+    arch_file = tmp_path / "best.json"
+    arch_file.write_text(json.dumps({"arch": MICRO_ARCH, "score": 1.0}))  # a search record
+    revit, labels, tla = tmp_path / "revit.pt", tmp_path / "labels.pt", tmp_path / "tla.pt"
+    assert main(["revit", "train", "--out", str(revit), "--space", "autoformer-tiny-micro",
+                 "--arch-file", str(arch_file), "--dataset", "synthetic", "--epochs", "0.1",
+                 "--holdout-per-class", "10", "--threads", "1", "--quiet"]) == 0
+    checkpoint = torch.load(revit, weights_only=True)
+    assert checkpoint["config"]["arch"] == MICRO_ARCH
+    assert checkpoint["config"]["head_dim"] == 16 and checkpoint["config"]["embed_dim"] == 48
+    assert main(["revit", "label", str(revit), "--out", str(labels), "--threads", "1"]) == 0
+    assert main(["revit", "train-tla", str(labels), "--revit", str(revit), "--out", str(tla),
+                 "--epochs", "1", "--folds", "2", "--bootstrap", "10", "--threads", "1"]) == 0
+    code, text, _ = run(capsys, "revit", "eval", revit, tla, "--repeats", "1",
+                        "--fixed-grids", "4,8", "--threads", "1", "--quiet")
+    assert code == 0 and "| TLA" in text and "fixed 64 tokens" in text
+
+
+@pytest.mark.parametrize("target, features, weighting", [
+    ("margin", "both", "stakes"), ("correct", "stats", "balanced"), ("loss", "pixels", "none")])
+def test_every_assigner_option_trains_calibrates_and_reports_against_the_prior(
+        pipeline, tmp_path, target, features, weighting):
+    _, revit, labels, _ = pipeline
+    out = tmp_path / "tla.pt"
+    assert main(["revit", "train-tla", str(labels), "--revit", str(revit), "--out", str(out),
+                 "--target", target, "--features", features, "--weighting", weighting,
+                 "--epochs", "1", "--folds", "2", "--bootstrap", "20", "--threads", "1"]) == 0
+    meta = torch.load(out, weights_only=True)["meta"]
+    report = meta["out_of_fold"]
+    assert report["images"] == 200 and len(report["accuracy_minus_prior_ci"]) == 2
+    assert 0 <= report["needs_more_auc"] <= 1 or report["needs_more_positives"] == 0
+    assert meta["calibration"]["tla"]["flops"] > 0
+    assert meta["command"].startswith("vitnas revit train-tla")
+
+
+@pytest.mark.parametrize("argv, problem", [
+    (["--arch", "{not json"], "not valid JSON"),
+    (["--arch", json.dumps(MICRO_ARCH), "--embed-dim", "64"], "cannot be combined"),
+    (["--space", "nasbench201", "--arch", "0"], "AutoFormer-family"),
+    (["--space", "autoformer-tiny-micro"], "--space needs an architecture"),
+    (["--arch", json.dumps({**MICRO_ARCH, "depth": 99})], "depth"),
+])
+def test_bad_architectures_are_one_line_errors(capsys, tmp_path, argv, problem):
+    code, _, err = run(capsys, "revit", "train", "--out", tmp_path / "x.pt", "--dataset",
+                       "synthetic", *argv)
+    assert code == 2 and problem in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_assigner_file_from_before_the_new_options_still_loads(pipeline, tmp_path):
+    from vitnas.revit import artifacts
+
+    _, _, _, tla = pipeline
+    payload = torch.load(tla, weights_only=True)
+    for key in ("platt_scale", "platt_shift"):
+        del payload["state_dict"][key]
+    for key in ("target", "features", "image_size", "detail_sizes", "costs"):
+        del payload["config"][key]
+    old = tmp_path / "old.pt"
+    torch.save(payload, old)
+    assigner, _ = artifacts.load_assigner(old)
+    assert assigner.config.target == "hard" and assigner.config.features == "pixels"

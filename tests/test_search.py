@@ -17,8 +17,8 @@ from vitnas.search import (
     parse_window,
     run_search,
 )
-from vitnas.search.aggregate import pareto_front, rank_sum, selection_order
-from vitnas.search.base import Feasibility
+from vitnas.search.aggregate import pareto_front, pareto_objectives, rank_sum, selection_order
+from vitnas.search.constraints import Feasibility
 from vitnas.search.report import write_report
 from vitnas.spaces.base import SearchSpace, as_rng, build_seeded
 from vitnas.store import ScoreStore
@@ -127,6 +127,19 @@ def test_pareto_front_and_pareto_selection_order():
     # front: b (best score), d (fewer params than b), c (fewest params); a is behind d
     assert selection_order(scores, params, flops, keys, "pareto") == [1, 3, 2, 0]
     assert selection_order(scores, params, flops, keys, "rank") == [1, 3, 0, 2]
+
+
+def test_a_size_proxy_does_not_make_every_architecture_pareto_optimal():
+    params = np.array([1.0, 2.0, 3.0, 4.0])
+    flops = np.array([1.0, 3.0, 2.0, 4.0])
+    scores = np.column_stack([params, [0.1, 0.9, 0.2, 0.3]])
+    # with params "up" against params "down", all four are trade-offs
+    assert pareto_front(pareto_objectives(scores, params, flops)) == [0, 1, 2, 3]
+    # named, the params column leaves the quality side: d is dominated by b
+    front = pareto_front(pareto_objectives(scores, params, flops, ["params", "swap"]))
+    assert front == [0, 1, 2]
+    only_size = pareto_objectives(scores[:, :1], params, flops, ["params"])
+    assert only_size.shape == (4, 2) and pareto_front(only_size) == [0]
 
 
 # --- constraints -------------------------------------------------------------------------------
@@ -263,6 +276,14 @@ def test_evolution_follows_autoformer_slots_and_beats_its_first_generation():
     assert result.best.candidate.arch == ToyArch(12)
     curve = result.best_per_generation()
     assert curve == sorted(curve) and len(curve) == 3
+    from vitnas.search.report import progress_text
+
+    text = progress_text(result)
+    assert text.startswith("the random start (generation 0) reached params score")
+    assert f"came in generation {curve.index(curve[-1])} of 2" in text
+    assert ("no improvement on the random start" in text) == (curve[0] == curve[-1])
+    assert progress_text(run_search(space, toy_config(budget=4, population=4),
+                                    store=":memory:")) is None  # one generation: nothing to say
 
 
 def test_rank_aggregate_and_pareto_aggregate_pick_from_the_scored_set():
@@ -313,7 +334,7 @@ def test_report_has_markdown_plots_result_and_best_architecture(tmp_path):
 
 
 def test_candidate_seeds_depend_only_on_position():
-    from vitnas.search.base import candidate_rng
+    from vitnas.search.candidates import candidate_rng
 
     seed, rng = candidate_rng("evolution", 0, 3, 7)
     again_seed, again = candidate_rng("evolution", 0, 3, 7)

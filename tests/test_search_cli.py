@@ -44,6 +44,9 @@ def test_shard_runs_report_what_is_left_and_merge_joins_their_stores(capsys, tmp
     assert code == 0 and f"{merged}: 8 rows" in out
     with ScoreStore(merged) as store:
         assert len(store) == 8
+    code, out, _ = run(capsys, "merge", str(merged), *map(str, shards), "--json")
+    assert code == 0 and json.loads(out) == {"out": str(merged), "rows": 8,
+                                             "new_rows": {str(s): 0 for s in shards}}
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -96,3 +99,24 @@ def test_a_search_where_every_candidate_scores_nan_fails_clearly(capsys, tmp_pat
                        "--db", str(tmp_path / "s.sqlite"), "--out", str(out_dir))
     assert code == 2 and "every one of the 8 candidates scored NaN" in err
     assert len(err.strip().splitlines()) == 1 and (out_dir / "report.md").exists()
+
+
+def test_silent_phases_say_what_runs_and_the_budget_gets_an_estimate(capsys, tmp_path):
+    loud = [a for a in SMALL if a != "--quiet"]
+    code, out, err = run(capsys, "search", "autoformer-tiny-micro", *loud,
+                         "--db", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "r"))
+    assert code == 0
+    assert "checking that the budget windows can be met" in err
+    assert "building the proxy batch: 4 gaussian images at 32 px" in err
+    assert "the first architecture took" in err and "the budget of 8 needs about" in err
+    # a rerun computes nothing, so it has nothing to estimate
+    code, out, err = run(capsys, "search", "autoformer-tiny-micro", *loud,
+                         "--db", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "r"))
+    assert code == 0 and "the first architecture took" not in err
+
+
+def test_format_duration_reads_like_a_plan():
+    from vitnas.search.driver import format_duration
+
+    assert [format_duration(s) for s in (5, 75, 600, 5400, 36000)] == [
+        "5 s", "75 s", "10.0 min", "1.5 h", "10.0 h"]

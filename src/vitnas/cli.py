@@ -15,26 +15,14 @@ from typing import Any
 
 from vitnas import __version__
 from vitnas.errors import VitnasError
+from vitnas.formatting import human, text_table
 from vitnas.recommended import DEFAULT_SEARCH_PROXY
 
 # torch and the spaces are imported inside the commands, so `vitnas --help` stays instant
 
 
-def human(value: float) -> str:
-    """1234567 -> '1.23M' (tables only; JSON keeps exact integers)."""
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(value) >= scale:
-            return f"{value / scale:.2f}{unit}"
-    return f"{value:g}"
-
-
 def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
-    cells = [[str(row.get(c, "")) for c in columns] for row in rows]
-    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip())
-    print("  ".join("-" * w for w in widths))
-    for r in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip())
+    print(text_table(rows, columns))
 
 
 def read_architecture(space, spec: str):
@@ -52,12 +40,22 @@ def default_device(args: argparse.Namespace) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+MAIN_JOB = "vitnas search autoformer-tiny-micro --params 0.4M:0.5M --budget 100 --workers 2"
+
+
+def say(message: str) -> None:
+    """A status line for a silent phase; on stderr, so stdout stays the result."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def space_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The space options given on the command line (unset ones left out)."""
+    """The space options given on the command line (unset ones left out): --space-options'
+    pairs where a command has it, overridden by the named flags."""
     options = dict(img_size=args.img_size, patch_size=args.patch_size, in_chans=args.in_chans,
                    num_classes=args.num_classes, pool=args.pool, qkv=args.qkv,
                    cls_token=args.cls_token)
-    return {k: v for k, v in options.items() if v is not None}
+    pairs = parse_options(getattr(args, "space_options", None))
+    return {**pairs, **{k: v for k, v in options.items() if v is not None}}
 
 
 def space_from_args(args: argparse.Namespace):
@@ -83,7 +81,7 @@ def cmd_spaces(args: argparse.Namespace) -> None:
             "image": d["img_size"],
             "patch": d.get("patch_size", "-"),
             "classes": d["num_classes"],
-            "architectures": f"{d['size']:.3g}",
+            "architectures": f"{d['size']:,}",
         }
         for d in described
     ]
@@ -176,11 +174,11 @@ def cmd_proxy_options(cls: Any, args: argparse.Namespace) -> None:
 
 def cmd_score(args: argparse.Namespace) -> None:
     from vitnas.errors import ConfigError
-    from vitnas.proxies import expand_proxy_specs, get_proxy, score_architecture
+    from vitnas.proxies import resolve_proxies, score_architecture
     from vitnas.proxies.scoring import proxy_batch
 
     # the proxy list first: a typo is reported before any data file is looked for
-    proxies = [get_proxy(spec) for spec in expand_proxy_specs(args.proxy)]
+    proxies = resolve_proxies(args.proxy)
     if not proxies:
         raise ConfigError(f"--proxy {args.proxy!r} names no proxy; e.g. --proxy vintk (see "
                           "`vitnas proxies`)")
@@ -205,7 +203,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from vitnas.demo import run_demo
 
     rows = run_demo(count=args.n, dataset=args.dataset, batch_size=args.batch_size,
-                    seed=args.seed, data_dir=args.data_dir)
+                    seed=args.seed, data_dir=args.data_dir, status=say)
     if args.json:
         print(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
         return
@@ -241,7 +239,7 @@ def cmd_bench_build(args: argparse.Namespace) -> None:
 
     set_threads(args.threads)
     config = GroundTruthConfig(
-        space=args.space, n=args.n, space_options=parse_options(args.space_options),
+        space=args.space, n=args.n, space_options=space_options(args),
         dataset=args.dataset, train_per_class=args.train_per_class, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, seed=args.seed, plan_seed=args.plan_seed)
     command = "vitnas " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else None
@@ -251,12 +249,17 @@ def cmd_bench_build(args: argparse.Namespace) -> None:
     records = content["records"]
     hours = sum(r["train_seconds"] for r in records) / 3600
     top1 = [r["top1"] for r in records]
+    if args.json:
+        print(json.dumps({"out": args.out, "architectures": len(records),
+                          "top1_min": min(top1), "top1_max": max(top1),
+                          "training_hours": hours}, indent=1))
+        return
     print(f"{args.out}: {len(records)} architectures, top-1 {min(top1):.2f}..{max(top1):.2f}%, "
           f"{hours:.2f} training hours")
 
 
 def cmd_bench_list(args: argparse.Namespace) -> None:
-    from vitnas.bench.files import builtin_benchmarks
+    from vitnas.bench.catalog import builtin_benchmarks
 
     rows = builtin_benchmarks()
     if args.json:
@@ -272,7 +275,7 @@ def cmd_bench_list(args: argparse.Namespace) -> None:
 def cmd_bench_import(args: argparse.Namespace) -> None:
     from vitnas.bench.vitbench101 import import_autoprox, save_json
 
-    bench = import_autoprox(args.file, args.space, parse_options(args.space_options))
+    bench = import_autoprox(args.file, args.space, space_options(args))
     save_json(bench, args.out)
     print(f"{args.out}: {len(bench.records)} architectures of {bench.space.name}, labels "
           f"{', '.join(bench.metrics())}")
@@ -291,7 +294,7 @@ def cmd_bench_correlate(args: argparse.Namespace) -> None:
 
         torch.set_num_threads(args.threads)
     bench = load_benchmark(args.benchmark, space=args.space,
-                           space_options=parse_options(args.space_options), n=args.limit,
+                           space_options=space_options(args), n=args.limit,
                            seed=args.sample_seed, data_dir=args.data_dir)
     metric = args.metric or bench.meta.get("metric") or "top1"
     config = ScoreboardConfig(
@@ -311,6 +314,8 @@ def cmd_bench_correlate(args: argparse.Namespace) -> None:
         out.with_suffix(".md").write_text(markdown_table(board) + "\n")
         plot_scatter(board, out.with_name(out.stem + "_scatter.png"))
         plot_tau(board, out.with_name(out.stem + "_tau.png"))
+    for caveat in board.caveats():
+        print(f"note: {caveat}", file=sys.stderr)
     if args.json:
         print(json.dumps(board.as_dict(), indent=1))
         return
@@ -330,7 +335,7 @@ def cmd_search(args: argparse.Namespace) -> None:
     import math
 
     from vitnas.errors import ConfigError
-    from vitnas.proxies import expand_proxy_specs
+    from vitnas.proxies import resolve_proxies
     from vitnas.search import (
         Constraints,
         EvolutionConfig,
@@ -339,15 +344,16 @@ def cmd_search(args: argparse.Namespace) -> None:
         parse_window,
         run_search,
     )
-    from vitnas.search.report import write_report
+    from vitnas.search.report import progress_text, write_report
     from vitnas.store import default_store_path
 
     space = space_from_args(args)
     constraints = Constraints(parse_window(args.params, "params"),
                               parse_window(args.flops, "FLOPs"),
                               parse_window(args.latency, "latency (ms)"))
+    proxies = tuple(p.spec for p in resolve_proxies(args.proxy))
     config = SearchConfig(
-        proxies=tuple(expand_proxy_specs(args.proxy)), algorithm=args.algo, budget=args.budget,
+        proxies=proxies, algorithm=args.algo, budget=args.budget,
         seed=args.seed, constraints=constraints, aggregate=args.aggregate, dataset=args.dataset,
         batch_size=args.batch_size, population=args.population,
         evolution=EvolutionConfig(
@@ -359,7 +365,7 @@ def cmd_search(args: argparse.Namespace) -> None:
                         workers=args.workers, threads=args.threads, backend=args.backend,
                         address=args.address, gpus=args.gpus_per_worker, device=args.device,
                         shard=parse_shard(args.shard), progress=not args.quiet,
-                        data_dir=args.data_dir)
+                        status=None if args.quiet else say, data_dir=args.data_dir)
     if not result.complete:
         print(f"shard {args.shard}: {result.computed} computed, {result.reused} reused, "
               f"{result.pending} left to the other shards; merge the stores "
@@ -387,6 +393,9 @@ def cmd_search(args: argparse.Namespace) -> None:
           f"{result.timings['total']:.1f} s")
     if result.stopped:
         print(f"stopped early: {result.stopped}")
+    progress = progress_text(result)
+    if progress:
+        print(progress)
     print(f"report: {report}")
     print(f"next: vitnas train {space.name} {report.parent / 'best.json'} --dataset cifar10 "
           "--epochs 10")
@@ -403,7 +412,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          seed=args.seed)
     result = train_architecture(space, arch, args.dataset, config, args.train_per_class,
-                                default_device(args), args.data_dir, progress=not args.quiet)
+                                default_device(args), args.data_dir, progress=not args.quiet,
+                                status=None if args.quiet else say)
     record = {"space": space.name, "arch": space.to_json(arch), "dataset": args.dataset,
               "epochs": args.epochs, "train_per_class": args.train_per_class,
               "top1": result.top1, "steps": result.steps, "seconds": round(result.seconds, 2)}
@@ -434,9 +444,14 @@ def cmd_merge(args: argparse.Namespace) -> None:
     from vitnas.store import ScoreStore
 
     with ScoreStore(args.out) as store:
-        for source in args.inputs:
-            print(f"{source}: {store.merge(source)} new rows")
-        print(f"{args.out}: {len(store)} rows")
+        added = {source: store.merge(source) for source in args.inputs}
+        total = len(store)
+    if args.json:
+        print(json.dumps({"out": args.out, "rows": total, "new_rows": added}, indent=1))
+        return
+    for source, count in added.items():
+        print(f"{source}: {count} new rows")
+    print(f"{args.out}: {total} rows")
 
 
 def _floats(text: str | None) -> tuple[float, ...] | None:
@@ -450,21 +465,46 @@ def _floats(text: str | None) -> tuple[float, ...] | None:
         raise ConfigError(f"expected comma-separated numbers, got {text!r}") from exc
 
 
+def _revit_config(args: argparse.Namespace):
+    """The ReViT shape: a searched architecture (--arch/--arch-file in --space) or the flags."""
+    from vitnas.errors import ConfigError
+    from vitnas.revit.model import ReViTConfig, config_from_arch
+
+    grids = _floats(args.grids)
+    lengths = dict(route=args.route, fractions=_floats(args.fractions) or (0.25, 0.5, 1.0),
+                   grids=None if grids is None else tuple(int(g) for g in grids))
+    shape = {"embed_dim": 96, "depth": 6, "num_heads": 3, "mlp_ratio": 2.0}
+    spec = args.arch if args.arch is not None else args.arch_file
+    if args.arch is not None and args.arch_file is not None:
+        raise ConfigError("give --arch or --arch-file, not both")
+    if spec is None:
+        if args.space:
+            raise ConfigError("--space needs an architecture: --arch JSON or --arch-file PATH")
+        return ReViTConfig(img_size=args.img_size or 32, patch_size=args.patch_size or 4,
+                           num_classes=args.num_classes or 10, **lengths,
+                           **{k: getattr(args, k) or v for k, v in shape.items()})
+    given = [f"--{k.replace('_', '-')}" for k in shape if getattr(args, k) is not None]
+    if given:
+        raise ConfigError(f"{', '.join(given)} cannot be combined with an architecture; "
+                          f"the architecture sets the shape")
+    from vitnas.spaces import get_space
+    from vitnas.spaces.base import read_architecture
+
+    space_name = args.space or "autoformer-tiny-micro"
+    options = {"img_size": args.img_size, "patch_size": args.patch_size,
+               "num_classes": args.num_classes}
+    arch = read_architecture(get_space(space_name, **options), spec)
+    return config_from_arch(space_name, arch, **lengths, **options)
+
+
 def cmd_revit_train(args: argparse.Namespace) -> None:
     from vitnas.bench.groundtruth import set_threads
-    from vitnas.revit.model import ReViTConfig
-    from vitnas.revit.pipeline import train_step
+    from vitnas.revit.pipeline import state_path_for, train_step
     from vitnas.revit.training import SplitSpec
     from vitnas.train import TrainConfig
 
     set_threads(args.threads)
-    grids = _floats(args.grids)
-    config = ReViTConfig(
-        img_size=args.img_size, patch_size=args.patch_size, embed_dim=args.embed_dim,
-        depth=args.depth, num_heads=args.num_heads, mlp_ratio=args.mlp_ratio,
-        num_classes=args.num_classes, route=args.route,
-        fractions=_floats(args.fractions) or (0.25, 0.5, 1.0),
-        grids=None if grids is None else tuple(int(g) for g in grids))
+    config = _revit_config(args)
     if args.fold:
         split = SplitSpec.parse_fold(args.fold, args.split_seed)
     else:
@@ -473,15 +513,42 @@ def cmd_revit_train(args: argparse.Namespace) -> None:
                                seed=args.seed)
     meta = train_step(config, args.out, args.dataset, train_config, args.mode, split,
                       args.train_per_class, args.data_dir, default_device(args),
-                      progress=not args.quiet)
+                      progress=not args.quiet, resume=args.resume, init_from=args.init_from,
+                      command=_command_line(args))
     if args.json:
         print(json.dumps(meta, indent=1))
         return
     lengths = meta["lengths"]["lengths"]
+    resumed = ("" if meta["resumed_from_step"] is None
+               else f", resumed at step {meta['resumed_from_step']}")
     print(f"{args.out}: ReViT trained on {meta['train_images']} images ({args.mode}, "
-          f"{meta['seconds']:.0f} s); test top-1 by length: " + ", ".join(
+          f"{meta['steps']} steps, {meta['seconds']:.0f} s{resumed}; state in "
+          f"{state_path_for(args.out)}); test top-1 by length: " + ", ".join(
               f"{length['tokens']} tokens {top1:.2f}%"
               for length, top1 in zip(lengths, meta["test_top1"])))
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """The command that is running, for the files it writes: the process's own arguments when
+    it is the ``vitnas`` program, else (``main([...])`` from Python) rebuilt from ``args``."""
+    import shlex
+    from pathlib import Path
+
+    program = Path(sys.argv[0])
+    if program.name == "vitnas" or program.parts[-2:] == ("vitnas", "__main__.py"):
+        return "vitnas " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    positional = {"label": ["models"], "train-tla": ["labels"], "eval": ["revit", "tla"]}
+    names = positional.get(args.revit_command, [])
+    words = ["vitnas", "revit", args.revit_command]
+    for name in names:
+        value = getattr(args, name)
+        words += [str(v) for v in value] if isinstance(value, list) else [str(value)]
+    for key, value in vars(args).items():
+        if key in names or key in ("func", "command", "revit_command") or value in (None, False):
+            continue
+        flag = "--" + key.replace("_", "-")
+        words += [flag] if value is True else [flag, str(value)]
+    return " ".join(shlex.quote(w) for w in words)
 
 
 def cmd_revit_label(args: argparse.Namespace) -> None:
@@ -489,7 +556,8 @@ def cmd_revit_label(args: argparse.Namespace) -> None:
     from vitnas.revit.pipeline import label_step
 
     set_threads(args.threads)
-    summary = label_step(args.models, args.out, args.none_correct, args.data_dir)
+    summary = label_step(args.models, args.out, args.none_correct, args.data_dir,
+                         command=_command_line(args))
     if args.json:
         print(json.dumps(summary, indent=1))
         return
@@ -501,44 +569,64 @@ def cmd_revit_label(args: argparse.Namespace) -> None:
 
 def cmd_revit_train_tla(args: argparse.Namespace) -> None:
     from vitnas.bench.groundtruth import set_threads
+    from vitnas.errors import ConfigError
     from vitnas.revit.pipeline import assigner_step
 
     set_threads(args.threads)
     widths = tuple(int(w) for w in _floats(args.widths) or (16, 32, 64))
+    if args.balance and args.weighting not in (None, "balanced"):
+        raise ConfigError(f"--balance means --weighting balanced, not {args.weighting}")
+    weighting = "balanced" if args.balance else (args.weighting or "none")
     summary = assigner_step(args.labels, args.revit, args.out, args.input_size, widths,
-                            args.epochs, args.folds, args.max_loss, args.balance, args.seed,
-                            args.data_dir)
+                            args.epochs, args.folds, args.max_loss, weighting, args.seed,
+                            args.data_dir, args.target, args.features, args.temperature,
+                            args.bootstrap, command=_command_line(args))
     if args.json:
         print(json.dumps(summary, indent=1))
         return
-    calibration = summary["calibration"]
-    print(f"{args.out}: TLA ({human(summary['flops'])}FLOPs) trained on {summary['images']} "
-          f"labelled images (out-of-fold label accuracy {summary['out_of_fold_accuracy']:.2f}%); "
-          f"calibrated on them for <= {args.max_loss:g} points below the full length: TLA "
-          f"threshold {calibration['tla_threshold']} ({calibration['tla']['accuracy']:.2f}% at "
-          f"{calibration['tla']['flops'] / 1e6:.1f} MFLOPs), cascade threshold "
-          f"{calibration['cascade_threshold']} ({calibration['cascade']['accuracy']:.2f}% at "
-          f"{calibration['cascade']['flops'] / 1e6:.1f} MFLOPs), full length "
-          f"{calibration['full_length_accuracy']:.2f}%")
+    calibration, oof = summary["calibration"], summary["out_of_fold"]
+    low, high = oof["accuracy_minus_prior_ci"]
+    auc_low, auc_high = oof["needs_more_auc_ci"]
+    print(f"{args.out}: TLA ({args.target}, {args.features}, weighting {weighting}; "
+          f"{human(summary['flops'])}FLOPs) trained on {summary['images']} labelled images")
+    print(f"  out-of-fold label accuracy {oof['accuracy']:.2f}% vs majority share "
+          f"{oof['majority_share']:.2f}%: {oof['accuracy_minus_prior']:+.2f} points "
+          f"[95% CI {low:+.2f}, {high:+.2f}]; needs-more-tokens ROC AUC "
+          f"{oof['needs_more_auc']:.3f} [{auc_low:.3f}, {auc_high:.3f}] "
+          f"(ReViT's own short-pass confidence: {oof.get('reference_auc', float('nan')):.3f})")
+    for name in ("tla", "cascade"):
+        point, ratio = calibration[name], calibration[name]["flops_ratio_vs_fixed"]
+        print(f"  {name}: knob {point['knob']} -> {point['accuracy']:.2f}% at "
+              f"{point['flops'] / 1e6:.1f} MFLOPs on the pool, "
+              + ("more accurate than every fixed length" if ratio is None else
+                 f"FLOPs ratio {ratio:.2f}x against the fixed-length curve at equal accuracy "
+                 f"(> 1: above it)"))
+    print(f"  (full length {calibration['full_length_accuracy']:.2f}% on the pool; calibrated "
+          f"for <= {args.max_loss:g} points below it)")
 
 
 def cmd_revit_eval(args: argparse.Namespace) -> None:
     from vitnas.bench.groundtruth import set_threads
-    from vitnas.revit.evaluate import markdown_table
+    from vitnas.revit.evaluate import comparison_lines, markdown_table
     from vitnas.revit.pipeline import eval_step
 
     set_threads(args.threads)
     progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    grids = _floats(args.fixed_grids)
     evaluation = eval_step(args.revit, args.tla, args.out, args.data_dir, args.batch_size,
                            args.repeats, args.test_per_class, args.tla_threshold,
-                           args.cascade_threshold, args.none_correct, progress)
+                           args.cascade_threshold, args.none_correct, progress,
+                           None if grids is None else [int(g) for g in grids],
+                           command=_command_line(args))
     if args.json:
         print(json.dumps(evaluation.as_dict(), indent=1))
         return
     print(f"{evaluation.test_images} test images, batch {evaluation.batch_size}, "
           f"{evaluation.threads} threads, median of {evaluation.repeats} interleaved rounds; "
-          f"TLA {human(evaluation.assigner_flops)}FLOPs per image, counted in its row")
+          f"assigner FLOPs per image counted in its rows")
     print(markdown_table(evaluation))
+    for line in comparison_lines(evaluation):
+        print(line)
     if args.out:
         print(f"wrote {args.out} (+ .md, .png)")
 
@@ -590,6 +678,14 @@ def positive_float(text: str) -> float:
 
 def add_space_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("space", help="search space name (see `vitnas spaces`)")
+    add_space_flags(parser)
+    parser.add_argument("--data-dir", help="shared data directory (default: $VITNAS_DATA_DIR, "
+                                           "./data, ./shared/data, ../shared/data)")
+
+
+def add_space_flags(parser: argparse.ArgumentParser, more: bool = False) -> None:
+    """The space options every command spells the same way; ``more`` adds --space-options for
+    any other key=value option of a space."""
     group = parser.add_argument_group("space options (defaults depend on the space)")
     group.add_argument("--img-size", type=positive_int, help="input resolution")
     group.add_argument("--patch-size", type=positive_int, help="patch size (ViT spaces)")
@@ -601,8 +697,9 @@ def add_space_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--cls-token", choices=["true", "false"],
                        help="AutoFormer: keep a class token with --pool mean (as Auto-Prox's "
                             "ViT-Bench-101 models)")
-    group.add_argument("--data-dir", help="shared data directory (default: $VITNAS_DATA_DIR, "
-                                          "./data, ./shared/data, ../shared/data)")
+    if more:
+        group.add_argument("--space-options", help="any other space option as key=value pairs, "
+                                                   "e.g. 'stride=8' (the flags above win)")
 
 
 NONE_CORRECT = ("largest", "smallest", "drop")  # vitnas.revit.labels, without importing torch
@@ -615,7 +712,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="vitnas", description="Training-free NAS for Vision Transformers.")
+    parser = Parser(prog="vitnas", description="Training-free NAS for Vision Transformers.",
+                    epilog=f"the main job (as in the README): {MAIN_JOB}")
     parser.add_argument("--version", action="version", version=f"vitnas {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -648,7 +746,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_space_options(p)
     p.add_argument("arch", help="architecture JSON file, '-' for stdin, or inline JSON")
     p.add_argument("--proxy", default="vintk,ntk_cond,params,flops",
-                   help="comma list of proxy specs, e.g. 'vintk:sigma=10,mode=band,dss' or 'all'")
+                   help="comma list of proxy specs, e.g. 'vintk:sigma=10,mode=band,dss'; aliases: "
+                        "'registered' (every proxy at its defaults), 'vintk-variants', 'all' "
+                        "(both, and LGA after 1 epoch)")
     p.add_argument("--dataset", default="cifar10",
                    help="batch source: a dataset name (cifar10, synthetic, ...) or 'gaussian'")
     p.add_argument("--batch-size", type=positive_int, default=32,
@@ -657,8 +757,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_score)
 
-    p = sub.add_parser("demo", help="the main job on embedded defaults: sample and score a few "
-                                    "AutoFormer-T (micro) architectures on real CIFAR-10")
+    p = sub.add_parser("demo", help="a one-minute tour: sample and score a few AutoFormer-T "
+                                    "(micro) architectures on real CIFAR-10 with the headline "
+                                    "proxies")
     p.add_argument("-n", type=positive_int, default=5, help="architectures (default 5)")
     p.add_argument("--dataset", default="cifar10", help="batch source (default cifar10)")
     p.add_argument("--batch-size", type=positive_int, default=32,
@@ -748,6 +849,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("merge", help="merge score stores (e.g. from --shard runs) into one")
     p.add_argument("out", help="store to create or extend")
     p.add_argument("inputs", nargs="+", help="stores to copy rows from")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_merge)
 
     bench = sub.add_parser("bench", help="ground truth and the proxy scoreboard")
@@ -755,7 +857,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = bench_sub.add_parser("build", help="train sampled architectures into a benchmark file "
                                            "(resumable: finished ones are kept)")
     p.add_argument("space", help="search space name")
-    p.add_argument("--space-options", help="e.g. 'patch_size=8,img_size=32'")
+    add_space_flags(p, more=True)
     p.add_argument("--n", type=positive_int, required=True, help="architectures in the file")
     p.add_argument("--dataset", default="cifar10", help="training data (default cifar10)")
     p.add_argument("--train-per-class", type=positive_int,
@@ -773,6 +875,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.add_argument("--data-dir", help="shared data directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="machine-readable summary")
     p.set_defaults(func=cmd_bench_build)
 
     p = bench_sub.add_parser("list", help="the built-in benchmarks: size, labels, source")
@@ -784,8 +887,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="the .pth file (read without running any code in it)")
     p.add_argument("--space", help="search space (default: told from the arch keys, "
                                    "autoformer-tiny or pit-tiny)")
-    p.add_argument("--space-options", help="override Auto-Prox's options, e.g. "
-                                           "'num_classes=102'")
+    add_space_flags(p, more=True)
     p.add_argument("--out", required=True, help="benchmark JSON file to write")
     p.set_defaults(func=cmd_bench_import)
 
@@ -796,7 +898,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(nasbench201, vit-bench-101-autoformer, vit-bench-101-pit; see "
                         "`vitnas bench list`)")
     p.add_argument("--space", help="search space (needed when the file does not name one)")
-    p.add_argument("--space-options", help="e.g. 'patch_size=8'")
+    add_space_flags(p, more=True)
     p.add_argument("--metric", help="accuracy field (default: the file's; nasbench201: cifar10, "
                                     "cifar100 or ImageNet16-120)")
     p.add_argument("--proxies", default="all",
@@ -834,13 +936,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = revit_sub.add_parser("train", help="train one ViT for several token lengths")
     p.add_argument("--out", required=True, help="checkpoint to write (.pt)")
     p.add_argument("--dataset", default="cifar10")
-    p.add_argument("--img-size", type=int, default=32)
-    p.add_argument("--patch-size", type=int, default=4)
-    p.add_argument("--embed-dim", type=int, default=96)
-    p.add_argument("--depth", type=int, default=6)
-    p.add_argument("--num-heads", type=int, default=3)
-    p.add_argument("--mlp-ratio", type=float, default=2.0)
-    p.add_argument("--num-classes", type=int, default=10)
+    p.add_argument("--img-size", type=positive_int, help="input size (default 32)")
+    p.add_argument("--patch-size", type=positive_int, help="patch size (default 4)")
+    p.add_argument("--embed-dim", type=positive_int, help="embedding dim (default 96)")
+    p.add_argument("--depth", type=positive_int, help="layers (default 6)")
+    p.add_argument("--num-heads", type=positive_int, help="heads per layer (default 3)")
+    p.add_argument("--mlp-ratio", type=positive_float, help="MLP ratio (default 2)")
+    p.add_argument("--num-classes", type=positive_int, help="classes (default 10)")
+    p.add_argument("--space", help="AutoFormer-family space of --arch (default "
+                                   "autoformer-tiny-micro)")
+    p.add_argument("--arch", help="a searched architecture as JSON (or a file path), e.g. the "
+                                  "winner of `vitnas search`; replaces the shape flags")
+    p.add_argument("--arch-file", help="the architecture as a JSON file")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT.state.pt (saved after every epoch) when it exists")
+    p.add_argument("--init-from", help="start from this ReViT checkpoint's weights (same shape "
+                                       "and split) with a fresh schedule")
     p.add_argument("--route", choices=["resize", "patch"], default="resize",
                    help="change length by resizing the image (default) or the patch")
     p.add_argument("--fractions", help="token shares, e.g. '0.25,0.5,1' (the default)")
@@ -877,14 +988,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("labels", help="labels file from `vitnas revit label`")
     p.add_argument("--revit", required=True, help="the ReViT checkpoint to deploy (its costs)")
     p.add_argument("--out", required=True, help="assigner checkpoint to write (.pt)")
-    p.add_argument("--input-size", type=int, default=16, help="TLA input resolution")
+    p.add_argument("--input-size", type=positive_int, default=16,
+                   help="TLA thumbnail resolution (default 16)")
     p.add_argument("--widths", help="TLA stage widths (default '16,32,64')")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=positive_int, default=30)
     p.add_argument("--folds", type=int, default=5,
                    help="cross-fitting folds for the calibration (default 5)")
     p.add_argument("--max-loss", type=float, default=1.0,
                    help="calibrate for at most this many points below the full length")
-    p.add_argument("--balance", action="store_true", help="inverse-frequency class weights")
+    p.add_argument("--target", choices=["hard", "margin", "correct", "loss"], default="hard",
+                   help="what the TLA learns: the smallest correct length (hard, default), "
+                        "that label softened by the ReViT's margins (margin), per-length "
+                        "correctness (correct) or per-length true-class probability (loss)")
+    p.add_argument("--features", choices=["pixels", "stats", "both"], default="pixels",
+                   help="CNN on the thumbnail (default), cheap image statistics, or both")
+    p.add_argument("--temperature", type=positive_float, default=1.0,
+                   help="margin temperature of --target margin (logit units, default 1)")
+    p.add_argument("--weighting", choices=["none", "balanced", "stakes"],
+                   help="per-image loss weights: none (default), inverse label frequency, or "
+                        "full weight only where the lengths disagree on correctness")
+    p.add_argument("--balance", action="store_true", help="same as --weighting balanced")
+    p.add_argument("--bootstrap", type=nonnegative_int, default=1000,
+                   help="bootstrap resamples of the out-of-fold intervals (default 1000)")
     p.add_argument("--seed", type=int, default=0)
     add_run_options(p)
     p.set_defaults(func=cmd_revit_train_tla)
@@ -892,7 +1017,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = revit_sub.add_parser("eval", help="accuracy, FLOPs and measured throughput of every "
                                           "policy in one run")
     p.add_argument("revit", help="ReViT checkpoint")
-    p.add_argument("tla", help="assigner checkpoint")
+    p.add_argument("tla", nargs="+", help="assigner checkpoint(s), compared in one run")
     p.add_argument("--out", help="JSON to write, with a .md table and a .png plot beside it")
     p.add_argument("--batch-size", type=positive_int, default=256)
     p.add_argument("--repeats", type=int, default=3, help="interleaved timing rounds")
@@ -902,6 +1027,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override the calibrated cascade threshold")
     p.add_argument("--none-correct", choices=NONE_CORRECT, default="largest",
                    help="oracle route of images no length gets right")
+    p.add_argument("--fixed-grids", help="fixed token grids to measure, e.g. '3,4,5,6,7,8' "
+                                         "(default: every grid from the shortest trained one "
+                                         "to the native one)")
     add_run_options(p)
     p.add_argument("--quiet", action="store_true", help="no per-round timing lines")
     p.set_defaults(func=cmd_revit_eval)

@@ -1,9 +1,11 @@
-"""The main job on its embedded defaults: sample a few AutoFormer-T (micro) architectures and
-score them on one real CIFAR-10 batch with the headline proxies beside params and FLOPs."""
+"""A one-minute tour (the main job is ``vitnas search``): sample a few AutoFormer-T (micro)
+architectures and score them on one real CIFAR-10 batch with the headline proxies beside params
+and FLOPs."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from vitnas.proxies import score_architecture
@@ -30,16 +32,23 @@ def run_demo(
     seed: int = 0,
     proxies: tuple[str, ...] = DEMO_PROXIES,
     data_dir: str | None = None,
+    status: Callable[[str], None] | None = None,
 ) -> list[DemoRow]:
+    """``status`` hears what runs now (the first run decodes and caches the CIFAR-10 archive)."""
+    say = status or (lambda message: None)
     space = get_space(space_name)
+    say(f"building the proxy batch: {batch_size} {dataset} images (the first run decodes and "
+        "caches the archive)")
     x, y = proxy_batch(dataset, batch_size, space.img_size, space.in_chans, space.num_classes,
                        seed, data_dir)
     rng = random.Random(seed)
     rows = []
-    for _ in range(count):
+    for index in range(count):
         arch = space.sample(rng)
         results = score_architecture(space, arch, list(proxies), x, y, seed=seed)
         rows.append(DemoRow(space.to_json(arch), space.params(arch), space.flops(arch),
                             {r.proxy: r.score for r in results},
                             sum(r.seconds for r in results)))
+        say(f"scored architecture {index + 1}/{count} with {len(proxies)} proxies in "
+            f"{rows[-1].seconds:.1f} s")
     return rows

@@ -36,16 +36,14 @@ from vitnas.bench.stats import (
     top_precision,
 )
 from vitnas.errors import ConfigError
-from vitnas.proxies import expand_proxy_specs, get_proxy
 from vitnas.proxies.scoring import proxy_batch
+from vitnas.proxies.spec import expand_proxy_specs, get_proxy, resolve_proxies
 from vitnas.search.aggregate import rank_sum
 from vitnas.store import ScoreStore, batch_identity
 
 SPLITS = ("dev", "test", "all")
 BASELINES = ("params", "flops")
-# 'all' on the scoreboard: every registered proxy, the ViNTK family grid, and LGA after training
-# (Mok et al. measure it at init and after a few epochs).
-SCOREBOARD_ALL = ("all", "vintk-variants", "lga:epochs=1")
+SMALL_SAMPLE = 20  # fewer architectures than this: the bootstrap intervals get a caveat
 
 
 ENSEMBLE_PREFIX = "ens:"
@@ -96,14 +94,11 @@ def parse_ensemble(spec: str) -> Ensemble:
 
 
 def scoreboard_plan(text: str | Sequence[str]) -> tuple[list[str], list[Ensemble]]:
-    """The proxy specs to score and the ensembles to build from them. Expands the list ('all' as
-    above; 'registered' = every registered proxy at its defaults, without the variant grid),
-    always adding the params and FLOPs baselines and every ensemble member, without duplicates
-    (two specs naming the same configuration count once)."""
+    """The proxy specs to score and the ensembles to build from them: the list and its aliases
+    (``proxies.spec.ALIASES``) expanded, always with the params and FLOPs baselines and every
+    ensemble member, without duplicates (two specs naming the same configuration count once).
+    The returned specs are canonical."""
     parts = text.split(",") if isinstance(text, str) else [p for t in text for p in t.split(",")]
-    parts = [item for part in parts
-             for item in (SCOREBOARD_ALL if part.strip() == "all"
-                          else ("all",) if part.strip() == "registered" else (part,))]
     expanded = expand_proxy_specs(parts)
     ensembles: list[Ensemble] = []
     for spec in expanded:
@@ -114,13 +109,7 @@ def scoreboard_plan(text: str | Sequence[str]) -> tuple[list[str], list[Ensemble
                 ensembles.append(ensemble)
     plain = [s for s in expanded if not is_ensemble(s)]
     members = [m for e in ensembles for m in e.members]
-    specs, seen = [], set()
-    for spec in [*BASELINES, *plain, *members]:
-        proxy = get_proxy(spec)
-        if proxy.full_spec not in seen:
-            seen.add(proxy.full_spec)
-            specs.append(proxy.spec)
-    return specs, ensembles
+    return [p.spec for p in resolve_proxies([*BASELINES, *plain, *members])], ensembles
 
 
 def scoreboard_specs(text: str | Sequence[str]) -> list[str]:
@@ -197,6 +186,14 @@ class Scoreboard:
     params: list[float] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
     random_regret: float = math.nan
+
+    def caveats(self) -> list[str]:
+        """What a reader must know before trusting the intervals."""
+        if self.n < SMALL_SAMPLE:
+            return [f"only {self.n} architectures: bootstrap intervals from fewer than "
+                    f"{SMALL_SAMPLE} are unreliable (a resample repeats the same few pairs, so "
+                    f"an interval can collapse to one value)"]
+        return []
 
     def row(self, proxy: str) -> ProxyRow:
         for row in self.rows:

@@ -5,7 +5,7 @@ A benchmark file is either the plain form, a JSON list of records
 an object with the same list under ``"records"`` plus the space, its options and the recipe that
 produced the numbers. NAS-Bench-201 is built in (``nasbench201_benchmark``), and so is
 ViT-Bench-101 (``vitnas.bench.vitbench101``, which also reads ``.pth`` files of its format);
-``builtin_benchmarks`` lists them all.
+``vitnas.bench.catalog`` lists them all and loads any of them by name or path.
 """
 
 from __future__ import annotations
@@ -160,42 +160,3 @@ def nasbench201_benchmark(n: int | None = None, seed: int = 0,
 
 NB201_METRICS = ("cifar10", "cifar100", "ImageNet16-120")
 NB201_CELLS = 15625
-
-
-def builtin_benchmarks() -> list[dict[str, Any]]:
-    """Every built-in benchmark with its space, size, labels and source (``vitnas bench list``)."""
-    from vitnas.bench import vitbench101  # imports this module
-
-    rows = [{"name": "nasbench201", "space": "nasbench201", "size": NB201_CELLS,
-             "labels": list(NB201_METRICS),
-             "source": "NAS-Bench-201 200-epoch test accuracy (NATS-Bench topology), read from "
-                       "the data directory", "licence": "not bundled"}]
-    for entry in vitbench101.BUILTINS.values():
-        rows.append({"name": entry.name, "space": entry.space, "size": entry.records,
-                     "labels": list(entry.labels), "source": vitbench101.SOURCE,
-                     "licence": vitbench101.LICENSE + " (bundled, NOTICE beside the file)"})
-    return rows
-
-
-def load_benchmark(source: str, space: str | None = None,
-                   space_options: dict[str, Any] | None = None, n: int | None = None,
-                   seed: int = 0, data_dir: str | None = None) -> Benchmark:
-    """A benchmark from a file path (JSON, or a ViT-Bench-101-style ``.pth``), or a built-in
-    name (``nasbench201``, ``vit-bench-101-autoformer``, ``vit-bench-101-pit``)."""
-    from vitnas.bench import vitbench101  # imports this module
-
-    if source == "nasbench201":
-        if space not in (None, "nasbench201"):
-            raise ConfigError(f"the nasbench201 benchmark belongs to space nasbench201, "
-                              f"not {space}")
-        return nasbench201_benchmark(n, seed, data_dir)
-    if source in vitbench101.BUILTINS:
-        bench = vitbench101.load_builtin(source, space, space_options)
-    elif str(source).endswith(".pth"):
-        bench = vitbench101.import_autoprox(source, space, space_options)
-    else:
-        bench = parse_benchmark(read_benchmark_json(source), str(source), space, space_options)
-    if n is not None and n < len(bench.records):
-        keep = sorted(random.Random(seed).sample(range(len(bench.records)), n))
-        bench.records = [bench.records[i] for i in keep]
-    return bench

@@ -11,6 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from vitnas.bench.correlate import BASELINES, Scoreboard
+from vitnas.bench.stats import rankdata
+from vitnas.formatting import headless_pyplot
+from vitnas.formatting import markdown_table as format_markdown
 
 
 def _fmt(value: float, digits: int = 3) -> str:
@@ -57,21 +60,29 @@ def table_rows(board: Scoreboard) -> list[dict[str, str]]:
 
 
 def markdown_table(board: Scoreboard) -> str:
-    rows = table_rows(board)
-    columns = list(rows[0])
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows:
-        cells = [f"**{row[c]}**" if c == "proxy" and row[c] in (*BASELINES, RANDOM) else row[c]
-                 for c in columns]
-        lines.append("| " + " | ".join(cells) + " |")
+    rows = [{**row, "proxy": f"**{row['proxy']}**"} if row["proxy"] in (*BASELINES, RANDOM)
+            else row for row in table_rows(board)]
+    lines = [format_markdown(rows, list(rows[0]))]
+    lines += [f"\nNote: {caveat}." for caveat in board.caveats()]
     return "\n".join(lines)
 
 
-def plot_scatter(board: Scoreboard, path: str | Path) -> None:
-    import matplotlib
+def score_axis(score: np.ndarray) -> tuple[np.ndarray, str]:
+    """How to show finite scores on an x axis: ``linear``; ``log`` for positive scores spanning
+    more than three decades (synflow reaches 1e44); ``rank`` when a few outliers would squeeze
+    the rest into one pixel column (the rank is what Kendall tau sees anyway)."""
+    score = np.asarray(score, dtype=float)
+    low, high = score.min(), score.max()
+    if low > 0 and high / low > 1e3:
+        return score, "log"
+    q1, q3 = np.percentile(score, [25, 75])
+    if high - low > 20 * (q3 - q1):
+        return rankdata(score), "rank"
+    return score, "linear"
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def plot_scatter(board: Scoreboard, path: str | Path) -> None:
+    plt = headless_pyplot()
 
     rows = board.rows
     cols = 6
@@ -81,10 +92,20 @@ def plot_scatter(board: Scoreboard, path: str | Path) -> None:
     for ax, row in zip(axes.flat, rows):
         score = np.array(board.scores[row.proxy])
         finite = np.isfinite(score)
-        ax.scatter(score[finite], accuracy[finite], s=8,
-                   color="tab:gray" if row.proxy in BASELINES else "tab:blue")
         ax.set_title(f"{row.proxy}\ntau={_fmt(row.kendall, 2)}", fontsize=7)
         ax.tick_params(labelsize=6)
+        if len(np.unique(score[finite])) < 2:  # one point says nothing: say why instead
+            ax.text(0.5, 0.5, "no finite scores" if not finite.any() else "constant score",
+                    ha="center", va="center", transform=ax.transAxes, fontsize=8)
+            ax.set_xticks([])
+            continue
+        x, axis = score_axis(score[finite])
+        ax.scatter(x, accuracy[finite], s=8,
+                   color="tab:gray" if row.proxy in BASELINES else "tab:blue")
+        if axis == "log":
+            ax.set_xscale("log")
+        elif axis == "rank":
+            ax.set_xlabel("score rank (heavy-tailed)", fontsize=6)
     for ax in list(axes.flat)[len(rows):]:
         ax.axis("off")
     fig.suptitle(f"{board.benchmark} ({board.space}), {board.metric}, split {board.split}, "
@@ -95,10 +116,7 @@ def plot_scatter(board: Scoreboard, path: str | Path) -> None:
 
 
 def plot_tau(board: Scoreboard, path: str | Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = headless_pyplot()
 
     rows = sorted([r for r in board.rows if math.isfinite(r.kendall)], key=lambda r: r.kendall)
     with_delta = any(math.isfinite(r.delta_kendall) for r in rows)

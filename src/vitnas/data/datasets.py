@@ -339,6 +339,10 @@ def _cifar10(
             try:
                 source = find_data_file("cifar10-jpg.tar.gz", data_dir)
             except DatasetError as exc:
+                cached = _cached_cifar10_jpg(split, data_dir, limit_per_class, cache, cache_dir)
+                if cached is not None:
+                    return ArrayDataset.from_raw(cached, mean=CIFAR10_MEAN, std=CIFAR10_STD,
+                                                 name="cifar10")
                 raise DatasetError(
                     "CIFAR-10 not found: need a 'cifar-10-batches-py' directory or "
                     f"'cifar10-jpg.tar.gz' in the data dir ({exc})"
@@ -356,6 +360,14 @@ def _cifar10(
     return ArrayDataset.from_raw(raw, mean=CIFAR10_MEAN, std=CIFAR10_STD, name="cifar10")
 
 
+def _cached_cifar10_jpg(split, data_dir, limit_per_class, cache, cache_dir):
+    """The decoded JPEG archive from the cache, when no data dir was named and none is found
+    from here (e.g. a run from another working directory); None otherwise."""
+    if data_dir is not None or limit_per_class is not None or not cache:
+        return None
+    return formats.cached_decode("cifar10-jpg", split, cache_dir)
+
+
 def _cifar10_jpg(
     split: str,
     data_dir: PathLike | None,
@@ -365,7 +377,14 @@ def _cifar10_jpg(
     cache: bool = True,
     cache_dir: PathLike | None = None,
 ) -> ArrayDataset:
-    archive = _locate("cifar10-jpg.tar.gz", data_dir, path)
+    try:
+        archive = _locate("cifar10-jpg.tar.gz", data_dir, path)
+    except DatasetError:
+        cached = _cached_cifar10_jpg(split, data_dir, limit_per_class, cache, cache_dir)
+        if cached is None:
+            raise
+        return ArrayDataset.from_raw(cached, mean=CIFAR10_MEAN, std=CIFAR10_STD,
+                                     name="cifar10-jpg")
     raw = formats.load_cifar10_jpg(
         archive, split, limit_per_class=limit_per_class, cache=cache, cache_dir=cache_dir
     )

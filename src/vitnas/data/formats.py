@@ -501,6 +501,24 @@ def _write_cache(path: Path, key: str, data: RawData) -> None:
         raise
 
 
+def cached_decode(stem: str, split: str, cache_dir: PathLike | None = None) -> RawData | None:
+    """The cached decode of an archive named ``stem`` (e.g. ``cifar10-jpg``) whatever directory
+    it was read from, or None: a run from another working directory, where the data dir is not
+    found, still has the images it decoded before."""
+    path = _default_cache_dir(cache_dir) / stem / f"{split}.npz"
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            text = str(z["key"])
+        key = json.loads(text)
+    except Exception:
+        return None
+    if not isinstance(key, dict) or key.get("version") != _CACHE_VERSION:
+        return None
+    return _read_cache(path, text)
+
+
 def archive_cache_path(archive: PathLike, split: str, cache_dir: PathLike | None = None) -> Path:
     """Where the decoded arrays of ``archive``'s ``split`` are cached."""
     name = Path(archive).name
@@ -572,4 +590,9 @@ def load_cifar10_jpg(
     )
     if data.images.shape[1:] != (3, 32, 32):
         raise _fail(archive, f"images are {data.images.shape[1:]}, expected CIFAR-10's (3, 32, 32)")
+    if tuple(data.classes) != CIFAR10_CLASSES:
+        # a partial archive would silently train a 10-way head on fewer classes
+        found = ", ".join(data.classes[:4]) + (", ..." if len(data.classes) > 4 else "")
+        raise _fail(archive, f"the {split} split holds {len(data.classes)} class folders "
+                             f"({found}), expected CIFAR-10's 10 ({', '.join(CIFAR10_CLASSES)})")
     return data

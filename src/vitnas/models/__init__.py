@@ -3,6 +3,15 @@
 
 from vitnas.models.nb201 import NB201Network
 from vitnas.models.pit import PoolingTransformer
+from vitnas.models.segmentation import FPNDecoder, SegmentationModel
+from vitnas.models.swin import HierarchicalViT
 from vitnas.models.vit import VisionTransformer
 
-__all__ = ["NB201Network", "PoolingTransformer", "VisionTransformer"]
+__all__ = [
+    "FPNDecoder",
+    "HierarchicalViT",
+    "NB201Network",
+    "PoolingTransformer",
+    "SegmentationModel",
+    "VisionTransformer",
+]

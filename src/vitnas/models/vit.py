@@ -54,12 +54,17 @@ class Mlp(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block: x + attn(norm1(x)), then x + mlp(norm2(x))."""
+    """Pre-norm transformer block: x + attn(norm1(x)), then x + mlp(norm2(x)).
 
-    def __init__(self, dim: int, num_heads: int, head_dim: int, mlp_hidden: int) -> None:
+    ``attn`` replaces the global attention (the Swin block passes its window attention)."""
+
+    def __init__(
+        self, dim: int, num_heads: int, head_dim: int, mlp_hidden: int,
+        attn: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = Attention(dim, num_heads, head_dim)
+        self.attn = Attention(dim, num_heads, head_dim) if attn is None else attn
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, mlp_hidden)
 

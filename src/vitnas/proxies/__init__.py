@@ -14,16 +14,9 @@ from vitnas.proxies import (  # noqa: F401  (registration)
     zero_cost,
     zico,
 )
-from vitnas.proxies.base import (
-    PROXIES,
-    Proxy,
-    ProxyContext,
-    ProxyResult,
-    expand_proxy_specs,
-    get_proxy,
-    list_proxies,
-)
+from vitnas.proxies.base import PROXIES, Proxy, ProxyContext, ProxyResult
 from vitnas.proxies.scoring import score_architecture, score_model
+from vitnas.proxies.spec import expand_proxy_specs, get_proxy, list_proxies, resolve_proxies
 
 __all__ = [
     "PROXIES",
@@ -33,6 +26,7 @@ __all__ = [
     "expand_proxy_specs",
     "get_proxy",
     "list_proxies",
+    "resolve_proxies",
     "score_architecture",
     "score_model",
 ]

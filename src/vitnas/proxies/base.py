@@ -3,7 +3,7 @@
 A proxy takes a model, one data batch (inputs and labels) and a config, and returns a raw value
 in its paper's convention plus a normalised ``score`` where higher always means better
 (``score = direction * raw``). Configs are dataclasses, so any variant is addressable as a
-string: ``get_proxy("vintk:sigma=10,mode=band")``.
+string: ``get_proxy("vintk:sigma=10,mode=band")`` (the grammar lives in ``proxies.spec``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from vitnas.errors import ConfigError
 from vitnas.registry import Registry
 
 PROXIES: Registry = Registry("proxy")
@@ -118,83 +117,3 @@ class Proxy(ABC):
 def _canonical(value: Any, kind: Any) -> Any:
     """A float-typed option prints as a float whether it came from a default (0) or a string."""
     return float(value) if kind in (float, "float") and not isinstance(value, bool) else value
-
-
-def _coerce(value: str, kind: Any, key: str, proxy: str) -> Any:
-    kind = {"int": int, "float": float, "bool": bool, "str": str}.get(kind, kind)
-    try:
-        if kind is bool:
-            if value.lower() in ("1", "true", "yes", "on"):
-                return True
-            if value.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError
-        coerced = kind(value)
-        if kind is float and not math.isfinite(coerced):
-            raise ValueError
-        return coerced
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"option {key}={value!r} of proxy {proxy} is not a valid "
-            f"{'finite float' if kind is float else kind.__name__}"
-        ) from None
-
-
-def parse_proxy_spec(spec: str) -> tuple[str, dict[str, str]]:
-    """``"vintk:sigma=10,mode=band"`` -> ``("vintk", {"sigma": "10", "mode": "band"})``."""
-    name, _, options = spec.strip().partition(":")
-    pairs: dict[str, str] = {}
-    for item in filter(None, (part.strip() for part in options.split(","))):
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise ConfigError(f"proxy option {item!r} in {spec!r} must look like key=value")
-        pairs[key.strip()] = value.strip()
-    return name.strip(), pairs
-
-
-def get_proxy(spec: str) -> Proxy:
-    """A configured proxy from its string form (safe parsing, never ``eval``)."""
-    name, pairs = parse_proxy_spec(spec)
-    cls = PROXIES.get(name)
-    fields = {f.name: f for f in dataclasses.fields(cls.Config)}
-    options = {}
-    for key, value in pairs.items():
-        if key not in fields:
-            valid = ", ".join(fields) or "none"
-            raise ConfigError(f"proxy {name} has no option {key!r} (options: {valid})")
-        options[key] = _coerce(value, fields[key].type, key, name)
-    config = cls.Config(**options)
-    if hasattr(config, "check"):
-        config.check()
-    return cls(config)
-
-
-def list_proxies() -> list[str]:
-    return PROXIES.names()
-
-
-def expand_proxy_specs(specs: str | list[str]) -> list[str]:
-    """Split a comma list of specs where a new name starts (``a,b:x=1,y=2,c``); expand 'all'
-    (every registered proxy at its defaults) and 'vintk-variants' (the whole ViNTK grid,
-    ``vintk.ALL_VARIANTS``).
-
-    A comma starts a new proxy unless the text before the next ``=`` has no ``:``-less name,
-    i.e. ``key=value`` items continue the current proxy's options.
-    """
-    if isinstance(specs, str):
-        parts = [p.strip() for p in specs.split(",") if p.strip()]
-    else:
-        parts = [p.strip() for p in specs if p.strip()]
-    out: list[str] = []
-    for part in parts:
-        if "=" in part and ":" not in part and out:
-            out[-1] += ("," if ":" in out[-1] else ":") + part
-        elif part == "all":
-            out.extend(list_proxies())
-        elif part == "vintk-variants":
-            from vitnas.proxies.vintk import ALL_VARIANTS
-
-            out.extend(ALL_VARIANTS)
-        else:
-            out.append(part)
-    return out

@@ -100,7 +100,19 @@ def selected_parameters(model: nn.Module, which: str) -> dict[str, torch.Tensor]
 
 
 def scalarise(logits: torch.Tensor, labels: torch.Tensor, how: str) -> torch.Tensor:
-    """Per-sample scalar outputs (N,) whose gradients form the kernel."""
+    """Per-sample scalar outputs (N,) whose gradients form the kernel. Dense outputs
+    (N, C, H, W) with label maps (N, H, W): ``logits_sum`` sums every class and pixel,
+    ``true_logit`` and ``loss`` average over the valid pixels (``targets.IGNORE`` skipped)."""
+    if logits.dim() > 2:
+        if how == "logits_sum":
+            return logits.flatten(1).sum(dim=1)
+        valid = (labels >= 0).flatten(1)
+        count = valid.sum(dim=1).clamp_min(1)
+        if how == "true_logit":
+            picked = logits.gather(1, labels.clamp_min(0).unsqueeze(1)).squeeze(1).flatten(1)
+        else:
+            picked = F.cross_entropy(logits, labels, reduction="none").flatten(1)
+        return (picked * valid).sum(dim=1) / count
     if how == "logits_sum":
         return logits.sum(dim=1)
     if how == "true_logit":

@@ -27,6 +27,7 @@ from vitnas.errors import ConfigError
 from vitnas.proxies.base import PER_SAMPLE, PROXIES, ProxyContext
 from vitnas.proxies.kernel import kernel_alignment
 from vitnas.proxies.ntk import KernelProxy, NTKConfig
+from vitnas.proxies.targets import distinct_classes, image_targets, is_dense
 
 RECIPES = ("sgd", "shared")
 
@@ -81,13 +82,20 @@ def proxy_batch_indices(dataset: str, data, ctx: ProxyContext) -> torch.Tensor |
     return indices if torch.allclose(x, ctx.inputs.cpu(), atol=1e-5) else None
 
 
-def label_kernel(labels: torch.Tensor) -> torch.Tensor:
+def label_kernel(labels: torch.Tensor, num_classes: int | None = None) -> torch.Tensor:
+    """+1 for a pair of the same class, -1 otherwise (Mok et al.). For label maps the pair's
+    similarity is the overlap of their class frequencies, 2 <p_i, p_j> - 1, which is the same
+    +-1 when each image holds one class."""
+    if is_dense(labels):
+        targets = image_targets(labels, num_classes or int(labels.max()) + 1)
+        return 2 * targets @ targets.T - 1
     same = labels.view(-1, 1) == labels.view(1, -1)
     return same.double() * 2 - 1
 
 
-def label_gradient_alignment(theta: torch.Tensor, labels: torch.Tensor, centring: str) -> float:
-    return kernel_alignment(theta, label_kernel(labels), centring)
+def label_gradient_alignment(theta: torch.Tensor, labels: torch.Tensor, centring: str,
+                             num_classes: int | None = None) -> float:
+    return kernel_alignment(theta, label_kernel(labels, num_classes), centring)
 
 
 @PROXIES.register("lga")
@@ -100,7 +108,7 @@ class LabelGradientAlignment(KernelProxy):
 
     def compute(self, model: nn.Module, ctx: ProxyContext) -> float:
         c = self.config
-        if len(torch.unique(ctx.labels)) < 2:
+        if distinct_classes(ctx.labels) < 2:
             ctx.warn(f"{self.name}: the batch holds a single class; alignment is undefined")
             return float("nan")
         if c.epochs > 0:
@@ -108,7 +116,7 @@ class LabelGradientAlignment(KernelProxy):
             theta = self.kernel(model, ctx, view=f"trained{c.epochs}:{c.dataset}:{c.train_samples}")
         else:
             theta = self.kernel(model, ctx)
-        return label_gradient_alignment(theta, ctx.labels, c.centring)
+        return label_gradient_alignment(theta, ctx.labels, c.centring, ctx.num_classes)
 
     def training_subset(self, data, ctx: ProxyContext):
         """The samples LGA trains on: ``train_samples`` of them (0 = all), drawn with the

@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from vitnas.errors import ConfigError
@@ -28,6 +27,7 @@ from vitnas.proxies.kernel import (
     selected_parameters,
     spectrum,
 )
+from vitnas.proxies.targets import image_labels, image_targets, repeat_batch
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,8 @@ def multi_output_trace(
     with exact_matmuls(), batch_statistics_without_tracking(model):
         batch_logits = model(inputs) if coupled else None
         for i in range(inputs.shape[0]):
-            logits = batch_logits[i] if coupled else model(inputs[i : i + 1])[0]  # (K,)
+            # (K,); a dense output's every class and pixel is one output k
+            logits = (batch_logits[i] if coupled else model(inputs[i : i + 1])[0]).flatten()
             classes = logits.shape[0]
             if probes == 0:
                 directions = torch.eye(classes, dtype=logits.dtype, device=logits.device)
@@ -156,8 +157,8 @@ class KernelProxy(Proxy):
         key = ("ntk", view, spec.scalar, spec.params)
         if key not in ctx.cache:
             batch = ctx.inputs if inputs is None else inputs
-            labels = ctx.labels if batch.shape[0] == ctx.labels.shape[0] else ctx.labels.repeat(
-                batch.shape[0] // ctx.labels.shape[0])
+            labels = ctx.labels if batch.shape[0] == ctx.labels.shape[0] else repeat_batch(
+                ctx.labels, batch.shape[0] // ctx.labels.shape[0])
             ctx.cache[key] = empirical_ntk(model, batch, labels, spec)
         return ctx.cache[key]
 
@@ -274,14 +275,15 @@ class NTKRegression(KernelProxy):
         if half < 1 or n - half < 1:
             ctx.warn(f"{self.name}: batch too small to split")
             return float("nan")
-        targets = F.one_hot(ctx.labels, ctx.num_classes).double()
+        targets = image_targets(ctx.labels, ctx.num_classes)
+        truth = image_labels(ctx.labels, ctx.num_classes)
         targets = targets - targets[:half].mean(dim=0)
         train = theta[:half, :half]
         ridge = 1e-6 * float(torch.trace(train)) / half + 1e-30
         weights = torch.linalg.solve(train + ridge * torch.eye(half, dtype=train.dtype),
                                      targets[:half])
         predicted = theta[half:, :half] @ weights
-        return float((predicted.argmax(dim=1) == ctx.labels[half:]).double().mean())
+        return float((predicted.argmax(dim=1) == truth[half:]).double().mean())
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from typing import Any
 import torch
 
 from vitnas.errors import ConfigError
-from vitnas.proxies.base import Proxy, ProxyContext, ProxyResult, get_proxy
+from vitnas.proxies.base import Proxy, ProxyContext, ProxyResult
+from vitnas.proxies.spec import get_proxy
 
 
 def score_model(

@@ -488,7 +488,8 @@ class Zen(Proxy):
 
     ViTs have no BatchNorm, only LayerNorm, which re-normalises every token: the BN term is
     absent (0) and the score is the expressivity term alone. Data-free: only the batch's shape
-    is used. Without ``forward_features`` the full output is used (with a warning).
+    is used. Without ``forward_features`` the full output is used (with a warning); a
+    hierarchical model's ``forward_features`` gives one map per stage, and the last is used.
     """
 
     name = "zen"
@@ -515,6 +516,8 @@ class Zen(Proxy):
                 eps = torch.randn(shape, device=device)
                 out = features(x)
                 mixed = features(x + self.config.mixup_gamma * eps)
+                if isinstance(out, (list, tuple)):  # multi-scale maps: the last is pre-GAP
+                    out, mixed = out[-1], mixed[-1]
                 diff = (out - mixed).abs().to(torch.float64).reshape(shape[0], -1).sum(dim=1).mean()
                 bn_term = 0.0
                 for m in model.modules():

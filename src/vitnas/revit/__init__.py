@@ -1,8 +1,10 @@
 """Adaptive token length (Zhou & Zhu, ECML PKDD 2023): ReViT, token-length labels, the
 Token-Length Assigner, bucketed inference, and the DVT-style cascade it is compared with.
 
-Modules in reading order: model (the resizable ViT), training (objectives and the unseen-image
-split), labels, assigner, inference, evaluate, artifacts (files), pipeline (the CLI's steps).
+Modules in reading order: model (the resizable ViT, searched architectures), training
+(objectives, the resumable loop, the unseen-image split), labels, assigner (targets, features,
+decision rules), inference, metrics (prior, AUC, the fixed-length curve), evaluate, artifacts
+(files), pipeline (the CLI's steps).
 """
 
 from vitnas.revit.assigner import AssignerConfig, TokenLengthAssigner, decide, train_assigner
@@ -13,10 +15,18 @@ from vitnas.revit.model import (
     ReViTConfig,
     TokenLength,
     build_revit,
+    config_from_arch,
     length_grid,
     pi_resize_kernel,
+    with_grids,
 )
-from vitnas.revit.training import SplitSpec, predict_lengths, revit_objective, train_revit
+from vitnas.revit.training import (
+    SplitSpec,
+    fit_resumable,
+    predict_lengths,
+    revit_objective,
+    train_revit,
+)
 
 __all__ = [
     "AssignerConfig",
@@ -28,8 +38,10 @@ __all__ = [
     "bucketed_predict",
     "build_revit",
     "cascade_predict",
+    "config_from_arch",
     "correct_by_length",
     "decide",
+    "fit_resumable",
     "length_grid",
     "pi_resize_kernel",
     "predict_at",
@@ -38,4 +50,5 @@ __all__ = [
     "token_length_labels",
     "train_assigner",
     "train_revit",
+    "with_grids",
 ]

@@ -8,6 +8,7 @@ All are ``torch.save`` dicts tagged with a ``format`` string, loaded with ``weig
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,11 @@ def save(path: str | Path, payload: dict[str, Any]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
-    torch.save(payload, temporary)
-    temporary.replace(path)  # never leave a half-written checkpoint behind
+    with open(temporary, "wb") as handle:
+        torch.save(payload, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    temporary.replace(path)  # atomic: a kill at any moment leaves the old file or the new one
     return path
 
 
@@ -92,6 +96,14 @@ def save_assigner(path: str | Path, assigner: TokenLengthAssigner,
 
 
 def load_assigner(path: str | Path) -> tuple[TokenLengthAssigner, dict[str, Any]]:
-    assigner, _, meta = restore(path, load(path, ASSIGNER_FORMAT), "assigner",
-                                AssignerConfig.from_dict, TokenLengthAssigner)
+    payload = load(path, ASSIGNER_FORMAT)
+    weights, config = payload.get("state_dict"), payload.get("config")
+    if isinstance(weights, dict) and isinstance(config, dict):
+        # files from before Platt scaling existed: identity calibration
+        count = config.get("num_lengths", 3)
+        if isinstance(count, int) and count > 0:
+            weights.setdefault("platt_scale", torch.ones(count))
+            weights.setdefault("platt_shift", torch.zeros(count))
+    assigner, _, meta = restore(path, payload, "assigner", AssignerConfig.from_dict,
+                                TokenLengthAssigner)
     return assigner, meta

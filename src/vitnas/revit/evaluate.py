@@ -1,9 +1,18 @@
 """Accuracy vs FLOPs vs measured throughput of every way to run one ReViT.
 
-Policies: each fixed token length; the TLA (bucketed inference) at its calibrated threshold and
-along a threshold sweep; the oracle (each image at its true token-length label: the ceiling a
-perfect assigner reaches); the DVT-style confidence cascade at its calibrated threshold and
-along a sweep.
+Policies: the fixed token lengths, including the intermediate grids the trained ones do not
+cover (the resize route runs any grid); one or more TLAs (bucketed inference) at their
+calibrated knobs and along knob sweeps; the oracle (each image at its true token-length label:
+the ceiling a perfect assigner reaches); the DVT-style confidence cascade at its calibrated
+threshold, at the threshold that matches the first TLA's accuracy, and along a sweep.
+
+An adaptive policy counts only above the fixed-length curve: the upper concave hull of the
+fixed lengths in (seconds per image, accuracy), which mixing two lengths over the images
+reaches (:mod:`vitnas.revit.metrics`). The report gives each TLA's throughput ratio against that
+curve and against the cascade at the TLA's own accuracy. Sweeps are placed on the throughput
+axis by a time model fitted on the measured runs (seconds per image of each length, and of the
+assigner alone; a policy's time = the sum over lengths of the share of images that pass
+through each, plus the assigner); the headline points are measured end to end.
 
 Accuracy and FLOPs of the sweeps come from cached predictions (every length's logits on every
 test image and the assigner's logits), which give what bucketed inference returns (the tests
@@ -24,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from vitnas.revit.assigner import TokenLengthAssigner, decide, thresholds_grid
+from vitnas.revit.assigner import TokenLengthAssigner, decide, knob_grid
 from vitnas.revit.inference import (
     AdaptiveOutput,
     bucketed_predict,
@@ -33,6 +42,7 @@ from vitnas.revit.inference import (
     predict_at,
 )
 from vitnas.revit.labels import correct_by_length, token_length_labels
+from vitnas.revit.metrics import mixture_frontier, ratio_at_equal_accuracy
 from vitnas.revit.model import ResizableViT
 from vitnas.revit.training import logits_by_length
 
@@ -50,6 +60,7 @@ class OperatingPoint:
     accuracy: float
     flops: float
     shares: list[float]
+    seconds_per_image: float | None = None  # time model (filled in by the evaluation)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -108,12 +119,15 @@ def assigner_logits(assigner: TokenLengthAssigner, images: torch.Tensor,
 
 
 @torch.no_grad()
-def timed_run(fn: Callable[[torch.Tensor, int], AdaptiveOutput], images: torch.Tensor,
-              batch_size: int) -> tuple[float, torch.Tensor]:
+def timed_run(fn: Callable[[torch.Tensor, int], AdaptiveOutput | torch.Tensor],
+              images: torch.Tensor, batch_size: int) -> tuple[float, torch.Tensor]:
     """Seconds to run ``fn(batch, offset)`` over ``images`` in batches, and its predictions."""
     start = time.perf_counter()
-    predictions = [fn(images[i:i + batch_size], i).logits.argmax(-1).cpu()
-                   for i in range(0, len(images), batch_size)]
+    predictions = []
+    for i in range(0, len(images), batch_size):
+        out = fn(images[i:i + batch_size], i)
+        logits = out.logits if isinstance(out, AdaptiveOutput) else out
+        predictions.append(logits.argmax(-1).cpu())
     if images.is_cuda:
         torch.cuda.synchronize()
     return time.perf_counter() - start, torch.cat(predictions)
@@ -132,13 +146,14 @@ class MeasuredPoint:
     accuracy_delta: float  # accuracy - the full length's accuracy (points)
     shares: list[float]
     seconds: list[float] = field(default_factory=list)
+    modelled_images_per_second: float | None = None  # the time model's estimate
 
 
 @dataclass
 class ReViTEvaluation:
     lengths: list[dict]
     length_flops: list[int]
-    assigner_flops: int
+    assigner_flops: int | dict[str, int]
     test_images: int
     batch_size: int
     repeats: int
@@ -147,137 +162,334 @@ class ReViTEvaluation:
     curves: dict[str, list[OperatingPoint]]
     label_histogram: list[int]
     calibration: dict
+    fixed_grids: list[int] = field(default_factory=list)
+    time_model: dict = field(default_factory=dict)
+    comparisons: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ReViTEvaluation:
+        """Back from :meth:`as_dict` (or an eval JSON), e.g. to redraw its table and plot."""
+        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        fields["measured"] = [MeasuredPoint(**p) for p in data["measured"]]
+        fields["curves"] = {k: [OperatingPoint(**p) for p in v]
+                            for k, v in data["curves"].items()}
+        return cls(**fields)
+
+
+def tla_name(name: str, count: int) -> str:
+    return "TLA" if count == 1 else f"TLA {name}"
+
+
+def fixed_name(tokens: int) -> str:
+    return f"fixed {tokens} tokens"
 
 
 @torch.no_grad()
 def evaluate_revit(
     model: ResizableViT,
-    assigner: TokenLengthAssigner,
+    assigners: Sequence[tuple[str, TokenLengthAssigner, float | None]],
     images: torch.Tensor,
     targets: torch.Tensor,
-    tla_threshold: float | None,
     cascade_threshold: float,
     batch_size: int = 256,
     repeats: int = 3,
     none_correct: str = "largest",
     calibration: dict | None = None,
     progress: Callable[[str], None] | None = None,
+    fixed_model: ResizableViT | None = None,
 ) -> ReViTEvaluation:
-    """Every policy on normalised ``images`` (N, C, H, W) with labels ``targets``."""
+    """Every policy on normalised ``images`` (N, C, H, W) with labels ``targets``.
+
+    ``assigners``: (name, assigner, knob) for each TLA to compare. ``fixed_model``: the same
+    weights at every fixed grid to measure (it must include the trained grids of ``model``);
+    by default the trained lengths only.
+    """
     model.eval()
-    assigner.eval()
+    fixed_model = (fixed_model or model).eval()
+    targets = targets.cpu()
     count = model.num_lengths
     costs = lengths_flops(model)
     logits = logits_by_length(model, images, batch_size)
-    correct = correct_by_length(logits, targets.cpu())
-    tla_logits = assigner_logits(assigner, images).cpu()
+    correct = correct_by_length(logits, targets)
+    fixed_index = {length.grid: i for i, length in enumerate(fixed_model.lengths)}
+    missing = [length.grid for length in model.lengths if length.grid not in fixed_index]
+    if missing:
+        raise ValueError(f"the fixed-length model lacks the trained grids {missing}")
+    fixed_logits = logits_by_length(fixed_model, images, batch_size)
+    fixed_correct = correct_by_length(fixed_logits, targets)
+    fixed_costs = lengths_flops(fixed_model)
     oracle_route = token_length_labels(correct, none_correct)
     oracle_route = torch.where(oracle_route < 0, count - 1, oracle_route)
 
-    curves = {
-        "fixed": [routed_point("fixed", k, correct, costs, torch.full_like(oracle_route, k))
-                  for k in range(count)],
-        "tla": [tla_point(None, tla_logits, correct, costs, assigner.flops())]
-        + [tla_point(t, tla_logits, correct, costs, assigner.flops()) for t in thresholds_grid()],
+    curves: dict[str, list[OperatingPoint]] = {
+        "fixed": [_point("fixed", float(length.tokens), fixed_correct[g], fixed_costs[g]
+                         .expand(len(targets)), torch.zeros(len(targets), dtype=torch.int64), 1)
+                  for g, length in enumerate(fixed_model.lengths)],
         "cascade": [cascade_point(t, logits, correct, costs) for t in CASCADE_GRID],
         "oracle": [routed_point("oracle", None, correct, costs, oracle_route)],
     }
-    expected = {
-        f"length {k} ({model.lengths[k].tokens} tokens)": curves["fixed"][k] for k in range(count)
-    }
-    expected["TLA"] = tla_point(tla_threshold, tla_logits, correct, costs, assigner.flops())
-    expected["oracle"] = curves["oracle"][0]
-    expected["cascade"] = cascade_point(cascade_threshold, logits, correct, costs)
-    # each runner maps (batch, offset of the batch in the test set) to its output
-    runners: dict[str, Callable[[torch.Tensor, int], AdaptiveOutput]] = {
-        f"length {k} ({model.lengths[k].tokens} tokens)":
-            (lambda x, _, k=k: predict_at(model, x, k))
-        for k in range(count)
-    }
-    runners["TLA"] = lambda x, _: bucketed_predict(model, assigner, x, tla_threshold)
-    runners["oracle"] = lambda x, at: predict_at(model, x, oracle_route[at:at + len(x)])
-    runners["cascade"] = lambda x, _: cascade_predict(model, x, cascade_threshold)
+    for point, length in zip(curves["fixed"], fixed_model.lengths):
+        point.shares = [1.0 if length.grid == trained.grid else 0.0 for trained in model.lengths]
+    tla_outputs = {name: assigner_logits(assigner, images).cpu() for name, assigner, _ in assigners}
+    for name, assigner, _ in assigners:
+        curves[f"tla:{name}"] = [
+            routed_point("tla", knob, correct, costs, assigner.route(tla_outputs[name], knob),
+                         assigner.flops())
+            for knob in knob_grid(assigner.config)]
 
-    seconds: dict[str, list[float]] = {name: [] for name in runners}
+    expected: dict[str, OperatingPoint] = {
+        fixed_name(length.tokens): curves["fixed"][g]
+        for g, length in enumerate(fixed_model.lengths)}
+    runners: dict[str, Callable] = {
+        fixed_name(length.tokens): (lambda x, _, g=g: predict_at(fixed_model, x, g))
+        for g, length in enumerate(fixed_model.lengths)}
+    for name, assigner, knob in assigners:
+        label = tla_name(name, len(assigners))
+        expected[label] = routed_point("tla", knob, correct, costs,
+                                       assigner.route(tla_outputs[name], knob), assigner.flops())
+        runners[label] = (lambda x, _, a=assigner, k=knob: bucketed_predict(model, a, x, k))
+    expected["oracle"] = curves["oracle"][0]
+    runners["oracle"] = lambda x, at: predict_at(model, x, oracle_route[at:at + len(x)])
+    expected["cascade"] = cascade_point(cascade_threshold, logits, correct, costs)
+    runners["cascade"] = lambda x, _: cascade_predict(model, x, cascade_threshold)
+    matched = None
+    if assigners:
+        first = expected[tla_name(assigners[0][0], len(assigners))]
+        reaching = [p for p in curves["cascade"] if p.accuracy >= first.accuracy]
+        matched = (min(reaching, key=lambda p: p.flops) if reaching
+                   else max(curves["cascade"], key=lambda p: p.accuracy))
+        if matched.knob != cascade_threshold:
+            expected["cascade at TLA accuracy"] = matched
+            runners["cascade at TLA accuracy"] = (
+                lambda x, _, t=matched.knob: cascade_predict(model, x, t))
+    alone = {f"assigner {name}": (lambda x, _, a=assigner: a(x)) for name, assigner, _ in assigners}
+
+    seconds: dict[str, list[float]] = {name: [] for name in [*runners, *alone]}
     end_to_end: dict[str, float] = {}
     timed_run(runners[next(iter(runners))], images[:batch_size], batch_size)  # warm-up
     for round_index in range(repeats):
-        for name, runner in runners.items():
+        for name, runner in [*runners.items(), *alone.items()]:
             elapsed, predicted = timed_run(runner, images, batch_size)
             seconds[name].append(elapsed)
-            end_to_end[name] = round(100.0 * float((predicted == targets.cpu()).float().mean()), 2)
+            end_to_end[name] = round(100.0 * float((predicted == targets).float().mean()), 2)
             if progress:
                 progress(f"round {round_index + 1}/{repeats} {name}: {elapsed:.2f} s")
 
-    full_name = f"length {count - 1} ({model.lengths[-1].tokens} tokens)"
-    rate = {name: len(images) / statistics.median(values) for name, values in seconds.items()}
-    measured = [
-        MeasuredPoint(
+    n = len(images)
+    per_image = {name: statistics.median(values) / n for name, values in seconds.items()}
+    length_time = torch.tensor([per_image[fixed_name(length.tokens)] for length in model.lengths],
+                               dtype=torch.float64)
+    assigner_time = {name: per_image[f"assigner {name}"] for name, _, _ in assigners}
+    model_time = _time_model(curves, logits, length_time, assigner_time, correct.shape[1])
+    full_name = fixed_name(model.lengths[-1].tokens)
+    rate = {name: 1.0 / per_image[name] for name in runners}
+    labels = {tla_name(name, len(assigners)): name for name, _, _ in assigners}
+    measured = []
+    for name, point in expected.items():
+        modelled = None
+        if point.policy in ("tla", "oracle"):
+            extra = assigner_time[labels[name]] if point.policy == "tla" else 0.0
+            modelled = 1.0 / (float(torch.tensor(point.shares, dtype=torch.float64)
+                                    @ length_time) + extra)
+        elif point.policy == "cascade":
+            modelled = 1.0 / _cascade_time(point.knob, logits, length_time)
+        measured.append(MeasuredPoint(
             name=name, policy=point.policy, knob=point.knob, accuracy=end_to_end[name],
             cached_accuracy=point.accuracy, flops=point.flops,
             images_per_second=round(rate[name], 1),
             speedup=round(rate[name] / rate[full_name], 3),
             accuracy_delta=round(end_to_end[name] - end_to_end[full_name], 2),
-            shares=point.shares, seconds=[round(s, 3) for s in seconds[name]])
-        for name, point in expected.items()
-    ]
+            shares=point.shares, seconds=[round(s, 3) for s in seconds[name]],
+            modelled_images_per_second=None if modelled is None else round(modelled, 1)))
+    comparisons = _compare(measured, curves, assigners)
     histogram = torch.bincount(oracle_route, minlength=count).tolist()
     return ReViTEvaluation(
         lengths=[length.as_dict() for length in model.lengths],
-        length_flops=costs.tolist(), assigner_flops=assigner.flops(),
-        test_images=len(images), batch_size=batch_size, repeats=repeats,
+        length_flops=costs.tolist(),
+        assigner_flops=({name: a.flops() for name, a, _ in assigners} if len(assigners) != 1
+                        else assigners[0][1].flops()),
+        test_images=n, batch_size=batch_size, repeats=repeats,
         threads=torch.get_num_threads(), measured=measured, curves=curves,
-        label_histogram=histogram, calibration=calibration or {})
+        label_histogram=histogram, calibration=calibration or {},
+        fixed_grids=[length.grid for length in fixed_model.lengths],
+        time_model={"seconds_per_image_by_length": [round(float(t), 9) for t in length_time],
+                    "assigner_seconds_per_image": {k: round(v, 9)
+                                                   for k, v in assigner_time.items()},
+                    "note": model_time},
+        comparisons=comparisons)
+
+
+def _cascade_time(knob: float, logits: torch.Tensor, length_time: torch.Tensor) -> float:
+    """Seconds per image of a cascade: every image pays each length it reaches."""
+    confident = logits.float().softmax(-1).amax(-1) >= knob  # (K, N)
+    confident[-1] = True
+    exit_at = confident.to(torch.int8).argmax(0)
+    reach = torch.stack([(exit_at >= k).double().mean() for k in range(len(length_time))])
+    return float(reach @ length_time)
+
+
+def _time_model(curves: dict[str, list[OperatingPoint]], logits: torch.Tensor,
+                length_time: torch.Tensor, assigner_time: dict[str, float], n: int) -> str:
+    """Fill in every curve point's modelled seconds per image."""
+    for key, points in curves.items():
+        for point in points:
+            if key == "fixed":
+                continue  # measured directly below
+            if key == "cascade":
+                point.seconds_per_image = _cascade_time(point.knob, logits, length_time)
+            else:
+                extra = assigner_time.get(key.removeprefix("tla:"), 0.0)
+                point.seconds_per_image = float(
+                    torch.tensor(point.shares, dtype=torch.float64) @ length_time) + extra
+    return ("routed policies: sum_k share_k t_k (+ the assigner alone); cascade: sum_k "
+            "P(reach k) t_k; t_k measured per trained length")
+
+
+def _compare(measured: list[MeasuredPoint], curves: dict[str, list[OperatingPoint]],
+             assigners: Sequence) -> dict:
+    """Throughput ratios at equal accuracy: each TLA (measured) against the fixed-length curve
+    (measured) and the cascade (measured at matched accuracy; the whole cascade sweep through
+    the time model); the oracle as headroom; the best point of each sweep."""
+    by_name = {p.name: p for p in measured}
+    fixed = [(1.0 / p.images_per_second, p.accuracy) for p in measured if p.policy == "fixed"]
+    for point in curves["fixed"]:
+        tokens = int(point.knob)
+        point.seconds_per_image = 1.0 / by_name[fixed_name(tokens)].images_per_second
+    frontier = mixture_frontier(fixed)
+    cascade_frontier = mixture_frontier([(p.seconds_per_image, p.accuracy)
+                                         for p in curves["cascade"]])
+
+    def versus(cost: float, accuracy: float, curve) -> float | None:
+        ratio = ratio_at_equal_accuracy(curve, cost, accuracy)
+        return None if ratio is None else round(ratio, 3)
+
+    result: dict = {"fixed_frontier": [[round(c, 9), a] for c, a in frontier]}
+    for point in measured:
+        if point.policy in ("fixed",):
+            continue
+        cost = 1.0 / point.images_per_second
+        entry = {"accuracy": point.accuracy, "images_per_second": point.images_per_second,
+                 "throughput_vs_fixed_curve": versus(cost, point.accuracy, frontier),
+                 "throughput_vs_cascade_curve": versus(cost, point.accuracy, cascade_frontier)}
+        result[point.name] = entry
+    matched = by_name.get("cascade at TLA accuracy") or by_name.get("cascade")
+    for name, _, _ in assigners:
+        label = tla_name(name, len(assigners))
+        tla = by_name[label]
+        if matched is not None:
+            result[label]["cascade_matched"] = {
+                "cascade_accuracy": matched.accuracy,
+                "throughput_ratio": round(tla.images_per_second / matched.images_per_second, 3)}
+        sweep = [(p.accuracy, ratio_at_equal_accuracy(frontier, p.seconds_per_image, p.accuracy))
+                 for p in curves[f"tla:{name}"]]
+        best = max((r for _, r in sweep if r is not None), default=None)
+        result[label]["best_sweep_ratio_vs_fixed"] = None if best is None else round(best, 3)
+    sweep = [ratio_at_equal_accuracy(frontier, p.seconds_per_image, p.accuracy)
+             for p in curves["cascade"]]
+    best = max((r for r in sweep if r is not None), default=None)
+    result["cascade_best_sweep_ratio_vs_fixed"] = None if best is None else round(best, 3)
+    return result
 
 
 def markdown_table(evaluation: ReViTEvaluation) -> str:
     lines = ["| policy | top-1 (%) | vs full (points) | MFLOPs / image | images/s | "
-             "throughput vs full | share per length (short to long) |",
-             "|---|---|---|---|---|---|---|"]
+             "throughput vs full | vs fixed-length curve at equal accuracy | "
+             "share per length (short to long) |",
+             "|---|---|---|---|---|---|---|---|"]
     for p in evaluation.measured:
         knob = "" if p.knob is None or p.policy == "fixed" else f" (knob {p.knob:g})"
-        shares = " / ".join(f"{100 * s:.0f}%" for s in p.shares)
+        shares = (" / ".join(f"{100 * s:.0f}%" for s in p.shares) if sum(p.shares) > 0
+                  else "(an untrained grid)")
+        ratio = evaluation.comparisons.get(p.name, {}).get("throughput_vs_fixed_curve", "")
+        if p.policy == "fixed":
+            on_hull = any(abs(1.0 / p.images_per_second - cost) < 1e-9 and accuracy == p.accuracy
+                          for cost, accuracy in evaluation.comparisons.get("fixed_frontier", []))
+            ratio = "on the curve" if on_hull else "below it (a mixture of others beats it)"
+        elif ratio is None:
+            ratio = "above every fixed length"
+        elif ratio != "":
+            ratio = f"{ratio:.2f}x"
         lines.append(f"| {p.name}{knob} | {p.accuracy:.2f} | {p.accuracy_delta:+.2f} | "
                      f"{p.flops / 1e6:.2f} | {p.images_per_second:.0f} | {p.speedup:.2f}x | "
-                     f"{shares} |")
+                     f"{ratio} | {shares} |")
     return "\n".join(lines)
 
 
+def comparison_lines(evaluation: ReViTEvaluation) -> list[str]:
+    """One line per TLA: its ratio to the fixed-length curve and to the cascade at equal
+    accuracy, and the oracle's headroom."""
+    lines = []
+    for name, entry in evaluation.comparisons.items():
+        if not name.startswith("TLA"):
+            continue
+        ratio = entry["throughput_vs_fixed_curve"]
+        matched = entry.get("cascade_matched", {})
+        lines.append(
+            f"{name}: {entry['accuracy']:.2f}% at {entry['images_per_second']:.0f} images/s = "
+            + ("above every fixed length" if ratio is None else
+               f"{ratio:.2f}x the fixed-length curve's throughput at equal accuracy")
+            + (f"; {matched['throughput_ratio']:.2f}x the measured cascade's (at "
+               f"{matched['cascade_accuracy']:.2f}%)" if matched else "")
+            + (f", {entry['throughput_vs_cascade_curve']:.2f}x the cascade sweep's at equal "
+               f"accuracy (time model)" if entry.get("throughput_vs_cascade_curve") else "")
+            + f"; best knob of its sweep {entry['best_sweep_ratio_vs_fixed']}x the fixed curve")
+    oracle = evaluation.comparisons.get("oracle")
+    if oracle:
+        ratio = oracle["throughput_vs_fixed_curve"]
+        lines.append(f"oracle (headroom): {oracle['accuracy']:.2f}% at "
+                     f"{oracle['images_per_second']:.0f} images/s"
+                     + ("" if ratio is None else f" = {ratio:.2f}x the fixed-length curve"))
+    return lines
+
+
 def plot(evaluation: ReViTEvaluation, path: str) -> None:
-    """Accuracy vs MFLOPs (the sweeps as curves) and accuracy vs measured images/s."""
+    """Accuracy vs MFLOPs and accuracy vs images/s, with the fixed-length curve (every grid,
+    and the hull a mixture of lengths reaches), every TLA and cascade sweep, the measured
+    points and the oracle."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for name, style in (("tla", "o-"), ("cascade", "s-")):
-        points = sorted(evaluation.curves[name][1:] if name == "tla" else evaluation.curves[name],
-                        key=lambda p: p.flops)
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    sweeps = [k for k in evaluation.curves if k.startswith("tla:")] + ["cascade"]
+    for key in sweeps:
+        points = sorted(evaluation.curves[key], key=lambda p: p.flops)
+        label = "cascade sweep" if key == "cascade" else f"{key.replace('tla:', 'TLA ')} sweep"
+        style = "s-" if key == "cascade" else "o-"
         left.plot([p.flops / 1e6 for p in points], [p.accuracy for p in points], style,
-                  markersize=3, label=f"{'TLA' if name == 'tla' else 'cascade'} sweep")
-    fixed = evaluation.curves["fixed"]
+                  markersize=3, label=label, alpha=0.8)
+        timed = [p for p in points if p.seconds_per_image]
+        right.plot([1.0 / p.seconds_per_image for p in timed], [p.accuracy for p in timed],
+                   style, markersize=3, label=f"{label} (time model)", alpha=0.8)
+    fixed = sorted(evaluation.curves["fixed"], key=lambda p: p.flops)
     left.plot([p.flops / 1e6 for p in fixed], [p.accuracy for p in fixed], "k^--",
               label="fixed lengths")
+    for p in fixed:
+        left.annotate(f"{p.knob:g}", (p.flops / 1e6, p.accuracy), fontsize=7,
+                      xytext=(3, -9), textcoords="offset points")
+    hull = evaluation.comparisons.get("fixed_frontier", [])
+    right.plot([1.0 / c for c, _ in hull], [a for _, a in hull], "k--",
+               label="fixed-length curve (mixtures)")
     oracle = evaluation.curves["oracle"][0]
     left.plot([oracle.flops / 1e6], [oracle.accuracy], "r*", markersize=12, label="oracle")
-    left.set_xlabel("MFLOPs per image (TLA included)")
-    left.set_ylabel("top-1 (%)")
-    left.legend(fontsize=8)
-    left.grid(alpha=0.3)
     for p in evaluation.measured:
-        marker = {"fixed": "k^", "tla": "o", "oracle": "r*", "cascade": "s"}[p.policy]
-        right.plot([p.images_per_second], [p.accuracy], marker, markersize=9)
+        marker = {"fixed": "k^", "tla": "D", "oracle": "r*", "cascade": "s"}[p.policy]
+        right.plot([p.images_per_second], [p.accuracy], marker, markersize=8,
+                   markeredgecolor="black")
         right.annotate(p.name, (p.images_per_second, p.accuracy), fontsize=7,
                        xytext=(4, 4), textcoords="offset points")
-    right.set_xlabel(f"measured images/s (batch {evaluation.batch_size}, "
-                     f"{evaluation.threads} threads)")
-    right.set_ylabel("top-1 (%)")
-    right.grid(alpha=0.3)
-    figure.suptitle("ReViT: accuracy vs cost of every inference policy")
+    left.set_xlabel("MFLOPs per image (assigner included)")
+    right.set_xlabel(f"images/s (markers measured end to end; batch {evaluation.batch_size}, "
+                     f"{evaluation.threads} thread{'s' if evaluation.threads != 1 else ''})")
+    for axis in (left, right):
+        axis.set_ylabel("top-1 (%)")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    figure.suptitle("ReViT: every inference policy against the fixed-length curve")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -220,24 +221,42 @@ class ResizableViT(VisionTransformer):
 
 @dataclass(frozen=True)
 class ReViTConfig:
-    """Everything needed to rebuild a ReViT: the ViT's shape and the token-length grid."""
+    """Everything needed to rebuild a ReViT: the ViT's shape and the token-length grid.
+
+    ``num_heads`` and ``mlp_ratio`` are one value for every layer or one per layer (an
+    AutoFormer architecture); ``head_dim=None`` is the plain-ViT width (embed_dim // heads).
+    ``space`` and ``arch`` record where a searched architecture came from
+    (:func:`config_from_arch`); they do not change the model.
+    """
 
     img_size: int = 32
     patch_size: int = 4
     embed_dim: int = 96
     depth: int = 6
-    num_heads: int = 3
-    mlp_ratio: float = 2.0
+    num_heads: int | tuple[int, ...] = 3
+    mlp_ratio: float | tuple[float, ...] = 2.0
     num_classes: int = 10
     in_chans: int = 3
     pool: str = "cls"
     route: str = "resize"
     fractions: tuple[float, ...] = (0.25, 0.5, 1.0)
     grids: tuple[int, ...] | None = None
+    head_dim: int | None = None
+    cls_token: bool | None = None
+    space: str | None = None
+    arch: dict | None = None
 
     def lengths(self) -> tuple[TokenLength, ...]:
         return length_grid(self.img_size, self.patch_size, self.route, self.fractions,
                            self.grids)
+
+    def per_layer(self, field: str) -> list:
+        """``num_heads`` or ``mlp_ratio`` as one entry per layer."""
+        value = getattr(self, field)
+        values = list(value) if isinstance(value, (tuple, list)) else [value] * self.depth
+        if len(values) < self.depth:
+            raise ConfigError(f"ReViT {field} has {len(values)} entries for depth {self.depth}")
+        return values[:self.depth]
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -249,10 +268,33 @@ class ReViTConfig:
         if unknown:
             raise ConfigError(f"ReViT config has unknown field(s) {', '.join(unknown)}")
         values = dict(data)
-        for key in ("fractions", "grids"):
-            if values.get(key) is not None:
+        for key in ("fractions", "grids", "num_heads", "mlp_ratio"):
+            if isinstance(values.get(key), list):
                 values[key] = tuple(values[key])
         return cls(**values)
+
+
+def config_from_arch(space_name: str, arch: Any, route: str = "resize",
+                     fractions: Sequence[float] = (0.25, 0.5, 1.0),
+                     grids: Sequence[int] | None = None, **space_options: Any) -> ReViTConfig:
+    """The ReViT of a searched architecture: any AutoFormer-family space (``autoformer-tiny``,
+    ``autoformer-tiny-micro``, ...) and an architecture it accepts (JSON dict, record from
+    ``vitnas search``/``sample``, or the space's object). At its native length the ReViT is
+    exactly the model ``space.build(arch)`` gives (same layers, same widths)."""
+    from vitnas.spaces import get_space
+
+    space = get_space(space_name, **space_options)
+    if not all(hasattr(space, a) for a in ("spec", "qkv", "pool", "cls_token", "patch_size")):
+        raise ConfigError(f"revit takes an AutoFormer-family space (autoformer-tiny, "
+                          f"autoformer-tiny-micro, ...), not {space_name}")
+    arch = space.validate(arch)
+    return ReViTConfig(
+        img_size=space.img_size, patch_size=space.patch_size, embed_dim=arch.hidden_dim,
+        depth=arch.depth, num_heads=tuple(arch.num_heads), mlp_ratio=tuple(arch.mlp_ratio),
+        num_classes=space.num_classes, in_chans=space.in_chans, pool=space.pool, route=route,
+        fractions=tuple(fractions), grids=None if grids is None else tuple(grids),
+        head_dim=space.spec.head_dim if space.qkv == "per_head" else None,
+        cls_token=space.cls_token, space=space_name, arch=space.to_json(arch))
 
 
 def build_revit(config: ReViTConfig, seed: int = 0) -> ResizableViT:
@@ -262,11 +304,20 @@ def build_revit(config: ReViTConfig, seed: int = 0) -> ResizableViT:
         torch.manual_seed(seed)
         return ResizableViT(
             lengths=lengths, route=config.route, embed_dim=config.embed_dim, depth=config.depth,
-            num_heads=[config.num_heads] * config.depth,
-            mlp_ratio=[config.mlp_ratio] * config.depth, img_size=config.img_size,
-            patch_size=config.patch_size, in_chans=config.in_chans,
-            num_classes=config.num_classes, head_dim=None, pool=config.pool)
+            num_heads=config.per_layer("num_heads"), mlp_ratio=config.per_layer("mlp_ratio"),
+            img_size=config.img_size, patch_size=config.patch_size, in_chans=config.in_chans,
+            num_classes=config.num_classes, head_dim=config.head_dim, pool=config.pool,
+            cls_token=config.cls_token)
+
+
+def with_grids(model: ResizableViT, config: ReViTConfig, grids: Sequence[int]) -> ResizableViT:
+    """The same weights at another set of token grids (e.g. the intermediate lengths a fixed-
+    length curve needs: the resize route runs any grid up to the native one)."""
+    other = build_revit(replace(config, grids=tuple(grids)))
+    other.load_state_dict(model.state_dict())
+    return other.to(next(model.parameters()).device).eval()
 
 
 __all__ = ["ROUTES", "ReViTConfig", "ResizableViT", "TokenLength", "build_revit",
-           "interpolate_pos_embed", "length_grid", "pi_resize_kernel"]
+           "config_from_arch", "interpolate_pos_embed", "length_grid", "pi_resize_kernel",
+           "with_grids"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,10 @@ from vitnas.revit import artifacts
 from vitnas.revit.assigner import (
     AssignerConfig,
     TokenLengthAssigner,
-    thresholds_grid,
+    fit_platt,
+    knob_grid,
+    sample_weights,
+    soft_targets,
     train_assigner,
 )
 from vitnas.revit.evaluate import (
@@ -37,14 +41,16 @@ from vitnas.revit.evaluate import (
     assigner_logits,
     calibrate,
     cascade_point,
+    comparison_lines,
     evaluate_revit,
     markdown_table,
     plot,
-    tla_point,
+    routed_point,
 )
 from vitnas.revit.inference import lengths_flops
 from vitnas.revit.labels import correct_by_length, label_histogram, token_length_labels
-from vitnas.revit.model import ReViTConfig, build_revit
+from vitnas.revit.metrics import label_report, mixture_frontier, ratio_at_equal_accuracy
+from vitnas.revit.model import ReViTConfig, build_revit, with_grids
 from vitnas.revit.training import SplitSpec, predict_lengths, subset, train_revit
 from vitnas.train import TrainConfig
 
@@ -59,6 +65,12 @@ def _normalised(dataset, indices: torch.Tensor | None = None) -> torch.Tensor:
     return Normalize(dataset.mean, dataset.std)(images.float().div_(255.0))
 
 
+def state_path_for(out: str | Path) -> Path:
+    """Where ``revit train --out OUT`` keeps its per-epoch training state: OUT.state.pt."""
+    out = Path(out)
+    return out.with_name(out.stem + ".state.pt")
+
+
 def train_step(
     config: ReViTConfig,
     out: str | Path,
@@ -70,8 +82,17 @@ def train_step(
     data_dir: str | None = None,
     device: str = "cpu",
     progress: bool = False,
+    resume: bool = False,
+    init_from: str | Path | None = None,
+    command: str | None = None,
 ) -> dict[str, Any]:
-    """Train and save a ReViT; returns the checkpoint's metadata (top-1 per length on test)."""
+    """Train and save a ReViT; returns the checkpoint's metadata (top-1 per length on test).
+
+    The training state is saved after every epoch to :func:`state_path_for` ``(out)``;
+    ``resume`` continues from it (see :func:`vitnas.revit.training.fit_resumable`).
+    ``init_from`` starts from another ReViT checkpoint's weights (same shape, same unseen
+    images, so its labels stay clean) with a fresh optimizer and schedule: a warm start.
+    """
     train_config = train_config or TrainConfig()
     train_config.check()
     check_device(device)
@@ -81,26 +102,48 @@ def train_step(
     split = split or SplitSpec()
     train_set = _dataset(dataset, "train", data_dir, train_per_class)
     test_set = _dataset(dataset, "test", data_dir, None)
-    if train_set.image_shape[-1] != config.img_size or train_set.num_classes != config.num_classes:
-        raise ConfigError(f"{dataset} has {train_set.image_shape[-1]} px images and "
-                          f"{train_set.num_classes} classes; the ReViT config says "
-                          f"{config.img_size} px and {config.num_classes} classes")
+    if (train_set.image_shape[-1] != config.img_size or train_set.num_classes != config.num_classes
+            or train_set.channels != config.in_chans):
+        raise ConfigError(f"{dataset} has {train_set.image_shape[-1]} px images with "
+                          f"{train_set.channels} channels and {train_set.num_classes} classes; "
+                          f"the ReViT config says {config.img_size} px, {config.in_chans} "
+                          f"channels and {config.num_classes} classes")
     seen = split.seen(train_set.labels)
     model = build_revit(config, seed=train_config.seed).to(device)
-    result = train_revit(model, subset(train_set, seen), train_config, mode, test_set, progress)
+    init = None
+    if init_from is not None:
+        start, start_config, start_meta = artifacts.load_revit(init_from)
+        if replace(start_config, route=config.route, fractions=config.fractions,
+                   grids=config.grids, space=config.space, arch=config.arch) != config:
+            raise ConfigError(f"{init_from}: its ViT shape differs from this run's; --init-from "
+                              f"needs the same embed dim, depth, heads, MLP ratios and patch")
+        if (start_meta.get("dataset"), start_meta.get("train_per_class"),
+                start_meta.get("split")) != (dataset, train_per_class, split.as_dict()):
+            raise ConfigError(f"{init_from}: trained on other data or another split; its "
+                              f"held-out images would not be unseen")
+        model.load_state_dict(start.state_dict())
+        init = {"path": str(init_from), "recipe": start_meta.get("recipe"),
+                "test_top1": start_meta.get("test_top1")}
+    identity = {"config": config.as_dict(), "recipe": vars(train_config), "dataset": dataset,
+                "train_per_class": train_per_class, "split": split.as_dict(), "init_from": init}
+    result = train_revit(model, subset(train_set, seen), train_config, mode, test_set, progress,
+                         state_path_for(out), resume, identity)
     meta = {
         "dataset": dataset, "train_per_class": train_per_class, "split": split.as_dict(),
         "train_images": len(seen), "recipe": {**vars(train_config), "mode": mode},
+        "init_from": init, "resumed_from_step": result.resumed_from,
         "seconds": round(result.seconds, 1), "steps": result.steps,
         "final_loss": round(result.final_loss, 4), "test_top1": result.top1,
         "threads": torch.get_num_threads(), "device": device, "lengths": model.describe(),
+        "command": command,
     }
     artifacts.save_revit(out, model, config, meta)
     return meta
 
 
 def label_step(models: Sequence[str | Path], out: str | Path, policy: str = "largest",
-               data_dir: str | None = None, batch_size: int = 256) -> dict[str, Any]:
+               data_dir: str | None = None, batch_size: int = 256,
+               command: str | None = None) -> dict[str, Any]:
     """Label every training image that one of ``models`` did not train on."""
     if not models:
         raise ConfigError("label needs at least one ReViT checkpoint")
@@ -132,7 +175,7 @@ def label_step(models: Sequence[str | Path], out: str | Path, policy: str = "lar
         "lengths": [length.as_dict() for length in lengths],
         "accuracy_by_length": [round(100.0 * float(c.float().mean()), 2) for c in correct],
         "none_correct": int((~correct.any(0)).sum()),
-        "histogram": label_histogram(labels, len(lengths)),
+        "histogram": label_histogram(labels, len(lengths)), "command": command,
     }
     artifacts.save_labels(out, {"indices": indices, "logits": logits.half(),
                                 "targets": targets, "labels": labels, "meta": summary})
@@ -148,84 +191,139 @@ def _fresh_assigner(config: AssignerConfig, seed: int) -> TokenLengthAssigner:
 def assigner_step(
     labels_path: str | Path,
     revit_path: str | Path,
-    out: str | Path,
+    out: str | Path | None,
     input_size: int = 16,
     widths: tuple[int, ...] = (16, 32, 64),
     epochs: int = 30,
     folds: int = 5,
     max_loss: float = 1.0,
-    balance: bool = False,
+    weighting: str = "none",
     seed: int = 0,
     data_dir: str | None = None,
+    target: str = "hard",
+    features: str = "pixels",
+    temperature: float = 1.0,
+    resamples: int = 1000,
+    command: str | None = None,
 ) -> dict[str, Any]:
-    """Train the TLA on every labelled image and calibrate both adaptive policies.
+    """Train the TLA on every labelled image, calibrate both adaptive policies, and report
+    whether the assigner learned more than the label prior.
 
     Calibration needs assigner predictions on images the assigner did not train on, so it is
     cross-fitted: ``folds`` assigners, each trained on the other folds, predict their own fold,
-    and the knobs are chosen on those out-of-fold predictions over the whole labelled pool (a
-    single 20% validation split was too noisy to hold a 1-point accuracy budget). The deployed
-    assigner is then trained on all labelled images. The ReViT to deploy (``revit_path``) gives
-    the per-length FLOPs the calibration minimises.
+    and the knobs (and, for per-length heads, the Platt scaling) are chosen on those
+    out-of-fold predictions over the whole labelled pool (a single 20% validation split was too
+    noisy to hold a 1-point accuracy budget). The same predictions give the out-of-fold label
+    accuracy against the majority-label prior and the ROC AUC of "needs more tokens", both with
+    bootstrap intervals (``resamples``), and the FLOPs ratio against the fixed-length curve at
+    equal accuracy on the pool. The deployed assigner is then trained on all labelled images
+    (skipped when ``out`` is None: a study that only compares options).
     """
     if folds < 2:
         raise ConfigError(f"calibration needs folds >= 2, got {folds}")
+    if epochs < 1:
+        raise ConfigError(f"assigner epochs must be >= 1, got {epochs}")
     payload = artifacts.load_labels(labels_path)
     meta = payload["meta"]
+    policy = meta.get("policy", "largest")
     train_set = _dataset(meta["dataset"], "train", data_dir, meta["train_per_class"])
     indices, labels, targets = payload["indices"], payload["labels"], payload["targets"]
     logits = payload["logits"].float()
     count = logits.shape[0]
-    config = AssignerConfig(num_lengths=count, input_size=input_size, widths=tuple(widths),
-                            in_chans=train_set.channels)
     model, _, _ = artifacts.load_revit(revit_path)
     if model.num_lengths != count:
         raise ConfigError(f"{revit_path} has {model.num_lengths} token lengths, the labels "
                           f"{count}")
+    costs = lengths_flops(model)
+    config = AssignerConfig(
+        num_lengths=count, input_size=input_size, widths=tuple(widths),
+        in_chans=train_set.channels, target=target, features=features,
+        image_size=train_set.image_shape[-1],
+        detail_sizes=tuple(length.grid * model.native_patch for length in model.lengths[:-1]),
+        costs=tuple(round(float(c) / float(costs[-1]), 6) for c in costs))
     images = _normalised(train_set, indices)
+    correct = correct_by_length(logits, targets)
+    fit_targets = labels if target == "hard" else soft_targets(logits, targets, target, policy,
+                                                               temperature)
+    weights = sample_weights(weighting, labels, correct, count)
 
+    def fit(keep: torch.Tensor) -> tuple[TokenLengthAssigner, Any]:
+        helper = _fresh_assigner(config, seed)
+        result = train_assigner(helper, images[keep], fit_targets[keep], epochs=epochs,
+                                weights=weights[keep], seed=seed, labels=labels[keep])
+        return helper, result
+
+    start = time.perf_counter()
     order = torch.randperm(len(indices), generator=torch.Generator().manual_seed(seed))
     out_of_fold = torch.empty(len(indices), count)
     for part in torch.tensor_split(order, folds):
         keep = torch.ones(len(indices), dtype=torch.bool)
         keep[part] = False
-        helper = _fresh_assigner(config, seed)
-        train_assigner(helper, images[keep], labels[keep], epochs=epochs, balance=balance,
-                       seed=seed)
+        helper, _ = fit(keep)
         out_of_fold[part] = assigner_logits(helper, images[part])
-    assigner = _fresh_assigner(config, seed)
-    fit_result = train_assigner(assigner, images, labels, epochs=epochs, balance=balance,
-                                seed=seed)
+    cross_fit_seconds = time.perf_counter() - start
+    # the deployed assigner (or, in a study, a probe carrying the config and calibration)
+    assigner, fit_result = (fit(torch.ones(len(indices), dtype=torch.bool)) if out is not None
+                            else (_fresh_assigner(config, seed), None))
+    platt = fit_platt(assigner, out_of_fold, correct)
 
-    costs = lengths_flops(model)
-    correct = correct_by_length(logits, targets)
     full = round(100.0 * float(correct[-1].float().mean()), 2)
-    tla_points = [tla_point(t, out_of_fold, correct, costs, assigner.flops())
-                  for t in (None, *thresholds_grid())]
+    tla_points = [routed_point("tla", knob, correct, costs,
+                               assigner.route(out_of_fold, knob), assigner.flops())
+                  for knob in knob_grid(config)]
     cascade_points = [cascade_point(t, logits, correct, costs) for t in CASCADE_GRID]
     tla_choice = calibrate(tla_points, full, max_loss)
     cascade_choice = calibrate(cascade_points, full, max_loss)
+    fixed = [routed_point("fixed", k, correct, costs, torch.full((len(indices),), k))
+             for k in range(count)]
+    frontier = mixture_frontier([(p.flops, p.accuracy) for p in fixed])
+    cascade_frontier = mixture_frontier([(p.flops, p.accuracy) for p in cascade_points])
+
+    def ratios(point) -> dict[str, float | None]:
+        versus_fixed = ratio_at_equal_accuracy(frontier, point.flops, point.accuracy)
+        versus_cascade = ratio_at_equal_accuracy(cascade_frontier, point.flops, point.accuracy)
+        return {"flops_ratio_vs_fixed": None if versus_fixed is None else round(versus_fixed, 4),
+                "flops_ratio_vs_cascade":
+                    None if versus_cascade is None else round(versus_cascade, 4)}
+
     calibration = {
         "images": len(indices), "folds": folds, "full_length_accuracy": full,
-        "max_loss": max_loss, "tla_threshold": tla_choice.knob, "tla": tla_choice.as_dict(),
-        "cascade_threshold": cascade_choice.knob, "cascade": cascade_choice.as_dict(),
+        "max_loss": max_loss, "tla_threshold": tla_choice.knob,
+        "tla": {**tla_choice.as_dict(), **ratios(tla_choice)},
+        "cascade_threshold": cascade_choice.knob,
+        "cascade": {**cascade_choice.as_dict(), **ratios(cascade_choice)},
+        "best_tla_flops_ratio_vs_fixed": max(
+            (r for r in (ratios(p)["flops_ratio_vs_fixed"] for p in tla_points) if r),
+            default=None),
+        "platt": platt,
     }
-    labelled = labels >= 0
-    hits = (out_of_fold.argmax(-1) == labels)[labelled]
+    fallback = {"largest": count - 1, "smallest": 0}.get(policy, count - 1)
+    decidable = correct.any(dim=0)
+    positive = ~correct[0] & decidable
+    short_confidence = logits[0].softmax(-1).amax(-1)
+    report = label_report(assigner.predicted_label(out_of_fold, fallback), labels,
+                          assigner.needs_more_score(out_of_fold), positive, decidable,
+                          reference_score=1.0 - short_confidence, resamples=resamples, seed=seed)
     summary = {
         "labels": str(labels_path), "revit": str(revit_path), "images": len(indices),
-        "epochs": epochs, "balance": balance, "seed": seed,
-        "seconds": round(fit_result.seconds, 1), "fit_accuracy": fit_result.train_accuracy,
-        "out_of_fold_accuracy": round(100.0 * float(hits.float().mean()), 2),
+        "policy": policy, "target": target, "features": features, "weighting": weighting,
+        "temperature": temperature, "input_size": input_size, "widths": list(widths),
+        "epochs": epochs, "seed": seed, "cross_fit_seconds": round(cross_fit_seconds, 1),
+        "seconds": None if fit_result is None else round(fit_result.seconds, 1),
+        "fit_accuracy": None if fit_result is None else fit_result.train_accuracy,
+        "out_of_fold_accuracy": report["accuracy"], "out_of_fold": report,
         "flops": assigner.flops(), "calibration": calibration,
-        "label_histogram": label_histogram(labels, count),
+        "label_histogram": label_histogram(labels, count), "threads": torch.get_num_threads(),
+        "command": command,
     }
-    artifacts.save_assigner(out, assigner, summary)
+    if out is not None:
+        artifacts.save_assigner(out, assigner, summary)
     return summary
 
 
 def eval_step(
     revit_path: str | Path,
-    assigner_path: str | Path,
+    assigner_paths: str | Path | Sequence[str | Path],
     out: str | Path | None = None,
     data_dir: str | None = None,
     batch_size: int = 256,
@@ -235,31 +333,57 @@ def eval_step(
     cascade_threshold: float | None = None,
     none_correct: str = "largest",
     progress=None,
+    fixed_grids: Sequence[int] | None = None,
+    command: str | None = None,
 ) -> ReViTEvaluation:
-    """Every policy on the test split; writes ``out`` (.json) with a .md table and a .png."""
-    model, _, meta = artifacts.load_revit(revit_path)
-    assigner, assigner_meta = artifacts.load_assigner(assigner_path)
-    if assigner.config.num_lengths != model.num_lengths:
-        raise ConfigError(f"{assigner_path} assigns {assigner.config.num_lengths} lengths, "
-                          f"{revit_path} has {model.num_lengths}")
-    calibration = assigner_meta.get("calibration", {})
-    if tla_threshold is None:
-        tla_threshold = calibration.get("tla_threshold")
+    """Every policy on the test split; writes ``out`` (.json) with a .md table and a .png.
+
+    ``assigner_paths``: one or more TLAs (each at its calibrated knob, or ``tla_threshold``).
+    ``fixed_grids``: the fixed lengths to measure; by default every grid from the shortest
+    trained one to the native one (the trained grids are always included).
+    """
+    if isinstance(assigner_paths, (str, Path)):
+        assigner_paths = [assigner_paths]
+    model, config, meta = artifacts.load_revit(revit_path)
+    assigners, metas = [], {}
+    for path in assigner_paths:
+        assigner, assigner_meta = artifacts.load_assigner(path)
+        if assigner.config.num_lengths != model.num_lengths:
+            raise ConfigError(f"{path} assigns {assigner.config.num_lengths} lengths, "
+                              f"{revit_path} has {model.num_lengths}")
+        name = Path(path).stem
+        if name in metas:
+            raise ConfigError(f"two assigners are named {name}; give files distinct names")
+        knob = tla_threshold
+        if knob is None:
+            knob = assigner_meta.get("calibration", {}).get("tla_threshold")
+        assigners.append((name, assigner, knob))
+        metas[name] = assigner_meta
+    calibration = next(iter(metas.values())).get("calibration", {})
     if cascade_threshold is None:
         cascade_threshold = calibration.get("cascade_threshold", 0.9)
+    trained = [length.grid for length in model.lengths]
+    grids = sorted(set(range(trained[0], trained[-1] + 1) if fixed_grids is None
+                       else fixed_grids) | set(trained))
+    if grids[0] < 1 or grids[-1] > model.native_grid:
+        raise ConfigError(f"fixed grids {grids} must lie in 1..{model.native_grid}")
+    fixed_model = with_grids(model, config, grids)
     test_set = _dataset(meta["dataset"], "test", data_dir, test_limit)
     images = _normalised(test_set)
     start = time.perf_counter()
-    evaluation = evaluate_revit(model, assigner, images, test_set.labels, tla_threshold,
-                                cascade_threshold, batch_size, repeats, none_correct,
-                                calibration, progress)
+    evaluation = evaluate_revit(model, assigners, images, test_set.labels, cascade_threshold,
+                                batch_size, repeats, none_correct, calibration, progress,
+                                fixed_model)
     if out is not None:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        record = {"revit": str(revit_path), "assigner": str(assigner_path),
-                  "revit_meta": meta, "assigner_meta": assigner_meta,
-                  "seconds": round(time.perf_counter() - start, 1), **evaluation.as_dict()}
+        record = {"command": command, "revit": str(revit_path),
+                  "assigners": [str(p) for p in assigner_paths], "revit_meta": meta,
+                  "assigner_meta": metas, "seconds": round(time.perf_counter() - start, 1),
+                  **evaluation.as_dict()}
         out.write_text(json.dumps(record, indent=1) + "\n")
-        out.with_suffix(".md").write_text(markdown_table(evaluation) + "\n")
+        out.with_suffix(".md").write_text(
+            (f"Made by `{command}`\n\n" if command else "") + markdown_table(evaluation)
+            + "\n\n" + "\n".join(f"- {line}" for line in comparison_lines(evaluation)) + "\n")
         plot(evaluation, str(out.with_suffix(".png")))
     return evaluation

@@ -11,7 +11,8 @@ The paper does not publish its recipe, so three objectives are offered (``mode``
   in-place distillation), which pulls short-length decisions towards the full model's.
 
 Everything else is the shared recipe of :mod:`vitnas.train` (AdamW, warmup + cosine, label
-smoothing, crop + flip).
+smoothing, crop + flip), run by :func:`fit_resumable`, which also saves a training state after
+every epoch so a long CPU run can span several sittings (``vitnas revit train --resume``).
 
 Token-length labels must come from images the ReViT did not train on, or its training fit makes
 every short length look sufficient. :func:`holdout_split` reserves a class-balanced held-out
@@ -21,48 +22,60 @@ models, every training image labelled once).
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitnas.data import ArrayDataset, Normalize, iterate_batches
+from vitnas.data import ArrayDataset, Normalize, RandomCrop, RandomHorizontalFlip, iterate_batches
 from vitnas.data.loader import balanced_indices
+from vitnas.data.transforms import Compose
 from vitnas.errors import ConfigError
 from vitnas.revit.model import ResizableViT
-from vitnas.train import TrainConfig, train_model
+from vitnas.train import TrainConfig, learning_rate
 
 TRAINING_MODES = ("random", "all", "distill")
 
 
-def revit_objective(mode: str, num_lengths: int, seed: int = 0, temperature: float = 1.0
-                    ) -> Callable[[nn.Module, torch.Tensor, torch.Tensor, float], torch.Tensor]:
-    """The loss ``(model, x, y, label_smoothing) -> scalar`` of a training ``mode``."""
-    if mode not in TRAINING_MODES:
-        raise ConfigError(f"ReViT training mode {mode!r} is not one of "
-                          f"{', '.join(TRAINING_MODES)}")
-    generator = torch.Generator().manual_seed(seed)
+class ReViTObjective:
+    """The loss ``(model, x, y, label_smoothing) -> scalar`` of a training ``mode``; its own
+    ``generator`` (``random`` mode's length draws) is part of a resumable training state."""
 
-    def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, smoothing: float
-             ) -> torch.Tensor:
-        if mode == "random":
-            index = int(torch.randint(num_lengths, (1,), generator=generator))
+    def __init__(self, mode: str, num_lengths: int, seed: int = 0,
+                 temperature: float = 1.0) -> None:
+        if mode not in TRAINING_MODES:
+            raise ConfigError(f"ReViT training mode {mode!r} is not one of "
+                              f"{', '.join(TRAINING_MODES)}")
+        self.mode, self.num_lengths, self.temperature = mode, num_lengths, temperature
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, smoothing: float
+                 ) -> torch.Tensor:
+        count, temperature = self.num_lengths, self.temperature
+        if self.mode == "random":
+            index = int(torch.randint(count, (1,), generator=self.generator))
             return F.cross_entropy(model(x, length=index), y, label_smoothing=smoothing)
-        longest = model(x, length=num_lengths - 1)
+        longest = model(x, length=count - 1)
         total = F.cross_entropy(longest, y, label_smoothing=smoothing)
         teacher = F.softmax(longest.detach().float() / temperature, dim=-1)
-        for index in range(num_lengths - 1):
+        for index in range(count - 1):
             logits = model(x, length=index)
             total = total + F.cross_entropy(logits, y, label_smoothing=smoothing)
-            if mode == "distill":
+            if self.mode == "distill":
                 student = F.log_softmax(logits.float() / temperature, dim=-1)
                 total = total + F.kl_div(student, teacher, reduction="batchmean") * temperature**2
         return total
 
-    return loss
+
+def revit_objective(mode: str, num_lengths: int, seed: int = 0, temperature: float = 1.0
+                    ) -> ReViTObjective:
+    """The loss ``(model, x, y, label_smoothing) -> scalar`` of a training ``mode``."""
+    return ReViTObjective(mode, num_lengths, seed, temperature)
 
 
 @dataclass(frozen=True)
@@ -143,6 +156,139 @@ def predict_lengths(model: ResizableViT, dataset, batch_size: int = 256) -> torc
     return torch.cat(parts, dim=1)
 
 
+STATE_FORMAT = "vitnas-revit-training-state"
+
+
+def _plain(value: Any) -> Any:
+    """JSON-like form (tuples -> lists) so identities compare equal across a save/load."""
+    return json.loads(json.dumps(value))
+
+
+def load_training_state(path: str | Path, identity: dict[str, Any]) -> dict[str, Any]:
+    """A saved training state, refused (one line) when it belongs to another run."""
+    from vitnas.revit import artifacts
+
+    state = artifacts.load(path, STATE_FORMAT)
+    saved = state.get("identity")
+    if not isinstance(saved, dict):
+        raise ConfigError(f"{path}: training state has no run identity")
+    mine = _plain(identity)
+    differ = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
+    if differ:
+        key, before, now = differ[0], saved.get(differ[0]), mine.get(differ[0])
+        if isinstance(before, dict) and isinstance(now, dict):
+            inner = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))[0]
+            key, before, now = f"{key}.{inner}", before.get(inner), now.get(inner)
+        raise ConfigError(f"{path}: saved for another run ({key} was {before!r}, now {now!r}); "
+                          f"drop --resume or use another --out")
+    return state
+
+
+def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                               weight_decay=config.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+@dataclass
+class FitResult:
+    steps: int
+    total_steps: int
+    epochs_done: int
+    losses: list[float]
+    seconds: float  # training time summed over every sitting
+    resumed_from: int | None  # the step a resumed run started at
+
+
+def fit_resumable(
+    model: ResizableViT,
+    train_set: ArrayDataset,
+    config: TrainConfig,
+    objective: ReViTObjective,
+    state_path: str | Path | None = None,
+    resume: bool = False,
+    identity: dict[str, Any] | None = None,
+    progress: bool = False,
+) -> FitResult:
+    """The shared recipe of :func:`vitnas.train.train_model` (same batches, augmentation and
+    schedule step for step, so an uninterrupted run gives the same weights), plus a training
+    state saved atomically after every epoch: weights, optimizer moments, step and epoch (the
+    learning rate is a function of the step), the objective's generator, the losses so far.
+
+    ``resume`` continues from ``state_path`` when it exists (a fresh start otherwise, so one
+    command serves every sitting); every epoch's batch order and augmentation are seeded by
+    ``seed + epoch``, so a run killed at any moment and resumed from its last epoch gives the
+    weights of a run that was never interrupted. A state saved for another run (``identity``:
+    config, recipe, data) is refused.
+    """
+    from vitnas.revit import artifacts
+
+    config.check()
+    if len(train_set) == 0:
+        raise ConfigError("the training set is empty")
+    device = next(model.parameters()).device
+    normalise = Normalize(train_set.mean, train_set.std)
+    drop_last = len(train_set) >= config.batch_size
+    steps_per_epoch = max(1, len(train_set) // config.batch_size)
+    total = max(1, int(round(config.epochs * steps_per_epoch)))
+    size = train_set.image_shape[-1]
+    augment = Compose([RandomCrop(size, padding=4), RandomHorizontalFlip(), normalise])
+    transform = augment if config.augment else normalise
+    optimizer = _optimizer(model, config)
+    identity = {**(identity or {}), "total_steps": total, "train_images": len(train_set)}
+    step, epoch, losses, spent, resumed_from = 0, 0, [], 0.0, None
+    if resume and state_path is not None and Path(state_path).is_file():
+        state = load_training_state(state_path, identity)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        objective.generator.set_state(state["objective_rng"])
+        step, epoch, spent = int(state["step"]), int(state["epoch"]), float(state["seconds"])
+        losses, resumed_from = list(state["losses"]), int(state["step"])
+
+    def save_state() -> None:
+        if state_path is not None:
+            artifacts.save(state_path, {
+                "format": STATE_FORMAT, "identity": _plain(identity), "step": step,
+                "epoch": epoch, "seconds": spent + time.perf_counter() - start,
+                "losses": losses, "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "objective_rng": objective.generator.get_state()})
+
+    autocast = device.type == "cuda"
+    start = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, initial=step, unit="step", leave=False)
+    model.train()
+    while step < total:
+        for x, y in iterate_batches(train_set, config.batch_size, seed=config.seed + epoch,
+                                    transform=transform, drop_last=drop_last):
+            if step >= total:
+                break
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, total, config)
+            x, y = x.to(device), y.to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                loss = objective(model, x, y, config.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            step += 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{losses[-1]:.3f}", epoch=epoch)
+        epoch += 1
+        save_state()
+    if bar is not None:
+        bar.close()
+    return FitResult(step, total, epoch, losses, spent + time.perf_counter() - start,
+                     resumed_from)
+
+
 @dataclass
 class ReViTTrainResult:
     mode: str
@@ -150,6 +296,7 @@ class ReViTTrainResult:
     steps: int
     final_loss: float
     top1: list[float]  # per token length on the evaluation set, shortest first
+    resumed_from: int | None = None
 
 
 def train_revit(
@@ -159,17 +306,22 @@ def train_revit(
     mode: str = "distill",
     eval_set=None,
     progress: bool = False,
+    state_path: str | Path | None = None,
+    resume: bool = False,
+    identity: dict[str, Any] | None = None,
 ) -> ReViTTrainResult:
-    """Train ``model`` in place at all its lengths; top-1 per length on ``eval_set``."""
+    """Train ``model`` in place at all its lengths (resumable: :func:`fit_resumable`); top-1
+    per length on ``eval_set``."""
     config = config or TrainConfig()
-    start = time.perf_counter()
     objective = revit_objective(mode, model.num_lengths, config.seed)
-    result = train_model(model, train_set, config, progress=progress, loss_fn=objective)
+    fit = fit_resumable(model, train_set, config, objective, state_path, resume,
+                        {**(identity or {}), "mode": mode}, progress)
     top1: list[float] = []
     if eval_set is not None:
         logits = predict_lengths(model, eval_set)
         top1 = [round(100.0 * float((k.argmax(1) == eval_set.labels).float().mean()), 2)
                 for k in logits]
-    tail = result.losses[-20:]
-    return ReViTTrainResult(mode, time.perf_counter() - start, result.steps,
-                            sum(tail) / max(1, len(tail)), top1)
+    tail = fit.losses[-20:]
+    model.eval()
+    return ReViTTrainResult(mode, fit.seconds, fit.steps, sum(tail) / max(1, len(tail)), top1,
+                            fit.resumed_from)

@@ -9,18 +9,10 @@ space, scored by proxies through the score store, within params / FLOPs / latenc
 """
 
 from vitnas.search import evolution, random_search  # noqa: F401  (registration)
-from vitnas.search.base import (
-    SEARCHERS,
-    Candidate,
-    Constraints,
-    EvolutionConfig,
-    SearchConfig,
-    Window,
-    measure_latency_ms,
-    parse_shard,
-    parse_window,
-)
-from vitnas.search.driver import SearchResult, run_search
+from vitnas.search.base import SEARCHERS, EvolutionConfig, SearchConfig
+from vitnas.search.candidates import Candidate
+from vitnas.search.constraints import Constraints, Window, measure_latency_ms, parse_window
+from vitnas.search.driver import SearchResult, parse_shard, run_search
 from vitnas.search.history import Evaluation
 from vitnas.search.report import write_report
 from vitnas.search.retrain import train_architecture

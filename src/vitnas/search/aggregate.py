@@ -48,18 +48,28 @@ def pareto_front(objectives: np.ndarray) -> list[int]:
     return keep
 
 
-def pareto_objectives(scores: np.ndarray, params: Sequence[int],
-                      flops: Sequence[int]) -> np.ndarray:
-    """Every proxy score up, parameters and FLOPs down."""
+SIZE_PROXIES = ("params", "flops")  # costs: already the "down" objectives of a front
+
+
+def pareto_objectives(scores: np.ndarray, params: Sequence[int], flops: Sequence[int],
+                      proxies: Sequence[str] | None = None) -> np.ndarray:
+    """Every proxy score up, parameters and FLOPs down. Given the ``proxies``' names, a size
+    proxy is left out of the "up" side: against its own cost every architecture would be a
+    trade-off, and the front would be everything."""
     scores = np.asarray(scores, dtype=float)
     if scores.ndim == 1:
         scores = scores[:, None]
+    if proxies is not None:
+        quality = [i for i, spec in enumerate(proxies)
+                   if spec.partition(":")[0] not in SIZE_PROXIES]
+        scores = scores[:, quality]
     costs = -np.column_stack([np.asarray(params, dtype=float), np.asarray(flops, dtype=float)])
     return np.column_stack([scores, costs])
 
 
 def selection_order(scores: np.ndarray, params: Sequence[int], flops: Sequence[int],
-                    keys: Sequence[str], aggregate: str, needed: int | None = None) -> list[int]:
+                    keys: Sequence[str], aggregate: str, needed: int | None = None,
+                    proxies: Sequence[str] | None = None) -> list[int]:
     """Candidates best first. ``rank``: by fitness. ``pareto``: by non-dominated front over
     (proxies, -params, -FLOPs), then fitness within a front. ``needed`` stops the (quadratic)
     front peeling once that many are ordered."""
@@ -72,7 +82,7 @@ def selection_order(scores: np.ndarray, params: Sequence[int], flops: Sequence[i
         return by_fitness(range(len(keys)))
     order: list[int] = []
     remaining = np.arange(len(keys))
-    objectives = pareto_objectives(scores, params, flops)
+    objectives = pareto_objectives(scores, params, flops, proxies)
     while remaining.size and (needed is None or len(order) < needed):
         front = [int(remaining[i]) for i in pareto_front(objectives[remaining])]
         order.extend(by_fitness(front))

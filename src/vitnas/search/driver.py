@@ -12,16 +12,19 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vitnas.device import check_device
 from vitnas.errors import ConfigError
-from vitnas.proxies.base import Proxy, ProxyResult, expand_proxy_specs, get_proxy
+from vitnas.proxies.base import Proxy, ProxyResult
 from vitnas.proxies.scoring import proxy_batch
-from vitnas.search.base import Candidate, Drawer, Feasibility, SearchConfig, get_searcher
+from vitnas.proxies.spec import resolve_proxies
+from vitnas.search.base import SearchConfig, get_searcher
+from vitnas.search.candidates import Candidate, Drawer
+from vitnas.search.constraints import Feasibility
 from vitnas.search.history import Evaluation, History
 from vitnas.search.runner import Backend, ScoringContext, Task, open_backend
 from vitnas.spaces.base import SearchSpace, get_space
@@ -154,10 +157,22 @@ class _Scorer:
     computed: int = 0
     reused: int = 0
     pending: int = 0
+    # after the first computed candidate: say what the whole budget will cost, once
+    status: Callable[[str], None] | None = None
+    budget: int = 0
+    workers: int = 1
 
     def keys(self, candidate: Candidate) -> list[ScoreKey]:
         return [ScoreKey(self.space_id, candidate.key, p.full_spec, self.seed, self.batch_id)
                 for p in self.proxies]
+
+    def estimate(self, seconds: float) -> None:
+        """The cost of the budget, from the first candidate's wall time (it includes worker
+        start-up, so it errs high)."""
+        total = seconds * self.budget / max(1, self.workers)
+        self.status(f"the first architecture took {seconds:.1f} s: the budget of {self.budget} "
+                    f"needs about {format_duration(total)} with {self.workers} worker(s) "
+                    "(stored scores are reused; an interrupted run resumes)")
 
     def mine(self, index: int) -> bool:
         return self.shard is None or index % self.shard[1] == self.shard[0]
@@ -200,6 +215,8 @@ class _Scorer:
             fresh.add(outcome.index)
             if self.bar is not None:
                 self.bar.update(1)
+            if self.status is not None and self.computed == 0 and len(fresh) == 1:
+                self.estimate(time.perf_counter() - start)
         self.timings["evaluate"] += time.perf_counter() - start
         evaluations = []
         for index in sorted(known):
@@ -215,6 +232,27 @@ class _Scorer:
         return evaluations, pending
 
 
+def format_duration(seconds: float) -> str:
+    """``75`` -> ``1.2 min``; ``5400`` -> ``1.5 h``: a cost a person can plan around."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"0/4"`` -> (0, 4): this process scores the candidates whose index is 0 modulo 4."""
+    if not text:
+        return None
+    index, slash, count = text.partition("/")
+    if slash and index.strip().isdigit() and count.strip().isdigit():
+        shard = int(index), int(count)
+        if shard[0] < shard[1]:
+            return shard
+    raise ConfigError(f"shard {text!r} must be i/n with 0 <= i < n, e.g. 0/4")
+
+
 def run_search(
     space: SearchSpace | str,
     config: SearchConfig | None = None,
@@ -228,6 +266,7 @@ def run_search(
     device: str = "cpu",
     shard: tuple[int, int] | None = None,
     progress: bool = False,
+    status: Callable[[str], None] | None = None,
     data_dir: str | None = None,
 ) -> SearchResult:
     """Search ``space`` for the architecture the proxies like best within the constraints.
@@ -239,16 +278,23 @@ def run_search(
     ``ScoreStore``, a path, or None for the default cache.
     ``shard=(i, n)`` scores only candidates whose index is i mod n; merge the shards' stores
     and run again to continue (one round per generation for evolution, one for random search).
+    ``status`` receives a line before each silent set-up phase and the estimated cost.
     """
     started = time.perf_counter()
     config = config or SearchConfig()
     config.check()
     space = get_space(space) if isinstance(space, str) else space
-    proxies = [get_proxy(spec) for spec in expand_proxy_specs(list(config.proxies))]
+    proxies = resolve_proxies(config.proxies)
     if shard is not None and not 0 <= shard[0] < shard[1]:
         raise ConfigError(f"shard {shard[0]}/{shard[1]} must be i/n with 0 <= i < n")
+    say = status or (lambda message: None)
     feasibility = Feasibility(space, config.constraints)
+    if not (config.constraints.params.unbounded and config.constraints.flops.unbounded
+            and config.constraints.latency_ms.unbounded):
+        say("checking that the budget windows can be met")
     feasible_fraction = feasibility.check_reachable(config.seed)
+    say(f"building the proxy batch: {config.batch_size} {config.dataset} images at "
+        f"{space.img_size} px")
     inputs, labels = proxy_batch(config.dataset, config.batch_size, space.img_size,
                                  space.in_chans, space.num_classes, config.seed, data_dir)
     if gpus and device == "cpu":
@@ -271,7 +317,8 @@ def run_search(
     try:
         with open_backend(backend, context, workers, address, gpus) as engine:
             scorer = _Scorer(db, engine, proxies, space_identity(space),
-                             batch_identity(inputs, labels), config.seed, shard, timings, bar)
+                             batch_identity(inputs, labels), config.seed, shard, timings, bar,
+                             status=status, budget=config.budget, workers=workers)
             timings["setup"] = time.perf_counter() - started
             while proposed < config.budget:
                 start = time.perf_counter()

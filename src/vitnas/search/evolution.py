@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from vitnas.errors import ConfigError
-from vitnas.search.base import SEARCHERS, Candidate, SearchConfig, Searcher, candidate_rng
+from vitnas.search.base import SEARCHERS, SearchConfig, Searcher
+from vitnas.search.candidates import Candidate, candidate_rng
 from vitnas.search.history import History
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vitnas.search.aggregate import fitness, pareto_front, pareto_objectives, selection_order
-from vitnas.search.base import Candidate
+from vitnas.search.candidates import Candidate
 
 
 @dataclass(frozen=True)
@@ -53,13 +53,17 @@ class History:
             [e.candidate.key for e in self.evaluations],
             self.aggregate,
             needed,
+            self.proxies,
         )
         return [self.evaluations[i] for i in order[:needed]]
 
     def pareto_front(self) -> list[Evaluation]:
-        """Proxies up, params and FLOPs down; by params, smallest first."""
+        """Proxies up, params and FLOPs down; by params, smallest first. A size proxy
+        (``params``, ``flops``) is left out of the "up" side: against its own cost every
+        architecture would be a trade-off, and the front would be everything."""
         objectives = pareto_objectives(self.scores(),
                                        [e.candidate.params for e in self.evaluations],
-                                       [e.candidate.flops for e in self.evaluations])
+                                       [e.candidate.flops for e in self.evaluations],
+                                       self.proxies)
         front = [self.evaluations[i] for i in pareto_front(objectives)]
         return sorted(front, key=lambda e: (e.candidate.params, e.candidate.key))

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from vitnas.search.base import SEARCHERS, Candidate, Searcher, candidate_rng
+from vitnas.search.base import SEARCHERS, Searcher
+from vitnas.search.candidates import Candidate, candidate_rng
 from vitnas.search.history import History
 
 

@@ -9,7 +9,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from vitnas.search.base import format_count
+from vitnas.formatting import format_count, headless_pyplot, markdown_table
 from vitnas.search.driver import SearchResult
 
 
@@ -19,12 +19,32 @@ def fitness_label(result: SearchResult) -> str:
     return f"rank sum of {len(result.proxies)} proxies"
 
 
-def plot_best_per_generation(result: SearchResult, path: Path) -> None:
-    import matplotlib
+def progress_text(result: SearchResult) -> str | None:
+    """Did evolution improve on its random start? (None for random search or one generation.)
+    The evidence a user needs before trusting a budget: a search whose best came from
+    generation 0 was a random search."""
+    if result.config.algorithm != "evolution":
+        return None
+    best: dict[int, float] = {}
+    for evaluation, value in zip(result.evaluations, result.fitness):
+        if math.isfinite(value):
+            generation = evaluation.candidate.generation
+            best[generation] = max(best.get(generation, -math.inf), value)
+    if len(best) < 2 or 0 not in best:
+        return None
+    start, final = best[0], max(best.values())
+    found = min(g for g, v in best.items() if v == final)
+    text = (f"the random start (generation 0) reached {fitness_label(result)} {start:.6g}; "
+            f"the best, {final:.6g}, came in generation {found} of {max(best)}")
+    if found == 0:
+        text += ": no improvement on the random start (raise --budget or lower --population)"
+    return text
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def plot_best_per_generation(result: SearchResult, path: Path) -> None:
     from matplotlib.ticker import MaxNLocator
+
+    plt = headless_pyplot()
 
     by_generation: dict[int, list[float]] = {}
     for evaluation, value in zip(result.evaluations, result.fitness):
@@ -50,11 +70,9 @@ def plot_best_per_generation(result: SearchResult, path: Path) -> None:
 
 
 def plot_population(result: SearchResult, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
+
+    plt = headless_pyplot()
 
     points = [(e.candidate.params / 1e6, f, e.candidate.generation)
               for e, f in zip(result.evaluations, result.fitness) if math.isfinite(f)]
@@ -85,12 +103,6 @@ def plot_population(result: SearchResult, path: Path) -> None:
     plt.close(fig)
 
 
-def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def _number(value: float | None) -> str:
     return "failed" if value is None else f"{value:.6g}"
 
@@ -117,7 +129,10 @@ def markdown(result: SearchResult, data: dict[str, Any]) -> str:
             f"Chosen architecture: {format_count(best['params'])} params, "
             f"{format_count(best['flops'])} FLOPs; {_score_text(best['scores'])}.", "",
             "```json", json.dumps(best["arch"]), "```", ""]
-    lines += ["## Search", "", _table([
+    progress = progress_text(result)
+    if progress:
+        lines += [f"Progress: {progress}.", ""]
+    lines += ["## Search", "", markdown_table([
         {"setting": "constraints", "value": f"params {config.constraints.params}, "
                                             f"FLOPs {config.constraints.flops}, latency (ms) "
                                             f"{config.constraints.latency_ms}"},
@@ -137,7 +152,7 @@ def markdown(result: SearchResult, data: dict[str, Any]) -> str:
                                           f"{result.execution['workers']} worker(s) x "
                                           f"{result.execution['threads_per_worker']} thread(s)"},
     ], ["setting", "value"]), ""]
-    lines += ["## Time per stage", "", _table([
+    lines += ["## Time per stage", "", markdown_table([
         {"stage": "setup (batch, window probe, backend)", "seconds": f"{timings['setup']:.2f}"},
         {"stage": "draw candidates and check constraints", "seconds": f"{timings['draw']:.2f}"},
         {"stage": "store I/O (look-ups and commits)", "seconds": f"{timings['store']:.2f}"},
@@ -150,7 +165,7 @@ def markdown(result: SearchResult, data: dict[str, Any]) -> str:
     lines += ["## Plots", "", "![best score per generation](best_per_generation.png)", "",
               "![population in proxy-vs-params space](population.png)", ""]
     if best is not None:
-        lines += ["## Chosen architecture, layer by layer", "", _table(
+        lines += ["## Chosen architecture, layer by layer", "", markdown_table(
             [{"layer": r["name"], "detail": r["detail"], "params": f"{r['params']:,}",
               "FLOPs": format_count(r["flops"])} for r in best["layers"]]
             + [{"layer": "total", "params": f"{best['params']:,}",
@@ -159,7 +174,7 @@ def markdown(result: SearchResult, data: dict[str, Any]) -> str:
     front = data["pareto_front"]
     if front:
         lines += [f"## Pareto front (proxies up, params and FLOPs down): {len(front)} "
-                  "architectures", "", _table(
+                  "architectures", "", markdown_table(
                       [{"params": format_count(e["params"]), "FLOPs": format_count(e["flops"]),
                         "scores": _score_text(e["scores"]), "fitness": _number(e["fitness"]),
                         "arch": f"`{json.dumps(e['arch'])}`"} for e in front[:30]],

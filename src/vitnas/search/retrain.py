@@ -3,12 +3,13 @@ that the search's answer is actually good."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from vitnas.device import check_device
 from vitnas.errors import ConfigError
 from vitnas.spaces.base import SearchSpace
-from vitnas.train import TrainConfig, TrainResult, train_model
+from vitnas.train import TrainConfig, TrainResult, evaluate, train_model
 
 
 def train_architecture(
@@ -20,9 +21,12 @@ def train_architecture(
     device: str = "cpu",
     data_dir: str | None = None,
     progress: bool = False,
+    status: Callable[[str], None] | None = None,
 ) -> TrainResult:
     """Build ``arch`` with ``config.seed``, train it on the dataset's train split (the first
-    ``train_per_class`` images per class, if given) and report top-1 on its test split."""
+    ``train_per_class`` images per class, if given) and report top-1 on its test split.
+    ``status`` hears the phases a progress bar does not show (loading, the test pass)."""
+    say = status or (lambda message: None)
     from vitnas.data import get_dataset
 
     config = config or TrainConfig()
@@ -32,6 +36,7 @@ def train_architecture(
         raise ConfigError(f"train_per_class must be >= 1 (or unset for all images), got "
                           f"{train_per_class}")
     options = {"limit_per_class": train_per_class} if train_per_class else {}
+    say(f"loading {dataset}")
     train = get_dataset(dataset, split="train", data_dir=data_dir, **options)
     test = get_dataset(dataset, split="test", data_dir=data_dir)
     if train.num_classes != space.num_classes:
@@ -42,5 +47,8 @@ def train_architecture(
         raise ConfigError(f"{dataset} has {train.channels} channels but {space.name} expects "
                           f"{space.in_chans} (pass --in-chans {train.channels})")
     model = space.build(arch, seed=config.seed).to(device)
-    return train_model(model, train, config, eval_set=test, progress=progress,
-                       image_size=space.img_size)
+    result = train_model(model, train, config, progress=progress, image_size=space.img_size)
+    say(f"trained {result.steps:,} steps in {result.seconds:.0f} s; evaluating on the "
+        f"{len(test):,} {dataset} test images")
+    result.top1 = evaluate(model, test, image_size=space.img_size)
+    return result

@@ -1,0 +1,55 @@
+"""Numbers and tables for people, and headless plots: one home for what every report prints.
+
+Torch-free, so the CLI can import it without slowing ``vitnas --help``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+UNITS = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+
+
+def format_count(value: float) -> str:
+    """``5000000`` -> ``5M``: exact as written (``%g``), for windows a user types back in."""
+    for unit in ("T", "G", "M", "K"):
+        if abs(value) >= UNITS[unit]:
+            return f"{value / UNITS[unit]:g}{unit}"
+    return f"{value:g}"
+
+
+def human(value: float) -> str:
+    """1234567 -> '1.23M' (tables only; JSON keeps exact integers)."""
+    for unit in ("G", "M", "K"):
+        if abs(value) >= UNITS[unit]:
+            return f"{value / UNITS[unit]:.2f}{unit}"
+    return f"{value:g}"
+
+
+def text_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    """Left-aligned columns under a dashed rule, for a terminal."""
+    cells = [[str(row.get(c, "")) for c in columns] for row in rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip(),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    """A GitHub Markdown table; missing cells are empty."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def headless_pyplot():
+    """``matplotlib.pyplot`` on the file-only Agg backend: reports are written on machines
+    without a display (CI, a GPU node), and a GUI backend would fail or pop up windows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
