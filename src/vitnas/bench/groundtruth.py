@@ -43,6 +43,7 @@ class GroundTruthConfig:
     n: int
     space_options: dict[str, Any] = field(default_factory=dict)
     dataset: str = "cifar10"
+    dataset_options: dict[str, Any] = field(default_factory=dict)  # e.g. a pasted set's n
     train_per_class: int | None = None
     epochs: float = 3
     batch_size: int = 128
@@ -138,8 +139,11 @@ def _load_existing(path: Path, config: GroundTruthConfig) -> list[dict[str, Any]
     parse_benchmark(obj, str(path))  # validates every record
     theirs = dict(obj.get("recipe") or {}) if isinstance(obj, dict) else {}
     for f in dataclasses.fields(GroundTruthConfig):  # files written before a field existed
-        if f.name != "n" and f.name not in theirs and f.default is not dataclasses.MISSING:
-            theirs[f.name] = f.default
+        if f.name != "n" and f.name not in theirs:
+            if f.default is not dataclasses.MISSING:
+                theirs[f.name] = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                theirs[f.name] = f.default_factory()
     if theirs != config.recipe():
         diff = [k for k in config.recipe() if theirs.get(k) != config.recipe()[k]]
         raise ConfigError(f"{path} was built with a different recipe ({', '.join(diff)} "
@@ -148,12 +152,38 @@ def _load_existing(path: Path, config: GroundTruthConfig) -> list[dict[str, Any]
 
 
 def load_training_data(config: GroundTruthConfig, data_dir: str | None = None):
+    """The train and test splits: a classification dataset (``train_per_class`` images per
+    class), or a segmentation dataset with its ``dataset_options``."""
     from vitnas.data import get_dataset
+    from vitnas.data.segmentation import get_segmentation_dataset, is_segmentation_dataset
 
+    if is_segmentation_dataset(config.dataset):
+        if config.train_per_class:
+            raise ConfigError(f"{config.dataset} is a segmentation dataset: it has no classes "
+                              "per image to limit (size it with its own options, e.g. n=5000)")
+        return tuple(get_segmentation_dataset(config.dataset, split=split, data_dir=data_dir,
+                                              **config.dataset_options)
+                     for split in ("train", "test"))
     kwargs = {"limit_per_class": config.train_per_class} if config.train_per_class else {}
-    train = get_dataset(config.dataset, split="train", data_dir=data_dir, **kwargs)
-    test = get_dataset(config.dataset, split="test", data_dir=data_dir)
+    train = get_dataset(config.dataset, split="train", data_dir=data_dir,
+                        **config.dataset_options, **kwargs)
+    test = get_dataset(config.dataset, split="test", data_dir=data_dir,
+                       **config.dataset_options)
     return train, test
+
+
+def check_task(space: SearchSpace, train: Any, dataset: str) -> str:
+    """The metric a build records: top-1 for classification, mIoU for segmentation; the data
+    and the space must agree on the task."""
+    dense = hasattr(train, "masks")
+    task = getattr(space, "task", "classification")
+    if dense and task != "segmentation":
+        raise ConfigError(f"{dataset} is a segmentation dataset but {space.name} builds "
+                          f"{task} models (pass --task segmentation)")
+    if not dense and task == "segmentation":
+        raise ConfigError(f"{space.name} builds segmentation models but {dataset} has one "
+                          "label per image (use a segmentation dataset, e.g. paste-fashion)")
+    return "miou" if dense else "top1"
 
 
 def build_ground_truth(
@@ -165,50 +195,64 @@ def build_ground_truth(
     command: str | None = None,
     datasets: tuple[Any, Any] | None = None,
     on_record: Callable[[dict[str, Any]], None] | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
-    """Train the planned architectures not yet in ``out`` and return the file's content."""
+    """Train the planned architectures not yet in ``out`` and return the file's content.
+    ``shard=(i, k)`` trains only plan slots i, i + k, ... (one process per core or machine;
+    ``merge_ground_truths`` joins the shards' files into the file one process would write)."""
     config.check()
     check_device(device)
+    if shard is not None and not 0 <= shard[0] < shard[1]:
+        raise ConfigError(f"shard {shard[0]}/{shard[1]} must be i/k with 0 <= i < k")
     out = Path(out)
     space = get_space(config.space, **config.space_options)
     records = _load_existing(out, config)
     _check_writable(out)
     plan_seed = config.seed if config.plan_seed is None else config.plan_seed
-    plan = plan_architectures(space, max(config.n, len(records)), plan_seed, config.candidates)
-    for i, record in enumerate(records):
-        if record["arch"] != space.to_json(plan[i]):
-            raise ConfigError(f"{out}: record {i} is not the planned architecture; the file "
-                              "was edited or made by another vitnas version")
+    mine = [i for i in range(max(config.n, len(records) * (shard[1] if shard else 1)))
+            if shard is None or i % shard[1] == shard[0]]
+    plan = plan_architectures(space, max(config.n, mine[len(records) - 1] + 1 if records else 0),
+                              plan_seed, config.candidates)
+    for index, record in zip(mine, records):
+        if record["arch"] != space.to_json(plan[index]):
+            raise ConfigError(f"{out}: record of plan slot {index} is not the planned "
+                              "architecture; the file was edited, made by another vitnas "
+                              "version or by another shard")
     train, test = datasets or load_training_data(config, data_dir)
     if train.num_classes != space.num_classes:
         raise ConfigError(f"{config.dataset} has {train.num_classes} classes but {space.name} "
                           f"builds {space.num_classes}-class heads (set num_classes)")
+    metric = check_task(space, train, config.dataset)
     header = {
         "format": FORMAT,
         "version": 1,
         "space": space.name,
         "space_options": config.space_options,
-        "metric": "top1",
+        "metric": metric,
         "recipe": config.recipe(),
         "train_images": len(train),
         "test_images": len(test),
         "command": command,
         "n": config.n,
+        **({"shard": f"{shard[0]}/{shard[1]}"} if shard else {}),
     }
     bar = None
-    todo = range(len(records), config.n)
+    todo = [i for i in mine[len(records):] if i < config.n]
     if progress and len(todo):
         from tqdm import tqdm
 
-        bar = tqdm(total=config.n, initial=len(records), unit="arch", desc="ground truth")
+        bar = tqdm(total=len(records) + len(todo), initial=len(records), unit="arch",
+                   desc="ground truth")
     for i in todo:
         arch = plan[i]
         model = space.build(arch, seed=config.seed).to(device)
         result = train_model(model, train, config.train_config(), eval_set=test,
                              image_size=space.img_size)
+        scores = result.metrics if metric == "miou" else {"top1": result.top1}
         record = {
+            **({"plan_index": i} if shard else {}),
             "arch": space.to_json(arch),
-            "top1": round(result.top1, 4),
+            **{k: round(v, 4) for k, v in scores.items()},
             "params": space.params(arch),
             "flops": space.flops(arch),
             "final_loss": round(sum(result.losses[-20:]) / max(1, len(result.losses[-20:])), 5),
@@ -220,13 +264,49 @@ def build_ground_truth(
             on_record(record)
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(top1=f"{record['top1']:.2f}")
+            bar.set_postfix({metric: f"{record[metric]:.2f}"})
     if bar is not None:
         bar.close()
     content = {**header, "records": records}
     if not out.exists() or not todo:
         _write_atomic(out, content)
     return content
+
+
+def merge_ground_truths(sources: list[str | Path], out: str | Path) -> dict[str, Any]:
+    """One ground-truth file from the files of ``bench build --shard i/k`` runs: the records in
+    plan order, as an unsharded build writes them (a gap, a clash or another recipe is an
+    error, never silently merged)."""
+    contents = [read_benchmark_json(path) for path in sources]
+    if not contents:
+        raise ConfigError("nothing to merge")
+    for path, content in zip(sources, contents):
+        if not isinstance(content, dict) or "shard" not in content:
+            raise ConfigError(f"{path} is not the file of a sharded `bench build`")
+    first = contents[0]
+    same = ("space", "space_options", "metric", "recipe", "train_images", "test_images")
+    for path, content in zip(sources[1:], contents[1:]):
+        differ = [k for k in same if content.get(k) != first.get(k)]
+        if differ:
+            raise ConfigError(f"{path} differs from {sources[0]} in {', '.join(differ)}")
+    slots: dict[int, dict[str, Any]] = {}
+    for path, content in zip(sources, contents):
+        for record in content["records"]:
+            index = record.get("plan_index")
+            if not isinstance(index, int) or index in slots:
+                raise ConfigError(f"{path}: plan slot {index} is missing or given twice")
+            slots[index] = {k: v for k, v in record.items() if k != "plan_index"}
+    missing = sorted(set(range(len(slots))) - set(slots))
+    if missing:
+        raise ConfigError(f"plan slot {missing[0]} is in no shard; finish every shard first")
+    header = {k: v for k, v in first.items() if k not in ("records", "shard", "command")}
+    merged = {**header, "n": len(slots),
+              "command": "; ".join(str(c.get("command")) for c in contents),
+              "records": [slots[i] for i in range(len(slots))]}
+    out = Path(out)
+    _check_writable(out)
+    _write_atomic(out, merged)
+    return merged
 
 
 def without_timing(content: dict[str, Any]) -> dict[str, Any]:

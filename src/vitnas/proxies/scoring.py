@@ -103,11 +103,17 @@ def proxy_batch(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The one batch every architecture is scored on: ``gaussian`` noise (TF-TAS's NTK input)
     with random labels, or a class-balanced, normalised batch of a named dataset, resized to
-    the space's image size when it differs."""
+    the space's image size when it differs. A segmentation dataset (``paste-fashion``,
+    ``ade20k``, ...) gives label maps (N, H, W) with ignored pixels as ``targets.IGNORE``."""
     if dataset == "gaussian":
         generator = torch.Generator().manual_seed(seed)
         x = torch.randn(size, channels, image_size, image_size, generator=generator)
         return x, torch.randint(0, num_classes, (size,), generator=generator)
+    from vitnas.data.segmentation import is_segmentation_dataset
+
+    if is_segmentation_dataset(dataset):
+        return dense_proxy_batch(dataset, size, image_size, channels, num_classes, seed,
+                                 data_dir)
     from vitnas.data import Normalize, fixed_batch, get_dataset
 
     data = get_dataset(dataset, split="train", data_dir=data_dir)
@@ -125,4 +131,47 @@ def proxy_batch(
                                                 mode="bilinear", align_corners=False)
     finally:
         torch.set_num_threads(previous)
+    return x, y
+
+
+def dense_proxy_batch(
+    dataset: str,
+    size: int,
+    image_size: int,
+    channels: int = 3,
+    num_classes: int = 11,
+    seed: int = 0,
+    data_dir: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``size`` seeded images of a segmentation dataset's training split, normalised, with their
+    label maps (nearest-neighbour when resized); ignored pixels become ``targets.IGNORE``, the
+    index every ``F.cross_entropy`` in the proxies skips."""
+    from vitnas.data import Normalize
+    from vitnas.data.segmentation import IGNORE_INDEX, get_segmentation_dataset
+    from vitnas.proxies.targets import IGNORE
+
+    data = get_segmentation_dataset(dataset, split="train", data_dir=data_dir)
+    if data.channels != channels:
+        raise ConfigError(f"dataset {dataset} has {data.channels} channels but the space expects "
+                          f"{channels} (pass --in-chans {data.channels})")
+    if data.num_classes != num_classes:
+        raise ConfigError(f"dataset {dataset} has {data.num_classes} classes but the space "
+                          f"builds {num_classes}-class outputs (pass --num-classes "
+                          f"{data.num_classes})")
+    if not 1 <= size <= len(data):
+        raise ConfigError(f"a proxy batch of {size} needs 1..{len(data)} images of {dataset}")
+    index = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:size]
+    x = Normalize(data.mean, data.std)(data.images[index].float() / 255)
+    y = data.masks[index].long()
+    if x.shape[-1] != image_size:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(1)  # a batch that depended on --threads would miss every cache
+        try:
+            x = torch.nn.functional.interpolate(x, size=(image_size, image_size),
+                                                mode="bilinear", align_corners=False)
+            y = torch.nn.functional.interpolate(y[:, None].float(), size=(image_size, image_size),
+                                                mode="nearest")[:, 0].long()
+        finally:
+            torch.set_num_threads(previous)
+    y[y == IGNORE_INDEX] = IGNORE
     return x, y

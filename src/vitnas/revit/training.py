@@ -32,12 +32,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitnas.data import ArrayDataset, Normalize, RandomCrop, RandomHorizontalFlip, iterate_batches
+from vitnas.data import ArrayDataset, Normalize, iterate_batches
 from vitnas.data.loader import balanced_indices
-from vitnas.data.transforms import Compose
 from vitnas.errors import ConfigError
 from vitnas.revit.model import ResizableViT
-from vitnas.train import TrainConfig, learning_rate
+from vitnas.train import (
+    FitState,
+    TrainConfig,
+    classification_batches,
+    fit,
+    make_optimizer,
+    total_steps,
+)
 
 TRAINING_MODES = ("random", "all", "distill")
 
@@ -184,13 +190,6 @@ def load_training_state(path: str | Path, identity: dict[str, Any]) -> dict[str,
     return state
 
 
-def _optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                               weight_decay=config.weight_decay)
-    return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-
-
 @dataclass
 class FitResult:
     steps: int
@@ -225,68 +224,33 @@ def fit_resumable(
     from vitnas.revit import artifacts
 
     config.check()
-    if len(train_set) == 0:
-        raise ConfigError("the training set is empty")
-    device = next(model.parameters()).device
-    normalise = Normalize(train_set.mean, train_set.std)
-    drop_last = len(train_set) >= config.batch_size
-    steps_per_epoch = max(1, len(train_set) // config.batch_size)
-    total = max(1, int(round(config.epochs * steps_per_epoch)))
-    size = train_set.image_shape[-1]
-    augment = Compose([RandomCrop(size, padding=4), RandomHorizontalFlip(), normalise])
-    transform = augment if config.augment else normalise
-    optimizer = _optimizer(model, config)
+    total, drop_last = total_steps(train_set, config)
+    batches = classification_batches(train_set, config, drop_last)
+    optimizer = make_optimizer(model, config)
     identity = {**(identity or {}), "total_steps": total, "train_images": len(train_set)}
-    step, epoch, losses, spent, resumed_from = 0, 0, [], 0.0, None
+    state, spent, resumed_from = FitState(), 0.0, None
     if resume and state_path is not None and Path(state_path).is_file():
-        state = load_training_state(state_path, identity)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        objective.generator.set_state(state["objective_rng"])
-        step, epoch, spent = int(state["step"]), int(state["epoch"]), float(state["seconds"])
-        losses, resumed_from = list(state["losses"]), int(state["step"])
+        saved = load_training_state(state_path, identity)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        objective.generator.set_state(saved["objective_rng"])
+        state = FitState(int(saved["step"]), int(saved["epoch"]), list(saved["losses"]))
+        spent, resumed_from = float(saved["seconds"]), int(saved["step"])
+    start = time.perf_counter()
 
-    def save_state() -> None:
+    def save_state(state: FitState) -> None:
         if state_path is not None:
             artifacts.save(state_path, {
-                "format": STATE_FORMAT, "identity": _plain(identity), "step": step,
-                "epoch": epoch, "seconds": spent + time.perf_counter() - start,
-                "losses": losses, "model": model.state_dict(),
+                "format": STATE_FORMAT, "identity": _plain(identity), "step": state.step,
+                "epoch": state.epoch, "seconds": spent + time.perf_counter() - start,
+                "losses": state.losses, "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "objective_rng": objective.generator.get_state()})
 
-    autocast = device.type == "cuda"
-    start = time.perf_counter()
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, initial=step, unit="step", leave=False)
-    model.train()
-    while step < total:
-        for x, y in iterate_batches(train_set, config.batch_size, seed=config.seed + epoch,
-                                    transform=transform, drop_last=drop_last):
-            if step >= total:
-                break
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(step, total, config)
-            x, y = x.to(device), y.to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                loss = objective(model, x, y, config.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
-            step += 1
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{losses[-1]:.3f}", epoch=epoch)
-        epoch += 1
-        save_state()
-    if bar is not None:
-        bar.close()
-    return FitResult(step, total, epoch, losses, spent + time.perf_counter() - start,
-                     resumed_from)
+    state = fit(model, optimizer, config, total, batches, objective, state, save_state,
+                progress)
+    return FitResult(state.step, total, state.epoch, state.losses,
+                     spent + time.perf_counter() - start, resumed_from)
 
 
 @dataclass

@@ -9,7 +9,7 @@ from typing import Any
 from vitnas.device import check_device
 from vitnas.errors import ConfigError
 from vitnas.spaces.base import SearchSpace
-from vitnas.train import TrainConfig, TrainResult, evaluate, train_model
+from vitnas.train import TrainConfig, TrainResult, evaluate, evaluate_segmentation, train_model
 
 
 def train_architecture(
@@ -22,12 +22,14 @@ def train_architecture(
     data_dir: str | None = None,
     progress: bool = False,
     status: Callable[[str], None] | None = None,
+    dataset_options: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Build ``arch`` with ``config.seed``, train it on the dataset's train split (the first
     ``train_per_class`` images per class, if given) and report top-1 on its test split.
     ``status`` hears the phases a progress bar does not show (loading, the test pass)."""
     say = status or (lambda message: None)
     from vitnas.data import get_dataset
+    from vitnas.data.segmentation import get_segmentation_dataset, is_segmentation_dataset
 
     config = config or TrainConfig()
     config.check()
@@ -35,10 +37,23 @@ def train_architecture(
     if train_per_class is not None and train_per_class < 1:
         raise ConfigError(f"train_per_class must be >= 1 (or unset for all images), got "
                           f"{train_per_class}")
-    options = {"limit_per_class": train_per_class} if train_per_class else {}
     say(f"loading {dataset}")
-    train = get_dataset(dataset, split="train", data_dir=data_dir, **options)
-    test = get_dataset(dataset, split="test", data_dir=data_dir)
+    dense = is_segmentation_dataset(dataset)
+    if dense:
+        if train_per_class:
+            raise ConfigError(f"{dataset} is a segmentation dataset: it has no classes per "
+                              "image to limit")
+        train, test = (get_segmentation_dataset(dataset, split=split, data_dir=data_dir,
+                                                **(dataset_options or {}))
+                       for split in ("train", "test"))
+        if getattr(space, "task", "classification") != "segmentation":
+            raise ConfigError(f"{dataset} is a segmentation dataset but {space.name} builds "
+                              "classifiers (pass --task segmentation)")
+    else:
+        options = {"limit_per_class": train_per_class} if train_per_class else {}
+        train = get_dataset(dataset, split="train", data_dir=data_dir, **options,
+                            **(dataset_options or {}))
+        test = get_dataset(dataset, split="test", data_dir=data_dir, **(dataset_options or {}))
     if train.num_classes != space.num_classes:
         raise ConfigError(f"{dataset} has {train.num_classes} classes but {space.name} builds "
                           f"{space.num_classes}-class heads (pass --num-classes "
@@ -50,5 +65,9 @@ def train_architecture(
     result = train_model(model, train, config, progress=progress, image_size=space.img_size)
     say(f"trained {result.steps:,} steps in {result.seconds:.0f} s; evaluating on the "
         f"{len(test):,} {dataset} test images")
-    result.top1 = evaluate(model, test, image_size=space.img_size)
+    if dense:
+        result.metrics = evaluate_segmentation(model, test, image_size=space.img_size)
+    else:
+        result.top1 = evaluate(model, test, image_size=space.img_size)
+        result.metrics = {"top1": result.top1}
     return result

@@ -1,0 +1,487 @@
+"""Dense-prediction data: images with a label per pixel.
+
+Three sources, one in-memory form (``SegmentationDataset``: uint8 images (N, C, H, W) and uint8
+label maps (N, H, W), ``IGNORE_INDEX`` = 255 marking pixels no loss or metric counts):
+
+- ``paste-fashion`` / ``paste-mnist``: real objects on real scenes, built offline. Each image is
+  a CIFAR-10 photograph with 1-3 Fashion-MNIST (or MNIST) objects pasted at random positions
+  and scales, each object tinted a random colour; its label map is the object's class + 1 where
+  the object's mask is on (later objects occlude earlier ones) and 0 ("background") elsewhere.
+  The recipe (``PasteRecipe``) is seeded with numpy's PCG64 and resizes with Pillow, so the
+  same seed gives the same bytes on every machine and thread count.
+- ``ade20k``: the ADEChallengeData2016 layout (``images/{training,validation}/*.jpg`` beside
+  ``annotations/{training,validation}/*.png``); annotation 0 ("other") is ignored and classes
+  1..150 become 0..149, as the benchmark scores them.
+- ``cityscapes``: ``leftImg8bit/{train,val}/<city>/*_leftImg8bit.png`` beside
+  ``gtFine/{train,val}/<city>/*_gtFine_labelIds.png``; the 34 label ids map to the 19 training
+  ids of the benchmark (``CITYSCAPES_TRAIN_IDS``), every other id is ignored.
+
+Real benchmarks are decoded eagerly at a chosen ``size`` (images bilinear, label maps nearest):
+at 64 px ADE20K's 20k training images take 250 MB.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from vitnas.data.formats import FASHION_MNIST_CLASSES, MNIST_CLASSES, check_split
+from vitnas.data.loader import _generators
+from vitnas.data.transforms import CIFAR10_MEAN, CIFAR10_STD, Normalize
+from vitnas.errors import ConfigError, DatasetError
+from vitnas.paths import cache_dir, find_data_file
+
+IGNORE_INDEX = 255  # in stored label maps; losses and metrics skip it
+
+PathLike = str | os.PathLike
+
+
+class SegmentationDataset(Dataset):
+    """An in-memory dense dataset: ``dataset[i]`` is (float image in [0, 1], int64 label map)."""
+
+    def __init__(self, images: torch.Tensor | np.ndarray, masks: torch.Tensor | np.ndarray,
+                 classes: Sequence[str], *, mean: Sequence[float] | None = None,
+                 std: Sequence[float] | None = None, name: str = "segmentation") -> None:
+        self.images = torch.as_tensor(np.asarray(images), dtype=torch.uint8)
+        self.masks = torch.as_tensor(np.asarray(masks), dtype=torch.uint8)
+        if self.images.dim() != 4 or self.masks.dim() != 3:
+            raise DatasetError(f"{name}: images must be (N, C, H, W) and masks (N, H, W), got "
+                               f"{tuple(self.images.shape)} and {tuple(self.masks.shape)}")
+        if self.images.shape[0] != self.masks.shape[0] or \
+                self.images.shape[2:] != self.masks.shape[1:]:
+            raise DatasetError(f"{name}: {tuple(self.images.shape)} images do not match "
+                               f"{tuple(self.masks.shape)} label maps")
+        self.classes = list(classes)
+        labelled = self.masks[self.masks != IGNORE_INDEX]
+        if labelled.numel() and int(labelled.max()) >= len(self.classes):
+            raise DatasetError(f"{name}: label {int(labelled.max())} is out of range for "
+                               f"{len(self.classes)} classes")
+        self.name = name
+        if mean is None or std is None:
+            pixels = self.images.double().div(255).transpose(0, 1).reshape(self.channels, -1)
+            mean = pixels.mean(dim=1).tolist() if len(self) else [0.5] * self.channels
+            std = pixels.std(dim=1).clamp_min(1e-3).tolist() if len(self) > 1 else \
+                [0.25] * self.channels
+        self.mean, self.std = tuple(mean), tuple(std)
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[index].float() / 255, self.masks[index].long()
+
+    def __repr__(self) -> str:
+        return (f"SegmentationDataset({self.name}, {len(self)} images "
+                f"{tuple(self.image_shape)}, {self.num_classes} classes)")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def channels(self) -> int:
+        return self.images.shape[1]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def image_size(self) -> int | tuple[int, int]:
+        h, w = self.images.shape[2:]
+        return h if h == w else (h, w)
+
+    def subset(self, indices: Sequence[int] | torch.Tensor) -> SegmentationDataset:
+        idx = torch.as_tensor(indices, dtype=torch.int64)
+        return SegmentationDataset(self.images[idx], self.masks[idx], self.classes,
+                                   mean=self.mean, std=self.std, name=self.name)
+
+
+# --------------------------------------------------------------------------- batches
+
+
+def paired_augment(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
+                   padding: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    """The classification recipe's random crop (zero-padded by ``padding``) and horizontal
+    flip, applied identically to each image and its label map; padded pixels are ignored."""
+    n, _, h, w = x.shape
+    if padding:
+        x = torch.nn.functional.pad(x, (padding,) * 4)
+        y = torch.nn.functional.pad(y, (padding,) * 4, value=IGNORE_INDEX)
+    tops = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+    lefts = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+    flips = torch.rand(n, generator=generator) < 0.5
+    xs, ys = [], []
+    for i in range(n):
+        top, left = int(tops[i]), int(lefts[i])
+        xi, yi = x[i, :, top:top + h, left:left + w], y[i, top:top + h, left:left + w]
+        if flips[i]:
+            xi, yi = xi.flip(-1), yi.flip(-1)
+        xs.append(xi)
+        ys.append(yi)
+    return torch.stack(xs), torch.stack(ys)
+
+
+def segmentation_batches(
+    dataset: SegmentationDataset,
+    batch_size: int,
+    shuffle: bool = True,
+    seed: int = 0,
+    augment: bool = False,
+    normalise: bool = True,
+    drop_last: bool = False,
+    size: int | None = None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (images float (B, C, H, W), label maps int64 (B, H, W)) covering the dataset once,
+    seeded like ``iterate_batches`` (order and augmentation from ``seed``). ``size`` resizes
+    (images bilinear, label maps nearest) when the model expects another resolution."""
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    order_gen, aug_gen = _generators(seed)
+    n = len(dataset)
+    order = torch.randperm(n, generator=order_gen) if shuffle else torch.arange(n)
+    stop = n - n % batch_size if drop_last else n
+    norm = Normalize(dataset.mean, dataset.std) if normalise else None
+    for start in range(0, stop, batch_size):
+        idx = order[start:min(start + batch_size, stop)]
+        x = dataset.images[idx].float().div_(255)
+        y = dataset.masks[idx].long()
+        if augment:
+            x, y = paired_augment(x, y, aug_gen)
+        if norm is not None:
+            x = norm(x)
+        if size is not None and size != x.shape[-1]:
+            x, y = resize_pair(x, y, size)
+        yield x, y
+
+
+def resize_pair(x: torch.Tensor, y: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images bilinear, label maps nearest (a label is never interpolated)."""
+    x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear",
+                                        align_corners=False)
+    y = torch.nn.functional.interpolate(y[:, None].float(), size=(size, size),
+                                        mode="nearest")[:, 0].long()
+    return x, y
+
+
+def fixed_segmentation_batch(dataset: SegmentationDataset, n: int,
+                             seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """One reproducible proxy batch: ``n`` seeded images, normalised, with their label maps
+    (ignored pixels as ``IGNORE_INDEX``)."""
+    if not 1 <= n <= len(dataset):
+        raise ConfigError(f"need 1 <= n <= {len(dataset)} (dataset size), got n={n}")
+    idx = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:n]
+    x = Normalize(dataset.mean, dataset.std)(dataset.images[idx].float().div_(255))
+    return x, dataset.masks[idx].long()
+
+
+# --------------------------------------------------------------------------- paste
+
+
+@dataclass(frozen=True)
+class PasteRecipe:
+    """How a pasted scene is made (every field is part of the cache key)."""
+
+    size: int = 32  # output side; backgrounds (32 px CIFAR-10) are resized to it
+    min_objects: int = 1
+    max_objects: int = 3
+    min_scale: float = 0.4  # object side as a fraction of ``size``
+    max_scale: float = 0.75
+    threshold: float = 0.2  # resized object intensity above this is the object's mask
+    seed: int = 0
+
+    def check(self) -> None:
+        if self.size < 8:
+            raise ConfigError(f"paste size must be >= 8 pixels, got {self.size}")
+        if not 1 <= self.min_objects <= self.max_objects:
+            raise ConfigError(f"need 1 <= min_objects <= max_objects, got {self.min_objects}, "
+                              f"{self.max_objects}")
+        if not 0 < self.min_scale <= self.max_scale <= 1:
+            raise ConfigError(f"need 0 < min_scale <= max_scale <= 1, got {self.min_scale}, "
+                              f"{self.max_scale}")
+        if not 0 <= self.threshold < 1:
+            raise ConfigError(f"threshold must be in [0, 1), got {self.threshold}")
+
+
+def _vivid(rng: np.random.Generator) -> np.ndarray:
+    """An RGB colour (0-255) of saturation 0.6-1 and value 0.7-1: never grey, never dark."""
+    hue, saturation, value = rng.random(), rng.uniform(0.6, 1), rng.uniform(0.7, 1)
+    return np.asarray(colorsys.hsv_to_rgb(hue, saturation, value)) * 255.0
+
+
+def paste_scenes(backgrounds: np.ndarray, objects: np.ndarray, object_labels: np.ndarray,
+                 n: int, recipe: PasteRecipe, stream: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` scenes: uint8 images (n, 3, size, size) and label maps (n, size, size).
+
+    Scene i: background ``order[i]`` of a seeded permutation (each used once before any
+    repeats), resized to ``size`` (Pillow bilinear); k ~ U{min..max} objects, each a random
+    object resized to s ~ U{round(min_scale size)..round(max_scale size)} pixels, placed
+    uniformly inside the image. Its mask is the resized intensity > ``threshold``; under the
+    mask every pixel is replaced by a vivid colour shaded by the object's intensity,
+    colour * (0.4 + 0.6 intensity), the more contrasting with the covered pixels of two draws,
+    so the label map is exactly what is visible. Label = class + 1; later objects occlude
+    earlier ones. Each scene has its own generator, seeded by (seed, stream, i), so a smaller
+    ``n`` gives the first scenes of a larger one.
+    """
+    recipe.check()
+    if len(backgrounds) == 0 or len(objects) == 0:
+        raise DatasetError("pasting needs at least one background and one object")
+    size = recipe.size
+    low = max(2, round(recipe.min_scale * size))
+    high = max(low, round(recipe.max_scale * size))
+    images = np.empty((n, 3, size, size), dtype=np.uint8)
+    masks = np.zeros((n, size, size), dtype=np.uint8)
+    order = np.random.default_rng([recipe.seed, stream]).permutation(len(backgrounds))
+    for i in range(n):
+        rng = np.random.default_rng([recipe.seed, stream, i])
+        background = backgrounds[order[i % len(backgrounds)]]
+        if background.shape[-1] != size:
+            background = np.asarray(Image.fromarray(background.transpose(1, 2, 0)).resize(
+                (size, size), Image.BILINEAR)).transpose(2, 0, 1)
+        images[i] = background
+        for _ in range(int(rng.integers(recipe.min_objects, recipe.max_objects + 1))):
+            j = int(rng.integers(len(objects)))
+            side = int(rng.integers(low, high + 1))
+            top = int(rng.integers(0, size - side + 1))
+            left = int(rng.integers(0, size - side + 1))
+            candidates = (_vivid(rng), _vivid(rng))
+            glyph = Image.fromarray(objects[j]).resize((side, side), Image.BILINEAR)
+            intensity = np.asarray(glyph, dtype=np.float64) / 255
+            on = intensity > recipe.threshold
+            if not on.any():
+                continue
+            window = images[i, :, top:top + side, left:left + side]  # a view
+            shade = 0.4 + 0.6 * intensity[on]  # (P,)
+            covered = window[:, on].astype(np.float64).mean(axis=1)  # (3,)
+            colour = max(candidates,
+                         key=lambda c: float(np.linalg.norm(c * shade.mean() - covered)))
+            window[:, on] = np.rint(colour[:, None] * shade[None, :]).astype(np.uint8)
+            masks[i, top:top + side, left:left + side][on] = int(object_labels[j]) + 1
+    return images, masks
+
+
+def _digest(*arrays: np.ndarray) -> str:
+    sha = hashlib.sha256()
+    for array in arrays:
+        sha.update(str(array.shape).encode())
+        sha.update(np.ascontiguousarray(array).tobytes())
+    return sha.hexdigest()[:16]
+
+
+def _paste(objects_name: str, object_classes: Sequence[str], split: str,
+           data_dir: PathLike | None, n: int | None, recipe: PasteRecipe,
+           cache: bool) -> SegmentationDataset:
+    from vitnas.data.datasets import get_dataset
+
+    check_split(split)
+    n = (10000 if split == "train" else 2000) if n is None else n
+    if n < 1:
+        raise ConfigError(f"a pasted dataset needs n >= 1 images, got {n}")
+    objects = get_dataset(objects_name, split=split, data_dir=data_dir)
+    scenes = get_dataset("cifar10", split=split, data_dir=data_dir)
+    object_images = objects.images[:, 0].numpy()
+    background_images = scenes.images.numpy()
+    stream = 0 if split == "train" else 1  # the test scenes are other scenes, not a copy
+    key = json.dumps({"recipe": asdict(recipe), "stream": stream, "n": n,
+                      "objects": objects_name, "version": 2,
+                      "sources": _digest(object_images, objects.labels.numpy(),
+                                         background_images)}, sort_keys=True)
+    name = f"paste-{objects_name.replace('fashion-mnist', 'fashion')}"
+    classes = ["background", *object_classes]
+    # fixed statistics (CIFAR-10's, the scenes' source), so train and test normalise alike
+    stats = {"mean": CIFAR10_MEAN, "std": CIFAR10_STD, "name": name}
+    path = cache_dir() / "segmentation" / \
+        f"{name}-{split}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+    if cache and path.is_file():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if str(z["key"]) == key:
+                    return SegmentationDataset(z["images"], z["masks"], classes, **stats)
+        except (OSError, ValueError, KeyError):
+            pass  # an unreadable cache is rebuilt
+    images, masks = paste_scenes(background_images, object_images, objects.labels.numpy(), n,
+                                 recipe, stream)
+    if cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, images=images, masks=masks, key=np.asarray(key))
+        os.replace(tmp, path)
+    return SegmentationDataset(images, masks, classes, **stats)
+
+
+def _paste_fashion(split, data_dir, *, n=None, cache=True, **recipe) -> SegmentationDataset:
+    return _paste("fashion-mnist", FASHION_MNIST_CLASSES, split, data_dir, n,
+                  PasteRecipe(**recipe), cache)
+
+
+def _paste_mnist(split, data_dir, *, n=None, cache=True, **recipe) -> SegmentationDataset:
+    return _paste("mnist", MNIST_CLASSES, split, data_dir, n, PasteRecipe(**recipe), cache)
+
+
+# --------------------------------------------------------------------------- real benchmarks
+
+# Cityscapes label id -> train id (the 19 evaluated classes); any other id is ignored.
+CITYSCAPES_TRAIN_IDS = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9,
+                        23: 10, 24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}
+CITYSCAPES_CLASSES = ("road", "sidewalk", "building", "wall", "fence", "pole", "traffic light",
+                      "traffic sign", "vegetation", "terrain", "sky", "person", "rider", "car",
+                      "truck", "bus", "train", "motorcycle", "bicycle")
+# ADE20K SceneParsing classes in annotation order (value v is class v - 1; 0 is not scored)
+ADE20K_CLASSES = (
+    "wall", "building", "sky", "floor", "tree", "ceiling", "road", "bed", "windowpane", "grass",
+    "cabinet", "sidewalk", "person", "earth", "door", "table", "mountain", "plant", "curtain",
+    "chair", "car", "water", "painting", "sofa", "shelf", "house", "sea", "mirror", "rug",
+    "field", "armchair", "seat", "fence", "desk", "rock", "wardrobe", "lamp", "bathtub",
+    "railing", "cushion", "base", "box", "column", "signboard", "chest of drawers", "counter",
+    "sand", "sink", "skyscraper", "fireplace", "refrigerator", "grandstand", "path", "stairs",
+    "runway", "case", "pool table", "pillow", "screen door", "stairway", "river", "bridge",
+    "bookcase", "blind", "coffee table", "toilet", "flower", "book", "hill", "bench",
+    "countertop", "stove", "palm", "kitchen island", "computer", "swivel chair", "boat", "bar",
+    "arcade machine", "hovel", "bus", "towel", "light", "truck", "tower", "chandelier",
+    "awning", "streetlight", "booth", "television receiver", "airplane", "dirt track",
+    "apparel", "pole", "land", "bannister", "escalator", "ottoman", "bottle", "buffet",
+    "poster", "stage", "van", "ship", "fountain", "conveyer belt", "canopy", "washer",
+    "plaything", "swimming pool", "stool", "barrel", "basket", "waterfall", "tent", "bag",
+    "minibike", "cradle", "oven", "ball", "food", "step", "tank", "trade name", "microwave",
+    "pot", "animal", "bicycle", "lake", "dishwasher", "screen", "blanket", "sculpture", "hood",
+    "sconce", "vase", "traffic light", "tray", "ashcan", "fan", "pier", "crt screen", "plate",
+    "monitor", "bulletin board", "shower", "radiator", "glass", "clock", "flag",
+)  # fmt: skip
+
+
+def _decode_pair(image_path: Path, label_path: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with Image.open(image_path) as im:
+            image = np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR))
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{image_path}: cannot decode image ({exc})") from None
+    try:
+        with Image.open(label_path) as lab:
+            if lab.mode not in ("L", "P", "I", "I;16"):
+                raise DatasetError(f"{label_path}: a label map must be a one-channel PNG, "
+                                   f"not mode {lab.mode}")
+            label = np.asarray(lab.resize((size, size), Image.NEAREST)).astype(np.int64)
+    except (OSError, ValueError) as exc:
+        raise DatasetError(f"{label_path}: cannot decode label map ({exc})") from None
+    return image.transpose(2, 0, 1), label
+
+
+def _decode_all(pairs: list[tuple[Path, Path]], size: int, mapping: Callable[[np.ndarray],
+                np.ndarray], classes: Sequence[str], name: str,
+                limit: int | None) -> SegmentationDataset:
+    if not pairs:
+        raise DatasetError(f"{name}: no image/label pairs found")
+    pairs = pairs[:limit] if limit else pairs
+    images = np.empty((len(pairs), 3, size, size), dtype=np.uint8)
+    masks = np.empty((len(pairs), size, size), dtype=np.uint8)
+    for i, (image_path, label_path) in enumerate(pairs):
+        images[i], label = _decode_pair(image_path, label_path, size)
+        masks[i] = mapping(label)
+    return SegmentationDataset(images, masks, classes, name=name)
+
+
+def _root(relative: str, data_dir: PathLike | None, path: PathLike | None) -> Path:
+    return Path(path).expanduser() if path is not None else find_data_file(relative, data_dir)
+
+
+def _ade20k(split, data_dir, *, path=None, size=64, limit=None) -> SegmentationDataset:
+    root = _root("ADEChallengeData2016", data_dir, path)
+    if (root / "ADEChallengeData2016").is_dir():
+        root = root / "ADEChallengeData2016"
+    folder = {"train": "training", "test": "validation"}[check_split(split)]
+    images = sorted((root / "images" / folder).glob("*.jpg"))
+    pairs = []
+    for image in images:
+        label = root / "annotations" / folder / (image.stem + ".png")
+        if not label.is_file():
+            raise DatasetError(f"{image}: no label map {label}")
+        pairs.append((image, label))
+
+    def mapping(label: np.ndarray) -> np.ndarray:
+        if label.max(initial=0) > 150:
+            raise DatasetError(f"ade20k: label {int(label.max())} is above the 150 classes")
+        out = label - 1  # 0 ("other") becomes -1: ignored
+        out[out < 0] = IGNORE_INDEX
+        return out.astype(np.uint8)
+
+    return _decode_all(pairs, size, mapping, ADE20K_CLASSES, "ade20k", limit)
+
+
+def _cityscapes(split, data_dir, *, path=None, size=64, limit=None) -> SegmentationDataset:
+    root = _root("cityscapes", data_dir, path)
+    folder = {"train": "train", "test": "val"}[check_split(split)]
+    pairs = []
+    for image in sorted((root / "leftImg8bit" / folder).glob("*/*_leftImg8bit.png")):
+        stem = image.name[: -len("_leftImg8bit.png")]
+        label = root / "gtFine" / folder / image.parent.name / f"{stem}_gtFine_labelIds.png"
+        if not label.is_file():
+            raise DatasetError(f"{image}: no label map {label}")
+        pairs.append((image, label))
+    table = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+    for label_id, train_id in CITYSCAPES_TRAIN_IDS.items():
+        table[label_id] = train_id
+
+    def mapping(label: np.ndarray) -> np.ndarray:
+        return table[np.clip(label, 0, 255)]
+
+    return _decode_all(pairs, size, mapping, CITYSCAPES_CLASSES, "cityscapes", limit)
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class _Entry:
+    factory: Callable[..., SegmentationDataset]
+    description: str
+
+
+_REGISTRY: dict[str, _Entry] = {
+    "paste-fashion": _Entry(_paste_fashion, "Fashion-MNIST objects pasted on CIFAR-10 scenes "
+                                            "(11 classes with background; built offline)"),
+    "paste-mnist": _Entry(_paste_mnist, "MNIST digits pasted on CIFAR-10 scenes (11 classes)"),
+    "ade20k": _Entry(_ade20k, "ADE20K (ADEChallengeData2016 layout, 150 classes), path= or "
+                              "the data dir"),
+    "cityscapes": _Entry(_cityscapes, "Cityscapes (leftImg8bit + gtFine, 19 train ids)"),
+}
+
+
+def list_segmentation_datasets() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def is_segmentation_dataset(name: str) -> bool:
+    return name.strip().lower() in _REGISTRY
+
+
+def get_segmentation_dataset(name: str, split: str = "train", data_dir: PathLike | None = None,
+                             **options: object) -> SegmentationDataset:
+    """A named dense dataset split (see the module docstring for each name's options)."""
+    import inspect
+
+    key = name.strip().lower()
+    if key not in _REGISTRY:
+        raise ConfigError(f"unknown segmentation dataset {name!r}; valid names: "
+                          f"{', '.join(list_segmentation_datasets())}")
+    factory = _REGISTRY[key].factory
+    params = inspect.signature(factory).parameters
+    allowed = [p for p in params if p not in ("split", "data_dir", "recipe")]
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        allowed += [f.name for f in PasteRecipe.__dataclass_fields__.values()]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ConfigError(f"segmentation dataset {key!r} does not take option(s) "
+                          f"{', '.join(unknown)}; it takes: {', '.join(allowed)}")
+    return factory(split, data_dir, **options)
