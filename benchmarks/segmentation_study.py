@@ -42,7 +42,7 @@ from vitnas.bench import load_benchmark
 from vitnas.bench.correlate import ScoreboardConfig, correlate
 from vitnas.bench.groundtruth import merge_ground_truths
 from vitnas.bench.noise import noise_ceiling, paired_seeds
-from vitnas.bench.report import markdown_table, plot_scatter, plot_tau
+from vitnas.bench.report import markdown_table, write_scoreboard
 from vitnas.bench.stats import kendall_tau_b
 from vitnas.recommended import DEFAULT_SEARCH_PROXY
 from vitnas.store import ScoreStore
@@ -135,12 +135,7 @@ def main() -> None:
                               batch_size=BATCH_SIZE, split="all", resamples=1000)
     with ScoreStore(args.db) as store:
         board = correlate(bench, config, store, progress=True, workers=args.workers)
-    stem = out / "board"
-    stem.with_suffix(".json").write_text(json.dumps({**board.as_dict(), "command": command},
-                                                    indent=1) + "\n")
-    stem.with_suffix(".md").write_text(markdown_table(board) + "\n")
-    plot_scatter(board, out / "board_scatter.png")
-    plot_tau(board, out / "board_tau.png")
+    write_scoreboard(board, out / "board.json", command)
 
     found = search_and_train(bench, out, 20 if args.smoke else args.budget, args.workers)
     summary = {"command": command, "noise": noise, "search": found,

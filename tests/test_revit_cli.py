@@ -193,12 +193,13 @@ def test_a_searched_architecture_goes_through_train_label_train_tla_eval(tmp_pat
 @pytest.mark.parametrize("target, features, weighting", [
     ("margin", "both", "stakes"), ("correct", "stats", "balanced"), ("loss", "pixels", "none")])
 def test_every_assigner_option_trains_calibrates_and_reports_against_the_prior(
-        pipeline, tmp_path, target, features, weighting):
+        pipeline, tmp_path, target, features, weighting, capsys):
     _, revit, labels, _ = pipeline
     out = tmp_path / "tla.pt"
     assert main(["revit", "train-tla", str(labels), "--revit", str(revit), "--out", str(out),
                  "--target", target, "--features", features, "--weighting", weighting,
                  "--epochs", "1", "--folds", "2", "--bootstrap", "20", "--threads", "1"]) == 0
+    assert "cross-fitting: fold 2/2 trained" in capsys.readouterr().err  # never minutes of silence
     meta = torch.load(out, weights_only=True)["meta"]
     report = meta["out_of_fold"]
     assert report["images"] == 200 and len(report["accuracy_minus_prior_ci"]) == 2

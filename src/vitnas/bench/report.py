@@ -149,3 +149,17 @@ def plot_tau(board: Scoreboard, path: str | Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def write_scoreboard(board: Scoreboard, out: str | Path, command: str | None = None) -> Path:
+    """``out`` (JSON with the command that made it), beside it ``.md`` (the table) and the
+    ``_scatter`` / ``_tau`` PNGs."""
+    import json
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({**board.as_dict(), "command": command}, indent=1) + "\n")
+    out.with_suffix(".md").write_text(markdown_table(board) + "\n")
+    plot_scatter(board, out.with_name(out.stem + "_scatter.png"))
+    plot_tau(board, out.with_name(out.stem + "_tau.png"))
+    return out

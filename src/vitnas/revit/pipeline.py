@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -205,9 +205,11 @@ def assigner_step(
     temperature: float = 1.0,
     resamples: int = 1000,
     command: str | None = None,
+    status: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Train the TLA on every labelled image, calibrate both adaptive policies, and report
-    whether the assigner learned more than the label prior.
+    whether the assigner learned more than the label prior. ``status`` hears each fold (the
+    cross-fitting is minutes of silence otherwise).
 
     Calibration needs assigner predictions on images the assigner did not train on, so it is
     cross-fitted: ``folds`` assigners, each trained on the other folds, predict their own fold,
@@ -256,11 +258,14 @@ def assigner_step(
     start = time.perf_counter()
     order = torch.randperm(len(indices), generator=torch.Generator().manual_seed(seed))
     out_of_fold = torch.empty(len(indices), count)
-    for part in torch.tensor_split(order, folds):
+    for fold, part in enumerate(torch.tensor_split(order, folds)):
         keep = torch.ones(len(indices), dtype=torch.bool)
         keep[part] = False
         helper, _ = fit(keep)
         out_of_fold[part] = assigner_logits(helper, images[part])
+        if status is not None:
+            status(f"cross-fitting: fold {fold + 1}/{folds} trained "
+                   f"({time.perf_counter() - start:.0f} s so far)")
     cross_fit_seconds = time.perf_counter() - start
     # the deployed assigner (or, in a study, a probe carrying the config and calibration)
     assigner, fit_result = (fit(torch.ones(len(indices), dtype=torch.bool)) if out is not None

@@ -31,6 +31,13 @@ class EvolutionConfig:
     structure_prob: float = 0.4
     attempts: int = 10
 
+    @classmethod
+    def for_population(cls, population: int, mutations: int | None = None,
+                       crossovers: int | None = None, **options: float) -> EvolutionConfig:
+        """AutoFormer's split of a generation: half mutations, half crossovers, unless given."""
+        return cls(mutations=population // 2 if mutations is None else mutations,
+                   crossovers=population // 2 if crossovers is None else crossovers, **options)
+
 
 @dataclass(frozen=True)
 class SearchConfig:

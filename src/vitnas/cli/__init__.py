@@ -1,0 +1,49 @@
+"""The ``vitnas`` command line: parse arguments, call one library function, format the result.
+
+One module per command group, each holding its parsers beside its handlers (``add_parsers``);
+``common`` has what they share. Every ``VitnasError`` becomes one line on stderr and exit
+code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from vitnas import __version__
+from vitnas.cli import bench, proxies, revit, search, spaces
+from vitnas.cli.common import MAIN_JOB, Parser
+from vitnas.errors import VitnasError
+
+__all__ = ["MAIN_JOB", "build_parser", "main"]
+
+GROUPS = (spaces, proxies, search, bench, revit)  # the order `vitnas --help` lists them in
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="vitnas", description="Training-free NAS for Vision Transformers.",
+                    epilog=f"the main job (as in the README): {MAIN_JOB}")
+    parser.add_argument("--version", action="version", version=f"vitnas {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for group in GROUPS:
+        group.add_parsers(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # --help, --version, or a one-line usage error
+        return stop.code if isinstance(stop.code, int) else 0
+    try:
+        args.func(args)
+    except VitnasError as err:
+        print(f"vitnas: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("vitnas: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 0

@@ -1,0 +1,5 @@
+"""``python -m vitnas.cli``: the same as the ``vitnas`` command."""
+
+from vitnas.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,201 @@
+"""What every command shares: the one-line error parser, argument types, space options, status
+lines. Torch-free, so `vitnas --help` stays instant (torch and the spaces are imported inside the
+commands)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from vitnas.formatting import text_table
+
+MAIN_JOB = "vitnas search autoformer-tiny-micro --params 0.4M:0.5M --budget 100 --workers 2"
+
+
+def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+    print(text_table(rows, columns))
+
+
+def read_architecture(space, spec: str):
+    from vitnas.spaces.base import read_architecture
+
+    return read_architecture(space, spec)
+
+
+def default_device(args: argparse.Namespace) -> str:
+    """``--device``, else cuda when this machine has it."""
+    if args.device:
+        return args.device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def say(message: str) -> None:
+    """A status line for a silent phase; on stderr, so stdout stays the result."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def space_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The space options given on the command line (unset ones left out): --space-options'
+    pairs where a command has it, overridden by the named flags."""
+    options = dict(img_size=args.img_size, patch_size=args.patch_size, in_chans=args.in_chans,
+                   num_classes=args.num_classes, pool=args.pool, qkv=args.qkv,
+                   cls_token=args.cls_token, task=args.task)
+    pairs = parse_options(getattr(args, "space_options", None))
+    return {**pairs, **{k: v for k, v in options.items() if v is not None}}
+
+
+def space_from_args(args: argparse.Namespace):
+    from vitnas.spaces import get_space
+
+    # only NAS-Bench-201 reads data (its accuracy table); other spaces take no data_dir
+    return get_space(args.space, **space_options(args),
+                     data_dir=args.data_dir if args.space == "nasbench201" else None)
+
+
+def parse_options(text: str | None) -> dict[str, Any]:
+    """``patch_size=8,pool=mean,scale=0.5`` -> {"patch_size": 8, "pool": "mean", "scale": 0.5}
+    (ints, then finite floats, where they parse; text otherwise)."""
+    import math
+
+    from vitnas.errors import ConfigError
+
+    out: dict[str, Any] = {}
+    for item in filter(None, (text or "").split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"option {item!r} is not key=value")
+        value = value.strip()
+        if value.lstrip("-").isdigit():
+            out[key.strip()] = int(value)
+            continue
+        try:
+            number = float(value)
+            out[key.strip()] = number if math.isfinite(number) else value
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
+def _floats(text: str | None) -> tuple[float, ...] | None:
+    from vitnas.errors import ConfigError
+
+    if not text:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError as exc:
+        raise ConfigError(f"expected comma-separated numbers, got {text!r}") from exc
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """The command that is running, for the files it writes: the process's own arguments when
+    it is the ``vitnas`` program, else (``main([...])`` from Python) rebuilt from ``args``."""
+    import shlex
+    from pathlib import Path
+
+    program = Path(sys.argv[0])
+    if program.name == "vitnas" or program.parts[-2:] == ("vitnas", "__main__.py"):
+        return "vitnas " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    positional = {"label": ["models"], "train-tla": ["labels"], "eval": ["revit", "tla"]}
+    names = positional.get(args.revit_command, [])
+    words = ["vitnas", "revit", args.revit_command]
+    for name in names:
+        value = getattr(args, name)
+        words += [str(v) for v in value] if isinstance(value, list) else [str(value)]
+    for key, value in vars(args).items():
+        if key in names or key in ("func", "command", "revit_command") or value in (None, False):
+            continue
+        flag = "--" + key.replace("_", "-")
+        words += [flag] if value is True else [flag, str(value)]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the project's error format: one line on stderr, exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _number(text: str, kind: type, low: float, inclusive: bool = True) -> Any:
+    import math
+
+    try:
+        value = kind(text)
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    if not math.isfinite(value) or value < low or (value == low and not inclusive):
+        raise argparse.ArgumentTypeError(f"must be {'>=' if inclusive else '>'} {low:g}, "
+                                         f"got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    return _number(text, int, 1)
+
+
+def nonnegative_int(text: str) -> int:
+    """An argparse type: an integer >= 0 (0 switches a count off, e.g. bootstrap resamples)."""
+    return _number(text, int, 0)
+
+
+def fraction(text: str) -> float:
+    """An argparse type: a number strictly between 0 and 1."""
+    value = _number(text, float, 0, inclusive=False)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be < 1, got {text}")
+    return value
+
+
+def smoothing(text: str) -> float:
+    """An argparse type: a label smoothing, 0 <= value < 1."""
+    value = _number(text, float, 0, inclusive=True)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be < 1, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0 (epochs, learning rates)."""
+    return _number(text, float, 0, inclusive=False)
+
+
+def add_space_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("space", help="search space name (see `vitnas spaces`)")
+    add_space_flags(parser)
+    parser.add_argument("--data-dir", help="shared data directory (default: $VITNAS_DATA_DIR, "
+                                           "./data, ./shared/data, ../shared/data)")
+
+
+def add_space_flags(parser: argparse.ArgumentParser, more: bool = False) -> None:
+    """The space options every command spells the same way; ``more`` adds --space-options for
+    any other key=value option of a space."""
+    group = parser.add_argument_group("space options (defaults depend on the space)")
+    group.add_argument("--img-size", type=positive_int, help="input resolution")
+    group.add_argument("--patch-size", type=positive_int, help="patch size (ViT spaces)")
+    group.add_argument("--in-chans", type=positive_int, help="input channels (default 3)")
+    group.add_argument("--num-classes", type=positive_int, help="number of classes")
+    group.add_argument("--pool", choices=["cls", "mean"], help="class token or mean pooling (ViTs)")
+    group.add_argument("--task", choices=["classification", "segmentation"],
+                       help="hierarchical (s3-*) spaces: a classifier, or the backbone with the "
+                            "FPN decoder's per-pixel logits")
+    group.add_argument("--qkv", choices=["per_head", "embed"],
+                       help="AutoFormer qkv width: heads x 64 (per_head) or embed dim")
+    group.add_argument("--cls-token", choices=["true", "false"],
+                       help="AutoFormer: keep a class token with --pool mean (as Auto-Prox's "
+                            "ViT-Bench-101 models)")
+    if more:
+        group.add_argument("--space-options", help="any other space option as key=value pairs, "
+                                                   "e.g. 'stride=8' (the flags above win)")
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=positive_int, help="torch CPU threads")
+    parser.add_argument("--data-dir", help="shared data directory")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")

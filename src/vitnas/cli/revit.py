@@ -1,0 +1,272 @@
+"""`vitnas revit train|label|train-tla|eval`: adaptive token length (ReViT and the assigner)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from vitnas.cli.common import (
+    _command_line,
+    _floats,
+    add_run_options,
+    default_device,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+    say,
+)
+from vitnas.formatting import human
+
+NONE_CORRECT = ("largest", "smallest", "drop")  # vitnas.revit.labels, without importing torch
+
+
+def _revit_config(args: argparse.Namespace):
+    """The ReViT shape: a searched architecture (--arch/--arch-file in --space) or the flags."""
+    from vitnas.errors import ConfigError
+    from vitnas.revit.model import ReViTConfig, config_from_arch
+
+    grids = _floats(args.grids)
+    lengths = dict(route=args.route, fractions=_floats(args.fractions) or (0.25, 0.5, 1.0),
+                   grids=None if grids is None else tuple(int(g) for g in grids))
+    shape = {"embed_dim": 96, "depth": 6, "num_heads": 3, "mlp_ratio": 2.0}
+    spec = args.arch if args.arch is not None else args.arch_file
+    if args.arch is not None and args.arch_file is not None:
+        raise ConfigError("give --arch or --arch-file, not both")
+    if spec is None:
+        if args.space:
+            raise ConfigError("--space needs an architecture: --arch JSON or --arch-file PATH")
+        return ReViTConfig(img_size=args.img_size or 32, patch_size=args.patch_size or 4,
+                           num_classes=args.num_classes or 10, **lengths,
+                           **{k: getattr(args, k) or v for k, v in shape.items()})
+    given = [f"--{k.replace('_', '-')}" for k in shape if getattr(args, k) is not None]
+    if given:
+        raise ConfigError(f"{', '.join(given)} cannot be combined with an architecture; "
+                          f"the architecture sets the shape")
+    from vitnas.spaces import get_space
+    from vitnas.spaces.base import read_architecture
+
+    space_name = args.space or "autoformer-tiny-micro"
+    options = {"img_size": args.img_size, "patch_size": args.patch_size,
+               "num_classes": args.num_classes}
+    arch = read_architecture(get_space(space_name, **options), spec)
+    return config_from_arch(space_name, arch, **lengths, **options)
+
+
+def cmd_revit_train(args: argparse.Namespace) -> None:
+    from vitnas.bench.groundtruth import set_threads
+    from vitnas.revit.pipeline import state_path_for, train_step
+    from vitnas.revit.training import SplitSpec
+    from vitnas.train import TrainConfig
+
+    set_threads(args.threads)
+    config = _revit_config(args)
+    if args.fold:
+        split = SplitSpec.parse_fold(args.fold, args.split_seed)
+    else:
+        split = SplitSpec("holdout", per_class=args.holdout_per_class, seed=args.split_seed)
+    train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                               seed=args.seed)
+    meta = train_step(config, args.out, args.dataset, train_config, args.mode, split,
+                      args.train_per_class, args.data_dir, default_device(args),
+                      progress=not args.quiet, resume=args.resume, init_from=args.init_from,
+                      command=_command_line(args))
+    if args.json:
+        print(json.dumps(meta, indent=1))
+        return
+    lengths = meta["lengths"]["lengths"]
+    resumed = ("" if meta["resumed_from_step"] is None
+               else f", resumed at step {meta['resumed_from_step']}")
+    print(f"{args.out}: ReViT trained on {meta['train_images']} images ({args.mode}, "
+          f"{meta['steps']} steps, {meta['seconds']:.0f} s{resumed}; state in "
+          f"{state_path_for(args.out)}); test top-1 by length: " + ", ".join(
+              f"{length['tokens']} tokens {top1:.2f}%"
+              for length, top1 in zip(lengths, meta["test_top1"])))
+
+
+def cmd_revit_label(args: argparse.Namespace) -> None:
+    from vitnas.bench.groundtruth import set_threads
+    from vitnas.revit.pipeline import label_step
+
+    set_threads(args.threads)
+    summary = label_step(args.models, args.out, args.none_correct, args.data_dir,
+                         command=_command_line(args))
+    if args.json:
+        print(json.dumps(summary, indent=1))
+        return
+    print(f"{args.out}: {summary['images']} unseen training images labelled; accuracy by length "
+          f"{summary['accuracy_by_length']}; labels per length (short to long) "
+          f"{summary['histogram']}; {summary['none_correct']} with no correct length "
+          f"(policy {summary['policy']})")
+
+
+def cmd_revit_train_tla(args: argparse.Namespace) -> None:
+    from vitnas.bench.groundtruth import set_threads
+    from vitnas.errors import ConfigError
+    from vitnas.revit.pipeline import assigner_step
+
+    set_threads(args.threads)
+    widths = tuple(int(w) for w in _floats(args.widths) or (16, 32, 64))
+    if args.balance and args.weighting not in (None, "balanced"):
+        raise ConfigError(f"--balance means --weighting balanced, not {args.weighting}")
+    weighting = "balanced" if args.balance else (args.weighting or "none")
+    summary = assigner_step(args.labels, args.revit, args.out, args.input_size, widths,
+                            args.epochs, args.folds, args.max_loss, weighting, args.seed,
+                            args.data_dir, args.target, args.features, args.temperature,
+                            args.bootstrap, command=_command_line(args),
+                            status=None if args.json else say)
+    if args.json:
+        print(json.dumps(summary, indent=1))
+        return
+    calibration, oof = summary["calibration"], summary["out_of_fold"]
+    low, high = oof["accuracy_minus_prior_ci"]
+    auc_low, auc_high = oof["needs_more_auc_ci"]
+    print(f"{args.out}: TLA ({args.target}, {args.features}, weighting {weighting}; "
+          f"{human(summary['flops'])}FLOPs) trained on {summary['images']} labelled images")
+    print(f"  out-of-fold label accuracy {oof['accuracy']:.2f}% vs majority share "
+          f"{oof['majority_share']:.2f}%: {oof['accuracy_minus_prior']:+.2f} points "
+          f"[95% CI {low:+.2f}, {high:+.2f}]; needs-more-tokens ROC AUC "
+          f"{oof['needs_more_auc']:.3f} [{auc_low:.3f}, {auc_high:.3f}] "
+          f"(ReViT's own short-pass confidence: {oof.get('reference_auc', float('nan')):.3f})")
+    for name in ("tla", "cascade"):
+        point, ratio = calibration[name], calibration[name]["flops_ratio_vs_fixed"]
+        print(f"  {name}: knob {point['knob']} -> {point['accuracy']:.2f}% at "
+              f"{point['flops'] / 1e6:.1f} MFLOPs on the pool, "
+              + ("more accurate than every fixed length" if ratio is None else
+                 f"FLOPs ratio {ratio:.2f}x against the fixed-length curve at equal accuracy "
+                 f"(> 1: above it)"))
+    print(f"  (full length {calibration['full_length_accuracy']:.2f}% on the pool; calibrated "
+          f"for <= {args.max_loss:g} points below it)")
+
+
+def cmd_revit_eval(args: argparse.Namespace) -> None:
+    from vitnas.bench.groundtruth import set_threads
+    from vitnas.revit.evaluate import comparison_lines, markdown_table
+    from vitnas.revit.pipeline import eval_step
+
+    set_threads(args.threads)
+    progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    grids = _floats(args.fixed_grids)
+    evaluation = eval_step(args.revit, args.tla, args.out, args.data_dir, args.batch_size,
+                           args.repeats, args.test_per_class, args.tla_threshold,
+                           args.cascade_threshold, args.none_correct, progress,
+                           None if grids is None else [int(g) for g in grids],
+                           command=_command_line(args))
+    if args.json:
+        print(json.dumps(evaluation.as_dict(), indent=1))
+        return
+    print(f"{evaluation.test_images} test images, batch {evaluation.batch_size}, "
+          f"{evaluation.threads} threads, median of {evaluation.repeats} interleaved rounds; "
+          f"assigner FLOPs per image counted in its rows")
+    print(markdown_table(evaluation))
+    for line in comparison_lines(evaluation):
+        print(line)
+    if args.out:
+        print(f"wrote {args.out} (+ .md, .png)")
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Register this module's commands on the top-level parser."""
+    revit = sub.add_parser("revit", help="adaptive token length: ReViT, labels, the "
+                                         "Token-Length Assigner, evaluation")
+    revit_sub = revit.add_subparsers(dest="revit_command", required=True, metavar="STEP")
+    p = revit_sub.add_parser("train", help="train one ViT for several token lengths")
+    p.add_argument("--out", required=True, help="checkpoint to write (.pt)")
+    p.add_argument("--dataset", default="cifar10")
+    p.add_argument("--img-size", type=positive_int, help="input size (default 32)")
+    p.add_argument("--patch-size", type=positive_int, help="patch size (default 4)")
+    p.add_argument("--embed-dim", type=positive_int, help="embedding dim (default 96)")
+    p.add_argument("--depth", type=positive_int, help="layers (default 6)")
+    p.add_argument("--num-heads", type=positive_int, help="heads per layer (default 3)")
+    p.add_argument("--mlp-ratio", type=positive_float, help="MLP ratio (default 2)")
+    p.add_argument("--num-classes", type=positive_int, help="classes (default 10)")
+    p.add_argument("--space", help="AutoFormer-family space of --arch (default "
+                                   "autoformer-tiny-micro)")
+    p.add_argument("--arch", help="a searched architecture as JSON (or a file path), e.g. the "
+                                  "winner of `vitnas search`; replaces the shape flags")
+    p.add_argument("--arch-file", help="the architecture as a JSON file")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT.state.pt (saved after every epoch) when it exists")
+    p.add_argument("--init-from", help="start from this ReViT checkpoint's weights (same shape "
+                                       "and split) with a fresh schedule")
+    p.add_argument("--route", choices=["resize", "patch"], default="resize",
+                   help="change length by resizing the image (default) or the patch")
+    p.add_argument("--fractions", help="token shares, e.g. '0.25,0.5,1' (the default)")
+    p.add_argument("--grids", help="token grids instead, e.g. '4,6,8'")
+    p.add_argument("--mode", choices=["random", "all", "distill"], default="distill",
+                   help="one random length per step, all lengths (summed CE), or all lengths "
+                        "with distillation from the longest (default)")
+    p.add_argument("--holdout-per-class", type=int, default=500,
+                   help="training images per class kept unseen for labelling (default 500)")
+    p.add_argument("--fold", help="'i/k': leave fold i of k unseen instead (out-of-fold labels)")
+    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--train-per-class", type=positive_int, help="first K training images per class")
+    p.add_argument("--epochs", type=positive_float, default=10)
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--lr", type=positive_float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    add_run_options(p)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_revit_train)
+
+    p = revit_sub.add_parser("label", help="token-length labels of the images each ReViT did "
+                                           "not train on")
+    p.add_argument("models", nargs="+", help="ReViT checkpoint(s): one holdout model, or the k "
+                                             "models of a fold split")
+    p.add_argument("--out", required=True, help="labels file to write (.pt)")
+    p.add_argument("--none-correct", choices=NONE_CORRECT, default="largest",
+                   help="label of images no length gets right (default largest)")
+    add_run_options(p)
+    p.set_defaults(func=cmd_revit_label)
+
+    p = revit_sub.add_parser("train-tla", help="train the Token-Length Assigner and calibrate "
+                                               "the adaptive policies")
+    p.add_argument("labels", help="labels file from `vitnas revit label`")
+    p.add_argument("--revit", required=True, help="the ReViT checkpoint to deploy (its costs)")
+    p.add_argument("--out", required=True, help="assigner checkpoint to write (.pt)")
+    p.add_argument("--input-size", type=positive_int, default=16,
+                   help="TLA thumbnail resolution (default 16)")
+    p.add_argument("--widths", help="TLA stage widths (default '16,32,64')")
+    p.add_argument("--epochs", type=positive_int, default=30)
+    p.add_argument("--folds", type=int, default=5,
+                   help="cross-fitting folds for the calibration (default 5)")
+    p.add_argument("--max-loss", type=float, default=1.0,
+                   help="calibrate for at most this many points below the full length")
+    p.add_argument("--target", choices=["hard", "margin", "correct", "loss"], default="hard",
+                   help="what the TLA learns: the smallest correct length (hard, default), "
+                        "that label softened by the ReViT's margins (margin), per-length "
+                        "correctness (correct) or per-length true-class probability (loss)")
+    p.add_argument("--features", choices=["pixels", "stats", "both"], default="pixels",
+                   help="CNN on the thumbnail (default), cheap image statistics, or both")
+    p.add_argument("--temperature", type=positive_float, default=1.0,
+                   help="margin temperature of --target margin (logit units, default 1)")
+    p.add_argument("--weighting", choices=["none", "balanced", "stakes"],
+                   help="per-image loss weights: none (default), inverse label frequency, or "
+                        "full weight only where the lengths disagree on correctness")
+    p.add_argument("--balance", action="store_true", help="same as --weighting balanced")
+    p.add_argument("--bootstrap", type=nonnegative_int, default=1000,
+                   help="bootstrap resamples of the out-of-fold intervals (default 1000)")
+    p.add_argument("--seed", type=int, default=0)
+    add_run_options(p)
+    p.set_defaults(func=cmd_revit_train_tla)
+
+    p = revit_sub.add_parser("eval", help="accuracy, FLOPs and measured throughput of every "
+                                          "policy in one run")
+    p.add_argument("revit", help="ReViT checkpoint")
+    p.add_argument("tla", nargs="+", help="assigner checkpoint(s), compared in one run")
+    p.add_argument("--out", help="JSON to write, with a .md table and a .png plot beside it")
+    p.add_argument("--batch-size", type=positive_int, default=256)
+    p.add_argument("--repeats", type=int, default=3, help="interleaved timing rounds")
+    p.add_argument("--test-per-class", type=int, help="first K test images per class")
+    p.add_argument("--tla-threshold", type=float, help="override the calibrated TLA threshold")
+    p.add_argument("--cascade-threshold", type=float,
+                   help="override the calibrated cascade threshold")
+    p.add_argument("--none-correct", choices=NONE_CORRECT, default="largest",
+                   help="oracle route of images no length gets right")
+    p.add_argument("--fixed-grids", help="fixed token grids to measure, e.g. '3,4,5,6,7,8' "
+                                         "(default: every grid from the shortest trained one "
+                                         "to the native one)")
+    add_run_options(p)
+    p.add_argument("--quiet", action="store_true", help="no per-round timing lines")
+    p.set_defaults(func=cmd_revit_eval)

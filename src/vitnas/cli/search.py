@@ -1,0 +1,234 @@
+"""`vitnas search`, `train`, `export`, `merge`: the main job, training its answer, keeping it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from vitnas.cli.common import (
+    add_space_options,
+    default_device,
+    nonnegative_int,
+    parse_options,
+    positive_float,
+    positive_int,
+    read_architecture,
+    say,
+    space_from_args,
+    space_options,
+)
+from vitnas.formatting import human
+from vitnas.recommended import DEFAULT_SEARCH_PROXY
+
+
+def cmd_search(args: argparse.Namespace) -> None:
+    import math
+
+    from vitnas.errors import ConfigError
+    from vitnas.proxies import resolve_proxies
+    from vitnas.search import (
+        Constraints,
+        EvolutionConfig,
+        SearchConfig,
+        parse_shard,
+        parse_window,
+        run_search,
+    )
+    from vitnas.search.report import progress_text, write_report
+    from vitnas.store import default_store_path
+
+    space = space_from_args(args)
+    constraints = Constraints(parse_window(args.params, "params"),
+                              parse_window(args.flops, "FLOPs"),
+                              parse_window(args.latency, "latency (ms)"))
+    proxies = tuple(p.spec for p in resolve_proxies(args.proxy))
+    config = SearchConfig(
+        proxies=proxies, algorithm=args.algo, budget=args.budget,
+        seed=args.seed, constraints=constraints, aggregate=args.aggregate, dataset=args.dataset,
+        batch_size=args.batch_size, population=args.population,
+        evolution=EvolutionConfig.for_population(
+            args.population, args.mutations, args.crossovers, parents=args.parents,
+            layer_prob=args.layer_prob, structure_prob=args.structure_prob))
+    result = run_search(space, config, store=args.db or default_store_path(),
+                        workers=args.workers, threads=args.threads, backend=args.backend,
+                        address=args.address, gpus=args.gpus_per_worker, device=args.device,
+                        shard=parse_shard(args.shard), progress=not args.quiet,
+                        status=None if args.quiet else say, data_dir=args.data_dir)
+    if not result.complete:
+        print(f"shard {args.shard}: {result.computed} computed, {result.reused} reused, "
+              f"{result.pending} left to the other shards; merge the stores "
+              f"(vitnas merge) and run again to continue")
+        return
+    out = args.out or f"runs/search/{space.name}-{config.algorithm}-seed{config.seed}"
+    report = write_report(result, out)
+    if result.evaluations and not any(all(math.isfinite(s) for s in e.scores)
+                                      for e in result.evaluations):
+        raise ConfigError(f"every one of the {len(result.evaluations)} candidates scored NaN "
+                          f"under --proxy {args.proxy} on {space.name} (`vitnas score` shows the "
+                          f"proxy's warnings), so no architecture was chosen; the evaluations "
+                          f"are kept in {report.parent}")
+    if args.json:
+        data = {k: v for k, v in result.as_dict().items() if k != "evaluations"}
+        print(json.dumps({**data, "report": str(report)}, indent=1))
+        return
+    best, infeasible = result.best, sum(result.infeasible.values())
+    scores = ", ".join(f"{p} {s:.6g}" for p, s in zip(result.proxies, best.scores))
+    print(json.dumps(result.best_arch))
+    print(f"{space.name}: {human(best.candidate.params)} params, {human(best.candidate.flops)} "
+          f"FLOPs; {scores}")
+    print(f"{len(result.evaluations)} evaluated ({result.computed} computed, {result.reused} "
+          f"from the store), {infeasible} infeasible draws rejected before scoring, "
+          f"{result.timings['total']:.1f} s")
+    if result.stopped:
+        print(f"stopped early: {result.stopped}")
+    progress = progress_text(result)
+    if progress:
+        print(progress)
+    print(f"report: {report}")
+    print(f"next: vitnas train {space.name} {report.parent / 'best.json'} --dataset cifar10 "
+          "--epochs 10")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from vitnas.bench.groundtruth import set_threads
+    from vitnas.search.retrain import train_architecture
+    from vitnas.train import TrainConfig
+
+    set_threads(args.threads)
+    space = space_from_args(args)
+    arch = read_architecture(space, args.arch)
+    config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                         seed=args.seed)
+    result = train_architecture(space, arch, args.dataset, config, args.train_per_class,
+                                default_device(args), args.data_dir, progress=not args.quiet,
+                                status=None if args.quiet else say,
+                                dataset_options=parse_options(args.dataset_options))
+    record = {"space": space.name, "arch": space.to_json(arch), "dataset": args.dataset,
+              "epochs": args.epochs, "train_per_class": args.train_per_class,
+              "top1": result.top1, **result.metrics, "steps": result.steps,
+              "seconds": round(result.seconds, 2)}
+    if args.out:
+        from vitnas.trained import save_trained
+
+        save_trained(args.out, result.model, space, arch, space_options(args), record)
+        record["out"] = args.out
+    if args.json:
+        print(json.dumps(record, indent=1))
+        return
+    scores = ", ".join(f"{'top-1' if k == 'top1' else k} {v:.2f}%"
+                       for k, v in result.metrics.items())
+    print(f"{space.name}: {scores} on the {args.dataset} test split after "
+          f"{args.epochs:g} epochs ({result.steps} steps, {result.seconds:.0f} s)")
+    if args.out:
+        print(f"saved {args.out} (load: vitnas.trained.load_trained; deploy: vitnas export "
+              f"{args.out} model.pt2)")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from vitnas.trained import export_trained
+
+    out = export_trained(args.model, args.out, batch_size=args.batch_size)
+    print(f"{out}: torch.export program of {args.model} (batch {args.batch_size}); load with "
+          f"torch.export.load({str(out)!r}).module()")
+
+
+def cmd_merge(args: argparse.Namespace) -> None:
+    from vitnas.store import ScoreStore
+
+    with ScoreStore(args.out) as store:
+        added = {source: store.merge(source) for source in args.inputs}
+        total = len(store)
+    if args.json:
+        print(json.dumps({"out": args.out, "rows": total, "new_rows": added}, indent=1))
+        return
+    for source, count in added.items():
+        print(f"{source}: {count} new rows")
+    print(f"{args.out}: {total} rows")
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Register this module's commands on the top-level parser."""
+    p = sub.add_parser("search", help="the best architecture for a budget, without training "
+                                      "(resumable: every evaluation is kept in the store)")
+    add_space_options(p)
+    p.add_argument("--proxy", default=DEFAULT_SEARCH_PROXY,
+                   help="proxy spec, or a comma list combined by --aggregate (default "
+                        f"{DEFAULT_SEARCH_PROXY}: the best on ViT-Bench-101's dev half)")
+    p.add_argument("--params", help="parameter window LOW:HIGH, e.g. 5M:6M (a side may be empty)")
+    p.add_argument("--flops", help="FLOPs window LOW:HIGH, e.g. :1.5G")
+    p.add_argument("--latency", help="measured batch-1 latency window in ms, e.g. :20 "
+                                     "(machine-dependent, so not reproducible elsewhere)")
+    p.add_argument("--budget", type=positive_int, default=1000, help="evaluations (default 1000)")
+    p.add_argument("--algo", default="evolution", help="evolution (default) or random")
+    p.add_argument("--aggregate", default="rank",
+                   help="several proxies: rank (sum of ranks, default) or pareto (proxies up, "
+                        "params and FLOPs down)")
+    p.add_argument("--dataset", default="cifar10",
+                   help="proxy batch source: a dataset name or 'gaussian' (default cifar10)")
+    p.add_argument("--batch-size", type=positive_int, default=32,
+                   help="proxy batch size (default 32)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="scoring seed (init, batch, proxies) and root of every candidate's seed")
+    group = p.add_argument_group("evolution (AutoFormer's defaults)")
+    group.add_argument("--population", type=positive_int, default=50)
+    group.add_argument("--parents", type=positive_int, default=10, help="top-k kept as parents")
+    group.add_argument("--mutations", type=nonnegative_int,
+                       help="per generation (default population / 2)")
+    group.add_argument("--crossovers", type=nonnegative_int,
+                       help="per generation (default population / 2)")
+    group.add_argument("--layer-prob", type=float, default=0.2, help="per-layer mutation rate")
+    group.add_argument("--structure-prob", type=float, default=0.4,
+                       help="depth and width mutation rate")
+    group = p.add_argument_group("execution (never changes the answer)")
+    group.add_argument("--workers", type=positive_int, default=1,
+                       help="parallel workers (default 1; use one per core)")
+    group.add_argument("--threads", type=positive_int, default=1,
+                       help="torch threads per worker (default 1; scores are bitwise equal "
+                            "across runs with equal threads per worker)")
+    group.add_argument("--backend", default="local", help="local (process pool) or ray")
+    group.add_argument("--address", help="Ray cluster address (ray backend)")
+    group.add_argument("--gpus-per-worker", type=float, default=0,
+                       help="Ray GPUs per worker (ray backend; scores on cuda)")
+    group.add_argument("--device", default="cpu", help="where local workers score (cpu, cuda)")
+    group.add_argument("--shard", help="i/n: score only candidates i mod n, for `vitnas merge`")
+    group.add_argument("--db", help="score store (default: ~/.cache/vitnas/scores.sqlite)")
+    p.add_argument("--out", help="report directory (default runs/search/SPACE-ALGO-seedSEED)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("train", help="train an architecture from scratch with the shared "
+                                     "recipe and report test top-1 (segmentation: mIoU)")
+    add_space_options(p)
+    p.add_argument("arch", help="architecture JSON file (e.g. a search's best.json), '-' for "
+                                "stdin, or inline JSON")
+    p.add_argument("--dataset", default="cifar10",
+                   help="training data (default cifar10; segmentation: paste-fashion, ...)")
+    p.add_argument("--dataset-options", help="key=value pairs for the dataset, e.g. 'n=5000'")
+    p.add_argument("--epochs", type=positive_float, default=10, help="epochs (default 10)")
+    p.add_argument("--train-per-class", type=positive_int,
+                   help="first K training images per class (default: all)")
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--lr", type=positive_float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0, help="init and data-order seed")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--threads", type=positive_int, help="torch CPU threads")
+    p.add_argument("--out", help="save the trained model here (.pt: weights, architecture and "
+                                 "space options; see `vitnas export`)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="export a model saved by `vitnas train --out` as a "
+                                      "torch.export program (.pt2) that runs without vitnas")
+    p.add_argument("model", help="trained model (.pt) from `vitnas train --out`")
+    p.add_argument("out", help="program to write (.pt2)")
+    p.add_argument("--batch-size", type=positive_int, default=1,
+                   help="the program's fixed batch size (default 1)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("merge", help="merge score stores (e.g. from --shard runs) into one")
+    p.add_argument("out", help="store to create or extend")
+    p.add_argument("inputs", nargs="+", help="stores to copy rows from")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_merge)
