@@ -6,8 +6,9 @@ The seed fixes the model's initial weights and any randomness inside the proxy.
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -120,17 +121,11 @@ def proxy_batch(
     if data.channels != channels:
         raise ConfigError(f"dataset {dataset} has {data.channels} channels but the space expects "
                           f"{channels} (pass --in-chans {data.channels})")
-    # one thread: the multi-threaded resize rounds differently, and a batch that depended on
-    # --threads would change every score and miss every cached one
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         x, y = fixed_batch(data, size, seed=seed, transform=Normalize(data.mean, data.std))
         if x.shape[-1] != image_size:
             x = torch.nn.functional.interpolate(x, size=(image_size, image_size),
                                                 mode="bilinear", align_corners=False)
-    finally:
-        torch.set_num_threads(previous)
     return x, y
 
 
@@ -146,8 +141,12 @@ def dense_proxy_batch(
     """``size`` seeded images of a segmentation dataset's training split, normalised, with their
     label maps (nearest-neighbour when resized); ignored pixels become ``targets.IGNORE``, the
     index every ``F.cross_entropy`` in the proxies skips."""
-    from vitnas.data import Normalize
-    from vitnas.data.segmentation import IGNORE_INDEX, get_segmentation_dataset
+    from vitnas.data.segmentation import (
+        IGNORE_INDEX,
+        fixed_segmentation_batch,
+        get_segmentation_dataset,
+        resize_pair,
+    )
     from vitnas.proxies.targets import IGNORE
 
     data = get_segmentation_dataset(dataset, split="train", data_dir=data_dir)
@@ -160,18 +159,21 @@ def dense_proxy_batch(
                           f"{data.num_classes})")
     if not 1 <= size <= len(data):
         raise ConfigError(f"a proxy batch of {size} needs 1..{len(data)} images of {dataset}")
-    index = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:size]
-    x = Normalize(data.mean, data.std)(data.images[index].float() / 255)
-    y = data.masks[index].long()
-    if x.shape[-1] != image_size:
-        previous = torch.get_num_threads()
-        torch.set_num_threads(1)  # a batch that depended on --threads would miss every cache
-        try:
-            x = torch.nn.functional.interpolate(x, size=(image_size, image_size),
-                                                mode="bilinear", align_corners=False)
-            y = torch.nn.functional.interpolate(y[:, None].float(), size=(image_size, image_size),
-                                                mode="nearest")[:, 0].long()
-        finally:
-            torch.set_num_threads(previous)
+    with one_thread():
+        x, y = fixed_segmentation_batch(data, size, seed)
+        if x.shape[-1] != image_size:
+            x, y = resize_pair(x, y, image_size)
     y[y == IGNORE_INDEX] = IGNORE
     return x, y
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Build a proxy batch on one thread: the multi-threaded resize rounds differently, and a
+    batch that depended on --threads would change every score and miss every cached one."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
