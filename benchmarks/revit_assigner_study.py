@@ -46,6 +46,9 @@ VARIANTS: dict[str, dict] = {
     "correct/stats": {"target": "correct", "features": "stats"},
     "loss/stats": {"target": "loss", "features": "stats"},
     "correct/both": {"target": "correct", "features": "both"},
+    "hard/coarse (router)": {"target": "hard", "features": "coarse"},
+    "margin/coarse (router)": {"target": "margin", "features": "coarse"},
+    "correct/coarse (router)": {"target": "correct", "features": "coarse"},
 }
 
 
@@ -80,8 +83,11 @@ def markdown(rows: list[dict], command: str) -> str:
         low, high = r["accuracy_minus_prior_ci"]
         auc_low, auc_high = r["needs_more_auc_ci"]
         ratio = r["tla_flops_ratio_vs_fixed"]
+        flops = f"{r['assigner_flops'] / 1e6:.2f}"
+        if r["features"] == "coarse":  # a router reads the shortest pass, which it pays for
+            flops = f"{r['assigner_flops'] / 1e6:.3f} + the shortest pass"
         lines.append(
-            f"| {r['variant']} | {r['assigner_flops'] / 1e6:.2f} | {r['oof_accuracy']:.2f} | "
+            f"| {r['variant']} | {flops} | {r['oof_accuracy']:.2f} | "
             f"{r['majority_share']:.2f} | {r['accuracy_minus_prior']:+.2f} "
             f"[{low:+.2f}, {high:+.2f}] | {r['needs_more_auc']:.3f} "
             f"[{auc_low:.3f}, {auc_high:.3f}] | {r['reference_auc']:.3f} | "

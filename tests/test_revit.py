@@ -222,6 +222,44 @@ def test_assigner_flops_are_counted_in_every_bucketed_cost():
     assert torch.equal(out.flops, lengths_flops(model)[out.length] + assigner.flops())
 
 
+def coarse_router(price_scale=1.0):
+    config = AssignerConfig(num_lengths=3, target="correct", features="coarse",
+                            costs=(0.25, 0.5, 1.0))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        router = TokenLengthAssigner(config).eval()
+    router.platt_scale.mul_(price_scale)
+    return router
+
+
+def test_a_router_on_the_shortest_pass_keeps_it_or_runs_one_more_length():
+    model = tiny_revit().eval()
+    router = coarse_router()
+    x = torch.randn(16, 3, 32, 32)
+    coarse = model(x, length=0)
+    knob = 0.05
+    route = router.assign(coarse, knob)
+    out = bucketed_predict(model, router, x, knob)
+    assert torch.equal(out.length, route)
+    assert torch.allclose(out.logits, predict_at(model, x, route).logits, atol=1e-5)
+    costs = lengths_flops(model)
+    # the shortest pass is paid once by every image, the chosen longer length on top of it
+    expected = torch.where(route > 0, costs[0] + costs[route], costs[0]) + router.flops()
+    assert torch.equal(out.flops, expected)
+    assert torch.equal(router.spent(costs, route), expected)
+    # keeping the shortest answer adds nothing: the Lagrangian prices only the extra pass
+    assert router.relative_costs().tolist() == [0.0, 0.5, 1.0]
+
+
+def test_a_router_on_the_shortest_pass_counts_its_own_flops():
+    router = coarse_router()
+    mlp = sum(2 * m.in_features * m.out_features for m in router.head if isinstance(m, nn.Linear))
+    assert router.flops() >= mlp
+    assert router(torch.randn(5, 10)).shape == (5, 3)
+    config = router.config
+    assert config.reads_coarse_pass and config.num_coarse == 22
+
+
 def test_decision_threshold_trades_length_monotonically():
     logits = torch.randn(50, 3)
     assert torch.equal(decide(logits), logits.argmax(-1))
@@ -274,6 +312,9 @@ def test_holdout_and_fold_splits_are_disjoint_balanced_and_seeded():
     assert sorted(torch.cat(folds).tolist()) == list(range(100))
     with pytest.raises(ConfigError, match="fold"):
         SplitSpec("fold", fold=4, folds=4)
+    # a holdout as large as a class would leave nothing (it once trained on 1 image)
+    with pytest.raises(ConfigError, match="leaves no training image"):
+        SplitSpec("holdout", per_class=10).unseen(labels)
 
 
 def test_assigner_learns_labels_that_depend_on_the_image():

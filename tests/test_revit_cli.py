@@ -208,6 +208,28 @@ def test_every_assigner_option_trains_calibrates_and_reports_against_the_prior(
     assert meta["command"].startswith("vitnas revit train-tla")
 
 
+def test_a_router_on_the_shortest_pass_trains_and_is_evaluated_end_to_end(
+        pipeline, tmp_path, capsys):
+    _, revit, labels, _ = pipeline
+    router = tmp_path / "router.pt"
+    assert main(["revit", "train-tla", str(labels), "--revit", str(revit), "--out", str(router),
+                 "--target", "correct", "--features", "coarse", "--epochs", "2", "--folds", "2",
+                 "--bootstrap", "20", "--threads", "1"]) == 0
+    meta = torch.load(router, weights_only=True)["meta"]
+    assert meta["features"] == "coarse" and meta["out_of_fold"]["images"] == 200
+    out = tmp_path / "eval.json"
+    code, text, _ = run(capsys, "revit", "eval", revit, router, "--out", out, "--repeats", "1",
+                        "--threads", "1", "--quiet")
+    assert code == 0 and "| TLA" in text
+    record = json.loads(out.read_text())
+    point = next(p for p in record["measured"] if p["name"] == "TLA")
+    # every image pays the shortest pass, and the cached replay equals the end-to-end run
+    assert point["flops"] >= record["length_flops"][0] + record["assigner_flops"]
+    assert abs(point["accuracy"] - point["cached_accuracy"]) <= 1.0
+    sweep = record["curves"]["tla:router"]
+    assert all(p["flops"] >= record["length_flops"][0] for p in sweep)
+
+
 @pytest.mark.parametrize("argv, problem", [
     (["--arch", "{not json"], "not valid JSON"),
     (["--arch", json.dumps(MICRO_ARCH), "--embed-dim", "64"], "cannot be combined"),

@@ -101,6 +101,31 @@ def test_cityscapes_layout_maps_label_ids_to_train_ids(tmp_path):
     assert data.classes[13] == "car"
 
 
+def test_a_wide_frame_is_squashed_or_centre_cropped_as_asked(tmp_path):
+    # a 2:1 frame: left quarter road (7), middle half car (26), right quarter bicycle (33)
+    ids = np.full((4, 8), 26, dtype=np.uint8)
+    ids[:, :2], ids[:, 6:] = 7, 33
+    for split in ("train", "val"):
+        write_png(tmp_path / "leftImg8bit" / split / "c" / "c_0_leftImg8bit.png",
+                  np.zeros((4, 8, 3), dtype=np.uint8), "RGB")
+        write_png(tmp_path / "gtFine" / split / "c" / "c_0_gtFine_labelIds.png", ids, "L")
+    squashed = get_segmentation_dataset("cityscapes", "train", path=tmp_path, size=4)
+    assert squashed.masks[0, 0].tolist() == [0, 13, 13, 18]
+    cropped = get_segmentation_dataset("cityscapes", "train", path=tmp_path, size=4, fit="crop")
+    assert cropped.masks[0].unique().tolist() == [13]  # the centre square is all car
+    with pytest.raises(ConfigError, match="fit 'pad' is not one of squash, crop"):
+        get_segmentation_dataset("cityscapes", "train", path=tmp_path, fit="pad")
+
+
+def test_a_label_map_of_another_size_than_its_image_is_refused(tmp_path):
+    write_png(tmp_path / "leftImg8bit" / "train" / "c" / "c_0_leftImg8bit.png",
+              np.zeros((4, 8, 3), dtype=np.uint8), "RGB")
+    write_png(tmp_path / "gtFine" / "train" / "c" / "c_0_gtFine_labelIds.png",
+              np.zeros((4, 4), dtype=np.uint8), "L")
+    with pytest.raises(DatasetError, match="label map is 4x4, its image 8x4"):
+        get_segmentation_dataset("cityscapes", "train", path=tmp_path)
+
+
 def test_a_corrupt_label_file_is_named(tmp_path):
     image = _mk(tmp_path / "leftImg8bit" / "train" / "x" / "x_0_leftImg8bit.png")
     Image.fromarray(np.zeros((4, 4, 3), dtype=np.uint8)).save(image)

@@ -1,3 +1,4 @@
+import math
 import signal
 
 import pytest
@@ -56,7 +57,28 @@ def test_a_set_smaller_than_one_batch_trains_instead_of_looping_forever(time_lim
     (TrainConfig(batch_size=0), "batch size must be >= 1"),
     (TrainConfig(lr=float("nan")), "learning rate must be"),
     (TrainConfig(optimizer="adam"), "optimizer 'adam'"),
+    (TrainConfig(precision="fp16"), "precision 'fp16'"),
 ])
 def test_a_recipe_that_cannot_train_is_refused(config, message):
     with pytest.raises(ConfigError, match=message):
         config.check()
+
+
+def test_bf16_precision_runs_under_autocast_on_cpu_and_auto_does_not():
+    cpu = torch.device("cpu")
+    assert TrainConfig(precision="bf16").autocast(cpu)
+    assert not TrainConfig().autocast(cpu) and TrainConfig().autocast(torch.device("cuda"))
+    assert not TrainConfig(precision="fp32").autocast(torch.device("cuda"))
+    seen = []
+
+    def loss_fn(model, x, y, smoothing):
+        out = model(x)
+        seen.append(out.dtype)
+        return torch.nn.functional.cross_entropy(out.float(), y)
+
+    train = SyntheticDataset(64, num_classes=2, image_size=8, seed=0)
+    space = get_space("autoformer-tiny-micro", img_size=8, num_classes=2)
+    model = space.build(space.sample(0), seed=0)
+    result = train_model(model, train, TrainConfig(epochs=1, batch_size=32, precision="bf16"),
+                         loss_fn=loss_fn)
+    assert seen == [torch.bfloat16] * 2 and all(map(math.isfinite, result.losses))

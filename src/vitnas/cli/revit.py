@@ -66,7 +66,7 @@ def cmd_revit_train(args: argparse.Namespace) -> None:
     else:
         split = SplitSpec("holdout", per_class=args.holdout_per_class, seed=args.split_seed)
     train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                               seed=args.seed)
+                               seed=args.seed, precision=args.precision)
     meta = train_step(config, args.out, args.dataset, train_config, args.mode, split,
                       args.train_per_class, args.data_dir, default_device(args),
                       progress=not args.quiet, resume=args.resume, init_from=args.init_from,
@@ -205,6 +205,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--lr", type=positive_float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                   help="bf16 autocast: 'auto' on a GPU only; 'bf16' on CPU too (about 2x "
+                        "faster where the CPU has AMX/AVX512-BF16)")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     add_run_options(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -237,8 +240,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="what the TLA learns: the smallest correct length (hard, default), "
                         "that label softened by the ReViT's margins (margin), per-length "
                         "correctness (correct) or per-length true-class probability (loss)")
-    p.add_argument("--features", choices=["pixels", "stats", "both"], default="pixels",
-                   help="CNN on the thumbnail (default), cheap image statistics, or both")
+    p.add_argument("--features", choices=["pixels", "stats", "both", "coarse"],
+                   default="pixels",
+                   help="CNN on the thumbnail (default), cheap image statistics, both, or "
+                        "'coarse': a router on the ReViT's own shortest pass (which every "
+                        "image then pays)")
     p.add_argument("--temperature", type=positive_float, default=1.0,
                    help="margin temperature of --target margin (logit units, default 1)")
     p.add_argument("--weighting", choices=["none", "balanced", "stakes"],

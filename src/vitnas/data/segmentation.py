@@ -17,7 +17,10 @@ label maps (N, H, W), ``IGNORE_INDEX`` = 255 marking pixels no loss or metric co
   ids of the benchmark (``CITYSCAPES_TRAIN_IDS``), every other id is ignored.
 
 Real benchmarks are decoded eagerly at a chosen ``size`` (images bilinear, label maps nearest):
-at 64 px ADE20K's 20k training images take 250 MB.
+at 64 px ADE20K's 20k training images take 250 MB. ``fit`` says how a non-square image becomes
+a square: ``squash`` (resize both sides, the default; Cityscapes' 2:1 frames get half as wide
+objects) or ``crop`` (shorter side to ``size``, then the centre square: shapes kept, the sides
+of the frame dropped).
 """
 
 from __future__ import annotations
@@ -361,10 +364,25 @@ ADE20K_CLASSES = (
 )  # fmt: skip
 
 
-def _decode_pair(image_path: Path, label_path: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
+FITS = ("squash", "crop")
+
+
+def _square_box(width: int, height: int, fit: str) -> tuple[int, int, int, int] | None:
+    """The region of a width x height frame that becomes the square (None: all of it)."""
+    if fit == "squash" or width == height:
+        return None
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    return left, top, left + side, top + side
+
+
+def _decode_pair(image_path: Path, label_path: Path, size: int, fit: str = "squash"
+                 ) -> tuple[np.ndarray, np.ndarray]:
     try:
         with Image.open(image_path) as im:
-            image = np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR))
+            frame = im.size
+            box = _square_box(*frame, fit)
+            image = np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR, box=box))
     except (OSError, ValueError) as exc:
         raise DatasetError(f"{image_path}: cannot decode image ({exc})") from None
     try:
@@ -372,7 +390,10 @@ def _decode_pair(image_path: Path, label_path: Path, size: int) -> tuple[np.ndar
             if lab.mode not in ("L", "P", "I", "I;16"):
                 raise DatasetError(f"{label_path}: a label map must be a one-channel PNG, "
                                    f"not mode {lab.mode}")
-            label = np.asarray(lab.resize((size, size), Image.NEAREST)).astype(np.int64)
+            if lab.size != frame:
+                raise DatasetError(f"{label_path}: label map is {lab.size[0]}x{lab.size[1]}, "
+                                   f"its image {frame[0]}x{frame[1]}")
+            label = np.asarray(lab.resize((size, size), Image.NEAREST, box=box)).astype(np.int64)
     except (OSError, ValueError) as exc:
         raise DatasetError(f"{label_path}: cannot decode label map ({exc})") from None
     return image.transpose(2, 0, 1), label
@@ -380,14 +401,16 @@ def _decode_pair(image_path: Path, label_path: Path, size: int) -> tuple[np.ndar
 
 def _decode_all(pairs: list[tuple[Path, Path]], size: int, mapping: Callable[[np.ndarray],
                 np.ndarray], classes: Sequence[str], name: str,
-                limit: int | None) -> SegmentationDataset:
+                limit: int | None, fit: str = "squash") -> SegmentationDataset:
+    if fit not in FITS:
+        raise ConfigError(f"{name}: fit {fit!r} is not one of {', '.join(FITS)}")
     if not pairs:
         raise DatasetError(f"{name}: no image/label pairs found")
     pairs = pairs[:limit] if limit else pairs
     images = np.empty((len(pairs), 3, size, size), dtype=np.uint8)
     masks = np.empty((len(pairs), size, size), dtype=np.uint8)
     for i, (image_path, label_path) in enumerate(pairs):
-        images[i], label = _decode_pair(image_path, label_path, size)
+        images[i], label = _decode_pair(image_path, label_path, size, fit)
         masks[i] = mapping(label)
     return SegmentationDataset(images, masks, classes, name=name)
 
@@ -396,7 +419,8 @@ def _root(relative: str, data_dir: PathLike | None, path: PathLike | None) -> Pa
     return Path(path).expanduser() if path is not None else find_data_file(relative, data_dir)
 
 
-def _ade20k(split, data_dir, *, path=None, size=64, limit=None) -> SegmentationDataset:
+def _ade20k(split, data_dir, *, path=None, size=64, limit=None, fit="squash"
+            ) -> SegmentationDataset:
     root = _root("ADEChallengeData2016", data_dir, path)
     if (root / "ADEChallengeData2016").is_dir():
         root = root / "ADEChallengeData2016"
@@ -416,10 +440,11 @@ def _ade20k(split, data_dir, *, path=None, size=64, limit=None) -> SegmentationD
         out[out < 0] = IGNORE_INDEX
         return out.astype(np.uint8)
 
-    return _decode_all(pairs, size, mapping, ADE20K_CLASSES, "ade20k", limit)
+    return _decode_all(pairs, size, mapping, ADE20K_CLASSES, "ade20k", limit, fit)
 
 
-def _cityscapes(split, data_dir, *, path=None, size=64, limit=None) -> SegmentationDataset:
+def _cityscapes(split, data_dir, *, path=None, size=64, limit=None, fit="squash"
+                ) -> SegmentationDataset:
     root = _root("cityscapes", data_dir, path)
     folder = {"train": "train", "test": "val"}[check_split(split)]
     pairs = []
@@ -436,7 +461,7 @@ def _cityscapes(split, data_dir, *, path=None, size=64, limit=None) -> Segmentat
     def mapping(label: np.ndarray) -> np.ndarray:
         return table[np.clip(label, 0, 255)]
 
-    return _decode_all(pairs, size, mapping, CITYSCAPES_CLASSES, "cityscapes", limit)
+    return _decode_all(pairs, size, mapping, CITYSCAPES_CLASSES, "cityscapes", limit, fit)
 
 
 # --------------------------------------------------------------------------- registry

@@ -16,7 +16,12 @@ and predicted from a 16 px thumbnail. Each remedy is a named option of :class:`A
 - ``features`` -- what it sees: ``pixels`` (a three-stage CNN on the image downsampled to
   ``input_size``), ``stats`` (cheap statistics of the full-resolution image: per-channel mean
   and standard deviation, edge energy, and the detail each shorter length's resize loses,
-  mean (x - up(down(x)))^2), or ``both``.
+  mean (x - up(down(x)))^2), or ``both``; or ``coarse``: the ReViT's own shortest-length
+  pass (its softmax, the same sorted, entropy and top-2 margin, :func:`coarse_features`),
+  read by a small MLP. A ``coarse`` assigner is a learned router, not a pre-filter: every
+  image pays the shortest pass, the router keeps its answer or sends the image straight to
+  the length it predicts (skipping the ones between, which a cascade pays for), and it can
+  learn which confusions more tokens fix and which images no length saves.
 - class weighting is a training argument (:func:`train_assigner`'s ``sample_weights``, built by
   :func:`sample_weights`): ``balanced`` (inverse label frequency) or ``stakes`` (images whose
   lengths disagree on correctness count fully, the rest -- all right or all wrong, whose label
@@ -49,7 +54,7 @@ from vitnas.flops import conv_cost
 from vitnas.train import TrainConfig, learning_rate
 
 TARGETS = ("hard", "margin", "correct", "loss")
-FEATURES = ("pixels", "stats", "both")
+FEATURES = ("pixels", "stats", "both", "coarse")
 WEIGHTINGS = ("none", "balanced", "stakes")
 PER_LENGTH_TARGETS = ("correct", "loss")  # sigmoid heads, Lagrangian rule
 STAKES_FLOOR = 0.25
@@ -67,6 +72,7 @@ class AssignerConfig:
     image_size: int = 32  # the full-resolution input the statistics are computed on
     detail_sizes: tuple[int, ...] = ()  # input sizes of the shorter lengths (stats features)
     costs: tuple[float, ...] = ()  # FLOPs of each length relative to the longest (Lagrangian)
+    num_classes: int = 10  # the ReViT's classes (``coarse`` reads its logits)
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -81,6 +87,15 @@ class AssignerConfig:
     @property
     def per_length(self) -> bool:
         return self.target in PER_LENGTH_TARGETS
+
+    @property
+    def reads_coarse_pass(self) -> bool:
+        """Whether the assigner's input is the ReViT's shortest-length logits, not the image."""
+        return self.features == "coarse"
+
+    @property
+    def num_coarse(self) -> int:
+        return 2 * self.num_classes + 2
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -116,9 +131,22 @@ def image_statistics(x: torch.Tensor, detail_sizes: Sequence[int]) -> torch.Tens
     return torch.cat(parts, dim=1)
 
 
+def coarse_features(logits: torch.Tensor) -> torch.Tensor:
+    """(B, 2C + 2) features of the shortest pass's logits (B, C): the softmax (which classes
+    it hesitates between), the softmax sorted (how sure, whatever the class), its entropy,
+    and the top-2 log-probability margin."""
+    log_probs = logits.float().log_softmax(dim=-1)
+    probs = log_probs.exp()
+    ordered = probs.sort(dim=-1, descending=True).values
+    entropy = -(probs * log_probs).sum(dim=-1, keepdim=True)
+    top2 = log_probs.topk(2, dim=-1).values
+    return torch.cat([probs, ordered, entropy, top2[:, :1] - top2[:, 1:]], dim=1)
+
+
 class TokenLengthAssigner(nn.Module):
     """K outputs per image: length logits (``hard``/``margin``) or per-length correctness
-    logits (``correct``/``loss``), from a CNN on a thumbnail, image statistics, or both."""
+    logits (``correct``/``loss``), from a CNN on a thumbnail, image statistics, both, or (for
+    ``coarse``) the ReViT's shortest-length logits, which are then its input ``x`` (B, C)."""
 
     def __init__(self, config: AssignerConfig = AssignerConfig()) -> None:
         super().__init__()
@@ -142,7 +170,11 @@ class TokenLengthAssigner(nn.Module):
         if config.features in ("stats", "both"):
             self.stats_norm = nn.BatchNorm1d(self.num_stats)
             width += self.num_stats
-        if config.features == "stats":  # statistics alone: a small MLP, not a linear model
+        self.coarse_norm = None
+        if config.reads_coarse_pass:
+            self.coarse_norm = nn.BatchNorm1d(config.num_coarse)
+            width += config.num_coarse
+        if config.features in ("stats", "coarse"):  # no CNN: a small MLP, not a linear model
             self.head = nn.Sequential(nn.Linear(width, STATS_HIDDEN), nn.ReLU(inplace=True),
                                       nn.Linear(STATS_HIDDEN, config.num_lengths))
         else:
@@ -156,6 +188,8 @@ class TokenLengthAssigner(nn.Module):
         return 3 * self.config.in_chans + len(self.config.detail_sizes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.coarse_norm is not None:
+            return self.head(self.coarse_norm(coarse_features(x)))
         parts = []
         if self.features is not None:
             size = self.config.input_size
@@ -172,7 +206,9 @@ class TokenLengthAssigner(nn.Module):
         """FLOPs per image: 2 x MACs of the convolutions and the head, plus for statistics an
         operation count per input value (mean 1, deviation 2, edges 4, and per detail size 13:
         a bilinear down- and upsample, difference, square, sum); the thumbnail resize is not
-        counted, as ReViT's own input resize is not."""
+        counted, as ReViT's own input resize is not. For ``coarse``: 8 operations per class
+        for the features (softmax, sort, entropy), the normalisation and the MLP; the shortest
+        pass it reads is charged by :meth:`spent`, not here."""
         config = self.config
         total, width = 0, 0
         if self.features is not None:
@@ -187,7 +223,10 @@ class TokenLengthAssigner(nn.Module):
             values = config.in_chans * config.image_size**2
             total += values * (7 + 13 * len(config.detail_sizes)) + 2 * self.num_stats
             width += self.num_stats
-        if config.features == "stats":
+        if config.reads_coarse_pass:
+            width = config.num_coarse
+            total += 8 * config.num_classes + 2 * width
+        if config.features in ("stats", "coarse"):
             return total + 2 * (width * STATS_HIDDEN + STATS_HIDDEN * config.num_lengths)
         return total + 2 * width * config.num_lengths
 
@@ -205,10 +244,26 @@ class TokenLengthAssigner(nn.Module):
         return decide(logits, knob)
 
     def relative_costs(self) -> torch.Tensor:
+        """What choosing each length adds, relative to the longest. A ``coarse`` router has
+        already paid the shortest pass: keeping it costs nothing more, any other length its
+        own full cost."""
         count = self.config.num_lengths
         if self.config.costs:
-            return torch.tensor(self.config.costs, dtype=torch.float32)
-        return torch.arange(1, count + 1, dtype=torch.float32) / count
+            costs = torch.tensor(self.config.costs, dtype=torch.float32)
+        else:
+            costs = torch.arange(1, count + 1, dtype=torch.float32) / count
+        if self.config.reads_coarse_pass:
+            costs[0] = 0.0
+        return costs
+
+    def spent(self, length_flops: torch.Tensor, route: torch.Tensor) -> torch.Tensor:
+        """FLOPs per image (B,) of running each image at ``route`` under this assigner: the
+        assigner, the chosen length, and for ``coarse`` the shortest pass every image pays
+        (once: an image kept at the shortest length reuses it)."""
+        chosen = length_flops[route]
+        if self.config.reads_coarse_pass:
+            chosen = torch.where(route > 0, chosen + length_flops[0], chosen)
+        return chosen + self.flops()
 
     @torch.no_grad()
     def assign(self, x: torch.Tensor, knob: float | None = None) -> torch.Tensor:
@@ -357,7 +412,8 @@ def train_assigner(
     steps_per_epoch = max(1, math.ceil(len(targets) / batch_size))
     total = epochs * steps_per_epoch
     size = images.shape[-1]
-    augment = Compose([RandomCrop(size, padding=max(1, size // 8)), RandomHorizontalFlip()])
+    augment = (Compose([RandomCrop(size, padding=max(1, size // 8)), RandomHorizontalFlip()])
+               if images.ndim == 4 else Compose([]))  # coarse logits: nothing to augment
     optimizer = torch.optim.AdamW(assigner.parameters(), lr=lr, weight_decay=weight_decay)
     generator = torch.Generator().manual_seed(seed)
     target_kind = assigner.config.target

@@ -2,7 +2,8 @@
 
 - :func:`bucketed_predict`: the TLA assigns a length to every image of the batch, images are
   grouped by length, one ReViT pass runs per group, and the logits go back to the original
-  order. Every image in a group has the same token count, so no padding is wasted.
+  order. Every image in a group has the same token count, so no padding is wasted. A router
+  that reads the shortest pass (``features='coarse'``) runs that pass first.
 - :func:`cascade_predict`: DVT's exit rule on the same shared-weight ReViT: run the shortest
   length on everything, keep the images whose top softmax probability reaches the threshold,
   send the rest to the next length; the longest length takes whatever remains. It needs no
@@ -56,10 +57,22 @@ def predict_at(model: ResizableViT, x: torch.Tensor, index: torch.Tensor | int) 
 @torch.no_grad()
 def bucketed_predict(model: ResizableViT, assigner: TokenLengthAssigner, x: torch.Tensor,
                      threshold: float | None = None) -> AdaptiveOutput:
-    """The TLA picks each image's length; one ReViT pass per length bucket."""
-    chosen = assigner.assign(x, threshold).cpu()
-    out = predict_at(model, x, chosen)
-    out.flops = out.flops + assigner.flops()
+    """The TLA picks each image's length; one ReViT pass per length bucket. A ``coarse``
+    assigner first runs the shortest length on the whole batch and reads its logits; images it
+    keeps there reuse that pass, the others run once more at their length."""
+    costs = lengths_flops(model)
+    if not assigner.config.reads_coarse_pass:
+        chosen = assigner.assign(x, threshold).cpu()
+        out = predict_at(model, x, chosen)
+    else:
+        coarse = model(x, length=0)
+        chosen = assigner.assign(coarse, threshold).cpu()
+        out = AdaptiveOutput(coarse.clone(), chosen.clone(), costs[chosen])
+        further = torch.nonzero(chosen > 0).flatten()
+        if len(further):
+            more = predict_at(model, x[further.to(x.device)], chosen[further])
+            out.logits[further.to(out.logits.device)] = more.logits.to(out.logits.dtype)
+    out.flops = assigner.spent(costs, chosen)
     return out
 
 

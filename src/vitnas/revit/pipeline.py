@@ -38,6 +38,8 @@ from vitnas.revit.assigner import (
 from vitnas.revit.evaluate import (
     CASCADE_GRID,
     ReViTEvaluation,
+    assigned_point,
+    assigner_inputs,
     assigner_logits,
     calibrate,
     cascade_point,
@@ -95,6 +97,7 @@ def train_step(
     """
     train_config = train_config or TrainConfig()
     train_config.check()
+    config.lengths()  # a bad token-length grid fails before any data loads
     check_device(device)
     if train_per_class is not None and train_per_class < 1:
         raise ConfigError(f"train_per_class must be >= 1 (or unset for all images), got "
@@ -242,8 +245,9 @@ def assigner_step(
         in_chans=train_set.channels, target=target, features=features,
         image_size=train_set.image_shape[-1],
         detail_sizes=tuple(length.grid * model.native_patch for length in model.lengths[:-1]),
-        costs=tuple(round(float(c) / float(costs[-1]), 6) for c in costs))
-    images = _normalised(train_set, indices)
+        costs=tuple(round(float(c) / float(costs[-1]), 6) for c in costs),
+        num_classes=logits.shape[-1])
+    images = assigner_inputs(config, _normalised(train_set, indices), logits)
     correct = correct_by_length(logits, targets)
     fit_targets = labels if target == "hard" else soft_targets(logits, targets, target, policy,
                                                                temperature)
@@ -273,8 +277,7 @@ def assigner_step(
     platt = fit_platt(assigner, out_of_fold, correct)
 
     full = round(100.0 * float(correct[-1].float().mean()), 2)
-    tla_points = [routed_point("tla", knob, correct, costs,
-                               assigner.route(out_of_fold, knob), assigner.flops())
+    tla_points = [assigned_point(knob, correct, costs, assigner, out_of_fold)
                   for knob in knob_grid(config)]
     cascade_points = [cascade_point(t, logits, correct, costs) for t in CASCADE_GRID]
     tla_choice = calibrate(tla_points, full, max_loss)

@@ -118,8 +118,13 @@ class SplitSpec:
     def unseen(self, labels: torch.Tensor) -> torch.Tensor:
         """Sorted indices of the images this split leaves out of ReViT training."""
         if self.kind == "holdout":
-            classes = len(torch.unique(labels))
-            n = min(len(labels) - 1, self.per_class * classes)
+            counts = torch.unique(labels, return_counts=True)[1]
+            if self.per_class >= int(counts.min()):
+                raise ConfigError(f"a holdout of {self.per_class} images per class leaves "
+                                  f"no training image of the smallest class "
+                                  f"({int(counts.min())} images); lower --holdout-per-class "
+                                  f"or raise --train-per-class")
+            n = self.per_class * len(counts)
             return torch.sort(balanced_indices(labels, n, self.seed)).values
         order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.seed))
         return torch.sort(torch.tensor_split(order, self.folds)[self.fold]).values

@@ -29,12 +29,12 @@ from vitnas.errors import ArchitectureError, ConfigError
 from vitnas.flops import LayerCost, conv_cost, linear_cost, transformer_block_cost
 from vitnas.models.vit import VisionTransformer, mlp_hidden_dim
 from vitnas.spaces.base import (
-    SPACES,
     SearchSpace,
     as_rng,
     build_seeded,
     check_choice,
     check_keys,
+    register_presets,
 )
 
 
@@ -293,15 +293,4 @@ def _flag(space: str, field: str, value: bool | str | int | None, default: bool)
     raise ArchitectureError(f"{space}: {field} must be true or false, not {value!r}")
 
 
-def _register(size: str, choices: AutoFormerChoices, is_micro: bool) -> None:
-    name = f"autoformer-{size}" + ("-micro" if is_micro else "")
-
-    def factory(**options: Any) -> AutoFormerSpace:
-        return AutoFormerSpace(name, choices, is_micro=is_micro, **options)
-
-    SPACES.register(name, factory)
-
-
-for _size, _choices in PRESETS.items():
-    _register(_size, _choices, False)
-    _register(_size, micro(_choices), True)
+register_presets("autoformer", AutoFormerSpace, PRESETS, micro)

@@ -11,7 +11,8 @@ import random
 import re
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,16 @@ from vitnas.flops import LayerCost
 from vitnas.registry import Registry
 
 SPACES: Registry = Registry("search space")
+
+
+def register_presets(family: str, space_class: type, presets: dict[str, Any],
+                     micro: Callable[[Any], Any]) -> None:
+    """Register ``<family>-<size>`` and its CPU-sized ``<family>-<size>-micro`` for every
+    preset; ``micro`` shrinks a preset's choices. Each factory passes the user's options on."""
+    for size, choices in presets.items():
+        for is_micro, chosen in ((False, choices), (True, micro(choices))):
+            name = f"{family}-{size}" + ("-micro" if is_micro else "")
+            SPACES.register(name, partial(space_class, name, chosen, is_micro=is_micro))
 
 
 def as_rng(seed_or_rng: int | random.Random | None) -> random.Random:

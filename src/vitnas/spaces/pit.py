@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from torch import nn
@@ -25,7 +25,14 @@ from vitnas.errors import ArchitectureError, ConfigError
 from vitnas.flops import LayerCost, conv_cost, conv_out, linear_cost, transformer_block_cost
 from vitnas.models.pit import PoolingTransformer, pit_grid
 from vitnas.models.vit import mlp_hidden_dim
-from vitnas.spaces.base import SPACES, SearchSpace, as_rng, build_seeded, check_choice, check_keys
+from vitnas.spaces.base import (
+    SearchSpace,
+    as_rng,
+    build_seeded,
+    check_choice,
+    check_keys,
+    register_presets,
+)
 
 STAGES = 3
 
@@ -236,17 +243,10 @@ class PiTSpace(SearchSpace):
         }
 
 
-def _register(size: str, choices: PiTChoices, is_micro: bool) -> None:
-    name = f"pit-{size}" + ("-micro" if is_micro else "")
-    if is_micro:
-        choices = PiTChoices(tuple(b // MICRO_BASE_DIM_DIVISOR for b in choices.base_dims))
-
-    def factory(**options: Any) -> PiTSpace:
-        return PiTSpace(name, choices, is_micro=is_micro, **options)
-
-    SPACES.register(name, factory)
+def micro(choices: PiTChoices) -> PiTChoices:
+    """The CPU-sized preset: base dims divided by MICRO_BASE_DIM_DIVISOR."""
+    divided = tuple(b // MICRO_BASE_DIM_DIVISOR for b in choices.base_dims)
+    return replace(choices, base_dims=divided)
 
 
-for _size, _choices in PRESETS.items():
-    _register(_size, _choices, False)
-    _register(_size, _choices, True)
+register_presets("pit", PiTSpace, PRESETS, micro)

@@ -60,7 +60,14 @@ from vitnas.flops import LayerCost, attention_matmul_flops, conv_cost, linear_co
 from vitnas.models.segmentation import FPNDecoder, SegmentationModel
 from vitnas.models.swin import HierarchicalViT, stage_grids, stage_window
 from vitnas.models.vit import mlp_hidden_dim
-from vitnas.spaces.base import SPACES, SearchSpace, as_rng, build_seeded, check_choice, check_keys
+from vitnas.spaces.base import (
+    SearchSpace,
+    as_rng,
+    build_seeded,
+    check_choice,
+    check_keys,
+    register_presets,
+)
 
 STAGES = 4
 TASKS = ("classification", "segmentation")
@@ -350,15 +357,4 @@ class S3Space(SearchSpace):
         }
 
 
-def _register(size: str, choices: S3Choices, is_micro: bool) -> None:
-    name = f"s3-{size}" + ("-micro" if is_micro else "")
-
-    def factory(**options: Any) -> S3Space:
-        return S3Space(name, choices, is_micro=is_micro, **options)
-
-    SPACES.register(name, factory)
-
-
-for _size, _choices in PRESETS.items():
-    _register(_size, _choices, False)
-    _register(_size, micro(_choices), True)
+register_presets("s3", S3Space, PRESETS, micro)
