@@ -26,6 +26,7 @@ from vitnas.revit import (
 from vitnas.revit.evaluate import calibrate, cascade_point, routed_point
 from vitnas.revit.inference import lengths_flops
 from vitnas.revit.model import _resize_matrix, interpolate_pos_embed
+from vitnas.revit.training import epoch_means
 
 TINY = dict(embed_dim=16, depth=1, num_heads=2, mlp_ratio=2.0)
 
@@ -427,3 +428,9 @@ def test_platt_scaling_calibrates_per_length_probabilities():
     after = nn.functional.binary_cross_entropy(assigner.probabilities(overconfident),
                                                correct.float().T)
     assert after < before and float(assigner.platt_scale.mean()) == pytest.approx(0.25, abs=0.1)
+
+
+def test_epoch_means_average_each_epochs_steps():
+    assert epoch_means([4.0, 2.0, 1.0, 3.0, 5.0, 7.0], 3) == [3.0, 2.0, 6.0]
+    assert epoch_means([1.0, 2.0, 4.0], 2) == [1.5, 4.0]  # uneven: the first epoch gets more
+    assert epoch_means([], 3) == [] and epoch_means([1.0], 0) == []

@@ -158,6 +158,10 @@ def test_resume_after_sigkill_mid_run_gives_the_weights_of_an_uninterrupted_run(
     for key, value in reference["state_dict"].items():
         assert torch.allclose(resumed["state_dict"][key], value, atol=1e-6), key
     assert resumed["meta"]["steps"] == reference["meta"]["steps"]
+    # the training curve spans both sittings: one mean loss per epoch, equal to the straight run's
+    assert len(resumed["meta"]["epoch_losses"]) == epochs
+    assert resumed["meta"]["epoch_losses"] == pytest.approx(reference["meta"]["epoch_losses"],
+                                                            abs=1e-3)
 
 
 def test_resume_refuses_the_state_of_another_run(tmp_path, capsys):

@@ -136,7 +136,8 @@ def train_step(
         "train_images": len(seen), "recipe": {**vars(train_config), "mode": mode},
         "init_from": init, "resumed_from_step": result.resumed_from,
         "seconds": round(result.seconds, 1), "steps": result.steps,
-        "final_loss": round(result.final_loss, 4), "test_top1": result.top1,
+        "final_loss": round(result.final_loss, 4), "epoch_losses": result.epoch_losses,
+        "test_top1": result.top1,
         "threads": torch.get_num_threads(), "device": device, "lengths": model.describe(),
         "command": command,
     }

@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -266,6 +267,15 @@ class ReViTTrainResult:
     final_loss: float
     top1: list[float]  # per token length on the evaluation set, shortest first
     resumed_from: int | None = None
+    epoch_losses: list[float] = field(default_factory=list)  # the training curve
+
+
+def epoch_means(losses: Sequence[float], epochs: int) -> list[float]:
+    """Mean step loss of each epoch (the steps split evenly): the curve a long run commits."""
+    if epochs < 1 or not losses:
+        return []
+    return [round(float(chunk.mean()), 4)
+            for chunk in torch.tensor(list(losses), dtype=torch.float64).tensor_split(epochs)]
 
 
 def train_revit(
@@ -293,4 +303,4 @@ def train_revit(
     tail = fit.losses[-20:]
     model.eval()
     return ReViTTrainResult(mode, fit.seconds, fit.steps, sum(tail) / max(1, len(tail)), top1,
-                            fit.resumed_from)
+                            fit.resumed_from, epoch_means(fit.losses, fit.epochs_done))
