@@ -28,6 +28,7 @@ import sys
 import torch
 from torch import nn
 
+from vitnas.errors import ConfigError, VitnasError
 from vitnas.revit import artifacts
 from vitnas.revit.assigner import coarse_features, knob_grid, train_assigner
 from vitnas.revit.evaluate import CASCADE_GRID, assigner_logits, cascade_point
@@ -86,6 +87,14 @@ def hybrid_point(route: torch.Tensor, confidence: torch.Tensor, threshold: float
 
 
 def main() -> int:
+    try:
+        return probe()
+    except VitnasError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def probe() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("labels")
     parser.add_argument("--revit", required=True)
@@ -96,6 +105,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
+    if args.folds < 2 or args.epochs < 1 or args.threads < 1:
+        raise ConfigError(f"need --folds >= 2, --epochs >= 1 and --threads >= 1, got "
+                          f"{args.folds}, {args.epochs}, {args.threads}")
     torch.set_num_threads(args.threads)
 
     payload = artifacts.load_labels(args.labels)

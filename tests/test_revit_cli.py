@@ -260,3 +260,11 @@ def test_an_assigner_file_from_before_the_new_options_still_loads(pipeline, tmp_
     torch.save(payload, old)
     assigner, _ = artifacts.load_assigner(old)
     assert assigner.config.target == "hard" and assigner.config.features == "pixels"
+
+
+def test_the_cli_choice_lists_match_the_library():
+    from vitnas.cli import revit as cli_revit
+    from vitnas.revit.labels import NONE_CORRECT_POLICIES
+    from vitnas.train import PRECISIONS
+    assert cli_revit.NONE_CORRECT == NONE_CORRECT_POLICIES
+    assert cli_revit.PRECISIONS == PRECISIONS

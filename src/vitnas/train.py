@@ -40,7 +40,8 @@ class TrainConfig:
     momentum: float = 0.9  # sgd only
     schedule: str = "warmup_cosine"  # or "constant" (lr throughout)
     # "auto": bf16 autocast on a GPU, float32 on CPU (what every ground truth here used);
-    # "bf16": autocast on any device (2.2x faster ReViT training on this machine's AMX CPU);
+    # "bf16": autocast on any device (ReViT steps 1.48x faster on an AMX CPU, measured by
+    # benchmarks/train_precision.py);
     # "fp32": never
     precision: str = "auto"
 

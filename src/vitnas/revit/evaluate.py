@@ -5,7 +5,7 @@ cover (the resize route runs any grid); one or more TLAs (bucketed inference) at
 calibrated knobs and along knob sweeps, a router on the shortest pass (``features='coarse'``)
 charged that pass for every image; the oracle (each image at its true token-length label:
 the ceiling a perfect assigner reaches); the DVT-style confidence cascade at its calibrated
-threshold, at the threshold that matches the first TLA's accuracy, and along a sweep.
+threshold, at the cheapest threshold at least as accurate as each TLA, and along a sweep.
 
 An adaptive policy counts only above the fixed-length curve: the upper concave hull of the
 fixed lengths in (seconds per image, accuracy), which mixing two lengths over the images
