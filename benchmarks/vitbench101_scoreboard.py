@@ -10,10 +10,13 @@ what is new and the judging alone takes a few minutes. Expected result: the tabl
 
 Protocol (choose on dev, claim on test):
 - ``vit-bench-101-autoformer`` is split into dev and test halves by a seeded hash of each
-  architecture (``split_seed`` 0, the scoreboard's split). Everything is *chosen* on the dev half
-  with the primary label (CIFAR-100 with distillation, ``c100_kd_acc``): the recommended search
-  default (best dev Kendall tau over every proxy and named ensemble, the baselines excluded) and
-  the ViNTK default (best dev tau among ``vintk`` rows).
+  architecture (``split_seed`` 0, the scoreboard's split). Everything is *chosen* on the dev half:
+  - per label, the shape baseline every row is compared with (the best of params, flops,
+    depth, width, logsize, depth>params on that label's dev half; PiT uses AutoFormer's);
+  - the recommended zero-shot search default: among every row, shape baselines included, the
+    one whose worst KD label (c100/flower/chaoyang) is least below that label's best shape
+    baseline (a user's task is unknown, and which shape wins flips with the task: issue 23);
+  - the ViNTK default (best dev tau among ``vintk`` rows, primary label).
 - Claims are made on the test half and on ``vit-bench-101-pit`` (a second space, never used for
   choosing), every label, with bootstrap intervals, beyond-size columns and regret.
 - Every proxy sees one fixed CIFAR-10 batch (16 images, seed 0) upsampled to 224 px, and each
@@ -21,6 +24,10 @@ Protocol (choose on dev, claim on test):
 
 Writes ``OUT/<bench>_<label>_<split>.json`` (+ ``.md``) for every combination, the PNGs of the
 primary ones, ``OUT/summary.md`` (the README's tables) and ``OUT/selection.json`` (what dev chose).
+
+``--rejudge`` scores nothing: it reads the boards already in OUT, adds the shape baselines
+(computed from each board's architectures) and judges every row again with today's columns
+and the dev choices above (minutes, not hours).
 """
 
 from __future__ import annotations
@@ -32,13 +39,23 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from vitnas.bench import load_benchmark
-from vitnas.bench.correlate import Scoreboard, ScoreboardConfig, correlate
+from vitnas.bench.correlate import (
+    Scoreboard,
+    ScoreboardConfig,
+    correlate,
+    rejudge,
+    with_shape_baselines,
+)
 from vitnas.bench.report import markdown_table, plot_scatter, plot_tau
+from vitnas.proxies.shape import is_baseline
 from vitnas.proxies.vintk import VARIANTS_V2
 from vitnas.store import ScoreStore
 
 PRIMARY = "c100_kd_acc"
+KD_LABELS = ("c100_kd_acc", "flower_kd_acc", "chaoyang_kd_acc")
 LABELS = ("c100_kd_acc", "c100_base_acc", "flower_kd_acc", "flower_base_acc", "chaoyang_kd_acc",
           "chaoyang_base_acc", "imagenet_super_acc")
 AUTOFORMER, PIT = "vit-bench-101-autoformer", "vit-bench-101-pit"
@@ -53,7 +70,9 @@ PEERS = ("autoprox", "token_entropy", "token_entropy:estimator=spectral", "swap:
 # logit-sum trace stands for it
 NTK = ("ntk_cond", "ntk_cond:params=all", "ntk_trace:outputs=scalar", "ntk_eigen",
        "ntk_frobenius", "ntk_regression", "lga", "lga:params=all")
-ENSEMBLES = ("ens:nwot+params", "ens:nwot+flops", "ens:vintk+params", "ens:dss+params",
+ENSEMBLES = ("ens:params+depth", "ens:width+depth", "ens:params+logsize", "ens:lswag+params",
+             "ens:lswag+width", "ens:nwot+params",
+             "ens:nwot+flops", "ens:vintk+params", "ens:dss+params",
              "ens:token_entropy+params", "ens:zen+params",
              "logrank:aznas_trainability+aznas_expressivity+aznas_complexity",
              "logrank:aznas_trainability+aznas_expressivity+aznas_progressivity"
@@ -79,6 +98,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="torch threads of the driver")
     p.add_argument("--labels", default=",".join(LABELS))
     p.add_argument("--resamples", type=int, default=1000)
+    p.add_argument("--rejudge", action="store_true",
+                   help="score nothing: judge the boards in --out again (shape rows added)")
     p.add_argument("--smoke", action="store_true",
                    help="3 proxies, 12 architectures per benchmark, 50 resamples (CI-sized)")
     return p.parse_args(argv)
@@ -102,14 +123,16 @@ def best_row(board: Scoreboard, keep) -> str | None:
     return max(rows, key=lambda r: r.kendall).proxy if rows else None
 
 
-def fmt_tau(board: Scoreboard | None, proxy: str, ci: bool = False, delta: bool = False) -> str:
+def fmt_tau(board: Scoreboard | None, proxy: str, ci: bool = False,
+            delta: bool | str = False) -> str:
     if board is None:
         return "-"
     try:
         row = board.row(proxy)
     except Exception:
         return "-"
-    value, interval = ((row.delta_kendall, row.delta_kendall_ci) if delta
+    value, interval = ((row.delta_shape_kendall, row.delta_shape_kendall_ci) if delta == "shape"
+                       else (row.delta_kendall, row.delta_kendall_ci) if delta
                        else (row.kendall, row.kendall_ci))
     if not math.isfinite(value):
         return f"n/a ({row.failed} failed)" if row.failed else "n/a"
@@ -119,6 +142,45 @@ def fmt_tau(board: Scoreboard | None, proxy: str, ci: bool = False, delta: bool 
     return text
 
 
+def shape_choices(boards: dict) -> dict[str, str]:
+    """Per label, the best shape baseline on the AutoFormer dev half."""
+    return {label: board.shape_baseline for (bench, label, split), board in boards.items()
+            if bench == AUTOFORMER and split == "dev"}
+
+
+def select_default(boards: dict) -> tuple[str, dict[str, float]]:
+    """The zero-shot default: the dev row whose worst KD label is least below that label's
+    best shape baseline (every row competes, the baselines included). Returns it and every
+    row's worst gap."""
+    devs = [boards[(AUTOFORMER, label, "dev")] for label in KD_LABELS
+            if (AUTOFORMER, label, "dev") in boards]
+    gaps: dict[str, float] = {}
+    for row in devs[0].rows:
+        deficits = [board.row(row.proxy).kendall - board.row(board.shape_baseline).kendall
+                    for board in devs]
+        if all(math.isfinite(d) for d in deficits):
+            gaps[row.proxy] = min(deficits)
+    return max(gaps, key=gaps.get), gaps
+
+
+def with_missing_ensembles(board: Scoreboard, specs: tuple[str, ...]) -> Scoreboard:
+    """A stored board given the named ensembles it lacks (rank sums over its architectures,
+    as ``correlate`` builds them), when their members were scored."""
+    from vitnas.bench.correlate import is_ensemble, parse_ensemble
+
+    scores = dict(board.scores)
+    for spec in specs:
+        if not is_ensemble(spec):
+            continue
+        ensemble = parse_ensemble(spec)
+        if ensemble.name not in scores and all(m in scores for m in ensemble.members):
+            combined = ensemble.combine({m: np.asarray(scores[m], float)
+                                         for m in ensemble.members})
+            scores[ensemble.name] = [float(v) for v in combined]
+    board.scores = scores
+    return board
+
+
 def summary(boards: dict, selection: dict, labels: list[str], command: str, wall: float) -> str:
     dev = boards[(AUTOFORMER, PRIMARY, "dev")]
     test = boards[(AUTOFORMER, PRIMARY, "test")]
@@ -126,32 +188,43 @@ def summary(boards: dict, selection: dict, labels: list[str], command: str, wall
     pit_base = boards.get((PIT, "c100_base_acc", "all"))
     order = sorted((r.proxy for r in dev.rows),
                    key=lambda p: -dev.row(p).kendall if math.isfinite(dev.row(p).kendall) else 9)
+    shape = selection["shape_baseline"]
     lines = [f"# ViT-Bench-101 scoreboard\n\n`{command}` ({wall / 60:.1f} min wall, this run)\n",
-             f"Chosen on the AutoFormer dev half ({dev.n} architectures, {PRIMARY}): recommended "
-             f"search default **{selection['default']}**, best ViNTK variant "
-             f"**{selection['vintk']}**.\n",
-             "## Primary label (CIFAR-100 KD): dev (chooses), test and PiT (claims)\n",
-             f"| proxy | AF dev ({dev.n}) | AF test ({test.n}) [95% CI] | AF test tau - "
-             "tau(params) [paired CI] | AF test tau in params quintiles | AF test partial tau | "
-             "AF test regret (points) | PiT C100 KD [CI] | PiT KD - params | PiT C100 base | "
-             "PiT base - params | s/arch |",
-             "|" + "---|" * 12]
+             f"Chosen on the AutoFormer dev half: the shape baseline per label "
+             f"({', '.join(f'{k}: {v}' for k, v in shape.items())}); the recommended "
+             f"zero-shot search default **{selection['default']}** ({selection['rule']}); "
+             f"best ViNTK variant **{selection['vintk']}**.\n",
+             f"## Primary label (CIFAR-100 KD): dev (chooses), test and PiT (claims)\n\n"
+             f"Shape baseline for this label, chosen on dev: **{shape.get(PRIMARY)}**. "
+             f"'vs shape' is tau - tau(that baseline) with a paired 95% interval; 'partial | "
+             f"shape' is Kendall tau of the residual ranks after regressing both on the ranks "
+             f"of (#params, depth, width); 'in depth' is tau within each depth, pair-weighted.\n",
+             f"| proxy | AF dev ({dev.n}) | AF test ({test.n}) [95% CI] | AF test vs params "
+             "[paired CI] | AF test vs shape [paired CI] | AF test partial \\| shape | "
+             "AF test in depth | AF test regret (points) | PiT C100 KD [CI] | PiT KD vs params "
+             "| PiT KD vs shape [CI] | PiT C100 base | PiT base vs params | s/arch |",
+             "|" + "---|" * 14]
     for proxy in order:
         t = test.row(proxy)
-        name = f"**{proxy}**" if proxy in ("params", "flops") else proxy
+        name = f"**{proxy}**" if is_baseline(proxy) else proxy
         lines.append(
             f"| {name} | {fmt_tau(dev, proxy)} | {fmt_tau(test, proxy, ci=True)} | "
             f"{fmt_tau(test, proxy, ci=True, delta=True)} | "
-            f"{t.within_strata_kendall:.3f} | {t.partial_kendall:.3f} | {t.regret:.2f} | "
+            f"{fmt_tau(test, proxy, ci=True, delta='shape')} | "
+            f"{t.partial_kendall_shape:.3f} | {t.within_depth_kendall:.3f} | {t.regret:.2f} | "
             f"{fmt_tau(pit_kd, proxy, ci=True)} | {fmt_tau(pit_kd, proxy, delta=True)} | "
+            f"{fmt_tau(pit_kd, proxy, ci=True, delta='shape')} | "
             f"{fmt_tau(pit_base, proxy)} | {fmt_tau(pit_base, proxy, delta=True)} | "
             f"{t.seconds:.2f} |")
-    lines.append(f"| random pick | - | - | - | - | - | {test.random_regret:.2f} | - | - | - | - "
-                 f"| - |")
-    headline = [p for p in ("params", "flops", selection["default"], selection["vintk"], "vintk")
+    lines.append(f"| random pick | - | - | - | - | - | - | {test.random_regret:.2f} | - | - | - "
+                 f"| - | - | - |")
+    headline = [p for p in ("params", "flops", "depth", "width", "logsize", "depth>params",
+                            selection["default"], "lswag", selection["vintk"], "vintk")
                 if p and p in order]
     headline += [p for p in order[:6] if p not in headline]
     lines += ["\n## Every label: Kendall tau on the AutoFormer test half and on PiT (all 100)\n",
+              "The shape baseline of each label (chosen on AutoFormer dev): "
+              + ", ".join(f"{k} {v}" for k, v in shape.items()) + ".\n",
               "| proxy | " + " | ".join(f"AF {lab}" for lab in labels) + " | "
               + " | ".join(f"PiT {lab}" for lab in labels if lab != "imagenet_super_acc")
               + " |", "|" + "---|" * (1 + 2 * len(labels) - ("imagenet_super_acc" in labels))]
@@ -171,13 +244,15 @@ def main(argv: list[str]) -> None:
 
         torch.set_num_threads(args.threads)
     proxies = SMOKE_PROXIES if args.smoke else tuple(args.proxies.split(","))
+    pit = SMOKE_PROXIES if args.smoke else tuple(args.pit_proxies.split(","))
     labels = [label for label in args.labels.split(",") if label]
     resamples = 50 if args.smoke else args.resamples
     out = Path(args.out)
     start = time.perf_counter()
     boards: dict[tuple[str, str, str], Scoreboard] = {}
 
-    def judge_everywhere(name: str, splits: tuple[str, ...], specs: tuple[str, ...]) -> None:
+    def score_everywhere(name: str, splits: tuple[str, ...], specs: tuple[str, ...],
+                         store: ScoreStore) -> None:
         bench = load_benchmark(name, n=12 if args.smoke else None)
         # one scoring pass over every architecture; the splits and labels below are cached
         first = ScoreboardConfig(proxies=specs, metric=PRIMARY, batch_size=BATCH_SIZE,
@@ -190,23 +265,68 @@ def main(argv: list[str]) -> None:
             for split in splits:
                 config = ScoreboardConfig(proxies=specs, metric=label, batch_size=BATCH_SIZE,
                                           split=split, resamples=resamples)
-                board = correlate(bench, config, store)
-                boards[(name, label, split)] = board
-                primary = label == PRIMARY or (name == PIT and label == "c100_base_acc")
-                write_board(board, board_path(out, name, label, split), command, primary)
+                boards[(name, label, split)] = correlate(bench, config, store)
 
-    with ScoreStore(args.db) as store:
-        judge_everywhere(AUTOFORMER, ("dev", "test"), proxies)
-        dev = boards[(AUTOFORMER, PRIMARY, "dev")]
-        selection = {
-            "rule": f"highest Kendall tau on the {AUTOFORMER} dev half, label {PRIMARY}",
-            "default": best_row(dev, lambda p: p not in ("params", "flops")),
-            "vintk": best_row(dev, lambda p: p.split(":")[0] == "vintk"),
-            "command": command,
-        }
-        pit = SMOKE_PROXIES if args.smoke else tuple(args.pit_proxies.split(","))
-        chosen = tuple(p for p in (selection["default"], selection["vintk"]) if p)
-        judge_everywhere(PIT, ("all",), tuple(dict.fromkeys((*pit, *chosen))))
+    def read_everywhere(name: str, splits: tuple[str, ...], specs: tuple[str, ...]) -> None:
+        """The committed boards, given the shape baselines (computed once per split) and the
+        ensembles they lack."""
+        space = load_benchmark(name).space
+        extended: dict[str, Scoreboard] = {}
+        for label in labels:
+            for split in splits:
+                path = board_path(out, name, label, split)
+                if not path.is_file():
+                    continue
+                board = Scoreboard.from_dict(json.loads(path.read_text()))
+                base = extended.get(split)
+                if base is None or base.keys != board.keys:
+                    base = extended[split] = with_shape_baselines(board, space)
+                added = {k: v for k, v in base.scores.items() if k not in board.scores}
+                board.scores = {**board.scores, **added}
+                board.shape = base.shape
+                boards[(name, label, split)] = with_missing_ensembles(board, specs)
+        print(f"{name}: read ({time.perf_counter() - start:.0f} s so far)", flush=True)
+
+    if args.rejudge:
+        read_everywhere(AUTOFORMER, ("dev", "test"), proxies)
+    else:
+        with ScoreStore(args.db) as store:
+            score_everywhere(AUTOFORMER, ("dev", "test"), proxies, store)
+    # dev chooses the shape baseline of each label (judged so far against the best on each
+    # split), then the default and the ViNTK variant
+    def config_of(board: Scoreboard, **changes) -> ScoreboardConfig:
+        return ScoreboardConfig(**{**board.config, "proxies": tuple(board.config["proxies"]),
+                                   **changes})
+
+    for key, board in list(boards.items()):
+        boards[key] = rejudge(board, config=config_of(board, resamples=0))
+    shapes = shape_choices(boards)
+    default, gaps = select_default(boards)
+    dev = boards[(AUTOFORMER, PRIMARY, "dev")]
+    selection = {
+        "rule": "on the AutoFormer dev half, the row (shape baselines included) whose worst KD "
+                "label is least below that label's best shape baseline",
+        "default": default,
+        "default_worst_gap": gaps[default],
+        "worst_gaps": dict(sorted(gaps.items(), key=lambda kv: -kv[1])[:15]),
+        "shape_baseline": shapes,
+        "vintk": best_row(dev, lambda p: p.split(":")[0] == "vintk"),
+        "command": command,
+    }
+    chosen = tuple(p for p in (selection["default"], selection["vintk"]) if p)
+    pit_specs = tuple(dict.fromkeys((*pit, *chosen)))
+    if args.rejudge:
+        read_everywhere(PIT, ("all",), pit_specs)
+    else:
+        with ScoreStore(args.db) as store:
+            score_everywhere(PIT, ("all",), pit_specs, store)
+    # every board judged against its label's dev-chosen shape baseline; test boards written
+    # only now, after every choice
+    for (name, label, split), board in list(boards.items()):
+        config = config_of(board, resamples=resamples, shape_baseline=shapes.get(label, ""))
+        boards[(name, label, split)] = board = rejudge(board, config=config)
+        primary = label == PRIMARY or (name == PIT and label == "c100_base_acc")
+        write_board(board, board_path(out, name, label, split), command, primary)
     for key in ("default", "vintk"):
         proxy = selection[key]
         if proxy is None:
@@ -214,8 +334,11 @@ def main(argv: list[str]) -> None:
         selection[f"{key}_numbers"] = {
             f"{b}/{lab}/{s}": {"tau": board.row(proxy).kendall,
                                "delta_vs_params": board.row(proxy).delta_kendall,
-                               "delta_ci": board.row(proxy).delta_kendall_ci}
-            for (b, lab, s), board in boards.items() if lab in (PRIMARY, "c100_base_acc")}
+                               "delta_ci": board.row(proxy).delta_kendall_ci,
+                               "shape_baseline": board.shape_baseline,
+                               "delta_vs_shape": board.row(proxy).delta_shape_kendall,
+                               "delta_vs_shape_ci": board.row(proxy).delta_shape_kendall_ci}
+            for (b, lab, s), board in boards.items() if proxy in board.scores}
     wall = time.perf_counter() - start
     out.mkdir(parents=True, exist_ok=True)
     (out / "selection.json").write_text(json.dumps(selection, indent=1) + "\n")

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from conftest import require_shared_file
 from vitnas.bench import GroundTruthConfig, build_ground_truth, load_benchmark, plan_architectures
 from vitnas.bench.correlate import (
     ScoreboardConfig,
@@ -21,6 +22,7 @@ from vitnas.bench.report import markdown_table, plot_scatter, plot_tau
 from vitnas.cli import main
 from vitnas.data import get_dataset
 from vitnas.errors import ConfigError
+from vitnas.proxies.shape import SHAPE_BASELINES
 from vitnas.spaces import get_space
 from vitnas.store import ScoreStore
 
@@ -129,6 +131,7 @@ def test_plain_list_needs_a_space_and_metric_must_exist(tmp_path):
 
 
 def test_nasbench201_is_built_in():
+    require_shared_file("nasbench201/nb201_test_acc_200ep.csv")  # its accuracy table
     bench = load_benchmark("nasbench201", n=5, seed=1)
     assert len(bench.records) == 5
     assert set(bench.metrics()) >= {"cifar10", "cifar100", "ImageNet16-120"}
@@ -182,7 +185,7 @@ def test_build_refuses_another_recipe(tmp_path, tiny_data):
 # --- scoreboard -----------------------------------------------------------------------------
 def test_specs_always_include_baselines_once():
     specs = scoreboard_specs(["nwot", "params", "vintk:sigma=10", "vintk"])
-    assert specs == ["params", "flops", "nwot", "vintk"]
+    assert specs == [*SHAPE_BASELINES, "nwot", "vintk"]
     everything = scoreboard_specs("all")
     assert len(everything) >= 30 and "vintk:mode=band" in everything
     assert "lga:epochs=1.0" in everything
@@ -207,13 +210,14 @@ def test_correlate_ranks_params_first_and_reuses_the_store(tmp_path):
                               resamples=50)
     store = ScoreStore(tmp_path / "s.sqlite")
     board = correlate(bench, config, store)
-    assert [r.proxy for r in board.rows] == ["params", "flops", "nwot"]
+    assert [r.proxy for r in board.rows] == [*SHAPE_BASELINES, "nwot"]
     params = board.row("params")
     assert params.kendall > 0.5 and params.failed == 0 and params.n == 12
     assert params.kendall_ci[0] <= params.kendall <= params.kendall_ci[1]
-    assert len(store) == 36
+    rows = 12 * (len(SHAPE_BASELINES) + 1)  # every architecture, every baseline and nwot
+    assert len(store) == rows
     again = correlate(bench, config, store)
-    assert len(store) == 36 and again.row("nwot").kendall == board.row("nwot").kendall
+    assert len(store) == rows and again.row("nwot").kendall == board.row("nwot").kendall
     assert "| **params** |" in markdown_table(board)
     plot_scatter(board, tmp_path / "scatter.png")
     plot_tau(board, tmp_path / "tau.png")
@@ -243,13 +247,13 @@ def test_correlate_cli_writes_table_json_and_plots(tmp_path, capsys):
     assert "only 6 architectures" in captured.err and "unreliable" in captured.err
     assert "Note: only 6 architectures" in out.with_suffix(".md").read_text()
     saved = json.loads(out.read_text())
-    assert [r["proxy"] for r in saved["rows"]] == ["params", "flops", "nwot"]
+    assert [r["proxy"] for r in saved["rows"]] == [*SHAPE_BASELINES, "nwot"]
     for suffix in (".md", "_scatter.png", "_tau.png"):
         assert (out.parent / ("b" + suffix if suffix == ".md" else "b" + suffix)).exists()
     from vitnas.bench.correlate import Scoreboard
 
     rebuilt = Scoreboard.from_dict(saved)
-    assert rebuilt.row("nwot").kendall_ci == tuple(saved["rows"][2]["kendall_ci"])
+    assert rebuilt.row("nwot").kendall_ci == tuple(saved["rows"][-1]["kendall_ci"])
     saved.pop("command")
     assert json.loads(json.dumps(rebuilt.as_dict())) == saved
 

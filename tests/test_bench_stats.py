@@ -43,6 +43,7 @@ from vitnas.bench.stats import (
     top_precision,
 )
 from vitnas.errors import ConfigError
+from vitnas.proxies.shape import SHAPE_BASELINES
 from vitnas.search.aggregate import fitness
 
 
@@ -168,10 +169,14 @@ def test_regret_by_hand():
 
 
 # --- paired bootstrap -----------------------------------------------------------------------
-def test_paired_bootstrap_of_a_proxy_against_itself_is_zero():
-    x, y = data_with_ties(5)
-    interval = paired_bootstrap_difference(x, x, y, resamples=100)
-    assert (interval.low, interval.high) == (0.0, 0.0)
+def test_paired_bootstrap_of_the_truth_against_its_reverse_is_exactly_two():
+    # on every resample with two distinct values tau(truth) = 1 and tau(-truth) = -1, so the
+    # difference is 2 whatever the draw, and its sign follows the argument order
+    truth = np.array([3.0, 1, 4, 1, 5, 9, 2, 6])
+    forward = paired_bootstrap_difference(truth, -truth, truth, resamples=100, seed=3)
+    backward = paired_bootstrap_difference(-truth, truth, truth, resamples=100, seed=3)
+    assert (forward.low, forward.high) == pytest.approx((2.0, 2.0))
+    assert (backward.low, backward.high) == pytest.approx((-2.0, -2.0))
 
 
 def test_paired_interval_is_narrower_than_either_proxy_alone_and_seeded():
@@ -199,7 +204,7 @@ def test_ensemble_grammar():
             parse_ensemble(bad)
     assert scoreboard_specs("nwot,ens:zen+vintk:mode=band,sigma=1.0,ens:vintk:mode=band,"
                             "sigma=1.0+zen") == [
-        "params", "flops", "nwot", "zen", "vintk:mode=band,sigma=1.0",
+        *SHAPE_BASELINES, "nwot", "zen", "vintk:mode=band,sigma=1.0",
         "ens:zen+vintk:mode=band,sigma=1.0"]
 
 
@@ -217,9 +222,17 @@ def test_judge_fills_beyond_size_columns():
                               regret_window=0.4)
     size = np.arange(6.0)
     truth = np.array([3.0, 1, 4, 1, 5, 9])
-    row = judge("size", size, truth, np.ones(6), config, size)
-    assert row.delta_kendall == 0 and row.delta_kendall_ci == (0.0, 0.0)
-    assert math.isnan(row.partial_kendall)
+    # tau(size, truth) by hand: 11 concordant, 3 discordant, one tie in truth -> 8 / sqrt(15 * 14)
+    tau_size = 8 / math.sqrt(210)
+    size_row = judge("size", size, truth, np.ones(6), config, size)
+    assert size_row.kendall == pytest.approx(tau_size)
+    assert math.isnan(size_row.partial_kendall)
+    # the reversed size proxy: tau is odd, so on every shared resample the difference is
+    # -2 tau(size), and the paired interval is the size interval mirrored and doubled
+    row = judge("reversed", -size, truth, np.ones(6), config, size)
+    assert row.delta_kendall == pytest.approx(-2 * tau_size)
+    low, high = size_row.kendall_ci
+    assert row.delta_kendall_ci == pytest.approx((-2 * high, -2 * low))
     oracle = judge("oracle", truth, truth, np.ones(6), config, size)
     assert oracle.regret == 0 and oracle.within_strata_kendall == pytest.approx(1.0)
     assert oracle.delta_kendall == pytest.approx(1 - kendall_tau_b(size, truth))
@@ -327,7 +340,7 @@ def test_correlate_builds_ensemble_rows_from_member_scores(tmp_path):
     with ScoreStore(tmp_path / "s.sqlite") as store:
         board = correlate(bench, config, store)
     names = [r.proxy for r in board.rows]
-    assert names == ["params", "flops", "l2_norm", "ens:params+l2_norm"]
+    assert names == [*SHAPE_BASELINES, "l2_norm", "ens:params+l2_norm"]
     members = np.column_stack([board.scores["params"], board.scores["l2_norm"]])
     assert board.scores["ens:params+l2_norm"] == fitness(members).tolist()
     assert board.params == [float(space.params(r.arch)) for r in records]

@@ -157,6 +157,7 @@ def test_registry_lists_all_named_datasets() -> None:
         "fashion-mnist",
         "synthetic",
         "imagefolder",
+        "scaled-fashion",
     }
 
 

@@ -6,9 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vitnas.proxies import list_proxies, score_model
+from vitnas.proxies import score_model
 from vitnas.proxies.kernel import scalarise
 from vitnas.proxies.lga import label_kernel
+from vitnas.proxies.spec import training_free_proxies
 from vitnas.proxies.targets import IGNORE, distinct_classes, image_labels, image_targets
 from vitnas.spaces import get_space
 
@@ -27,7 +28,7 @@ def dense_case():
 SLOW = {"ntk_mgm"}  # per-sample loops; covered by the kernel-path tests
 
 
-@pytest.mark.parametrize("name", [n for n in list_proxies() if n not in SLOW])
+@pytest.mark.parametrize("name", [n for n in training_free_proxies() if n not in SLOW])
 def test_every_proxy_scores_a_segmentation_model(dense_case, name):
     space, arch, model, x, y = dense_case
     result = score_model(model, [name], x, y, space.num_classes, seed=0, space=space,

@@ -8,11 +8,12 @@ import torch
 from torch import nn
 from torch.func import functional_call, jacrev
 
-from vitnas.proxies import get_proxy, list_proxies, score_architecture
+from vitnas.proxies import get_proxy, score_architecture
 from vitnas.proxies.base import ProxyContext
 from vitnas.proxies.kernel import KernelSpec, empirical_ntk, selected_parameters
 from vitnas.proxies.lga import label_gradient_alignment
 from vitnas.proxies.ntk import eigen_score, log_condition_number, multi_output_trace
+from vitnas.proxies.spec import training_free_proxies
 from vitnas.spaces import get_space
 
 
@@ -204,7 +205,7 @@ def test_lga_trains_like_the_reference_on_samples_disjoint_from_the_proxy_batch(
     assert seen["config"].optimizer == "adamw"
 
 
-@pytest.mark.parametrize("name", list_proxies())
+@pytest.mark.parametrize("name", training_free_proxies())
 def test_every_registered_proxy_is_finite_and_deterministic(name):
     space, arch, _ = tiny_vit()
     x = torch.randn(8, 3, 16, 16, generator=torch.Generator().manual_seed(0))

@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from conftest import proxy_context
@@ -165,16 +164,25 @@ def test_lswag_layer_band_cuts_by_percent_of_depth():
         parse_band("50")
 
 
-def test_lswag_is_lambda_times_swap_cardinality():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(3, 6), nn.ReLU(), tags.tag(nn.Linear(6, 2), tags.HEAD))
-    x, y = torch.randn(8, 3), torch.arange(8) % 2
-    raw = get_proxy("lswag:splits=2")(model, ctx_for(x, y)).raw
-    weights = [model[0].weight, model[2].weight]
-    per_chunk = [torch.autograd.grad(F.cross_entropy(model(xc), yc), weights)
-                 for xc, yc in zip(x.tensor_split(2), y.tensor_split(2))]
-    lam = gradient_term([torch.stack(g) for g in zip(*per_chunk)])
-    assert raw == pytest.approx(lam * get_proxy("swap")(model, ctx_for(x)).raw)
+def test_lswag_by_hand_on_a_two_unit_network():
+    # x -> Linear(1, 2) [1, -1] -> ReLU -> Linear(2, 2) = 0, batch x = 1, 2, -1, -3, labels
+    # 0, 1, 0, 1, two chunks of two. The zero head makes p = (1/2, 1/2), so the head's gradient
+    # is mean_n (p - onehot(y_n)) h_n^T: chunk 1 (h = (1,0), (2,0)) [[.25, 0], [-.25, 0]],
+    # chunk 2 (h = (0,1), (0,3)) [[0, .5], [0, -.5]]. Sigma across the chunks is |a - b| / 2:
+    # .125, .25, .125, .25, so Lambda = log(8 + 4 + 8 + 4); the first layer's gradient is 0
+    # (behind a zero head) and is skipped. Psi: the ReLU's units have the patterns 1100 and 0011
+    # over the batch: 2. L-SWAG = 2 log 24; with ZiCo's mean |g| / sigma = 1 per weight: 2 log 4.
+    first, head = nn.Linear(1, 2, bias=False), nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        first.weight.copy_(torch.tensor([[1.0], [-1.0]]))
+        head.weight.zero_()
+    model = nn.Sequential(first, nn.ReLU(), tags.tag(head, tags.HEAD))
+    x, y = torch.tensor([[1.0], [2.0], [-1.0], [-3.0]]), torch.tensor([0, 1, 0, 1])
+    assert get_proxy("swap")(model, ctx_for(x)).raw == 2
+    assert get_proxy("lswag:splits=2")(model, ctx_for(x, y)).raw == pytest.approx(
+        2 * math.log(24))
+    assert get_proxy("lswag:splits=2,gradient=zico")(model, ctx_for(x, y)).raw == pytest.approx(
+        2 * math.log(4))
 
 
 # --- every space --------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from conftest import proxy_context
 from vitnas.errors import ConfigError
@@ -188,7 +189,18 @@ def test_aznas_components_share_one_computation_and_match_separate_runs():
     together = score_architecture(space, arch, AZNAS, x, y, seed=2)
     alone = [score_architecture(space, arch, [name], x, y, seed=2)[0] for name in AZNAS]
     assert [r.raw for r in together] == [r.raw for r in alone]
-    assert together[-1].raw == space.flops(arch)
+    # complexity is FLOPs per image: measured independently by torch's counter on the built model
+    with FlopCounterMode(display=False) as counter:
+        space.build(arch)(x[:1])
+    assert together[-1].raw == counter.get_total_flops()
+
+
+def test_aznas_complexity_of_a_model_without_a_space_is_its_flops_by_hand():
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), tags.tag(nn.Linear(4, 2), tags.HEAD))
+    x = torch.randn(5, 3, generator=torch.Generator().manual_seed(0))
+    ctx = proxy_context(x, torch.arange(5) % 2)
+    # 2 x multiply-accumulates per image: 3 x 4 + 4 x 2 = 20 MACs
+    assert get_proxy("aznas_complexity")(model, ctx).raw == 40
 
 
 def test_aznas_in_registry_order_runs_the_model_once():

@@ -43,20 +43,30 @@ def test_label_step_labels_exactly_the_held_out_images(pipeline):
 def test_eval_writes_every_policy_with_costs_and_throughput(pipeline, capsys):
     folder, revit, _, tla = pipeline
     out = folder / "eval" / "eval.json"
-    code, text, _ = run(capsys, "revit", "eval", revit, tla, "--out", out, "--repeats", "1",
-                        "--threads", "1", "--quiet")
+    code, text, _ = run(capsys, "revit", "eval", revit, tla, "--out", out, "--repeats", "2",
+                        "--bootstrap", "50", "--tome-rates", "4,8", "--threads", "1", "--quiet")
     assert code == 0 and "| TLA" in text and "| cascade" in text and "| oracle" in text
-    assert "the fixed-length curve" in text
+    assert "| confidence-skip" in text and "| fair cascade" in text and "| ToMe r=8" in text
+    assert "the fixed-length curve" in text and "simple peers' curve" in text
     record = json.loads(out.read_text())
     names = [p["name"] for p in record["measured"]]
     # the intermediate grids 5 and 7 are measured too (the resize route runs any grid)
     assert names[:5] == [f"fixed {t} tokens" for t in (16, 25, 36, 49, 64)]
     assert record["command"].startswith("vitnas revit eval")
+    assert len(record["git"]["commit"]) == 40  # which source produced it
+    assert record["pool"]["source"] == str(pipeline[2])  # the TLA's labels: chosen there
     tla = next(p for p in record["measured"] if p["name"] == "TLA")
     smallest = record["length_flops"][0] + record["assigner_flops"]
     assert tla["flops"] >= smallest  # the assigner's cost is in the TLA's row
-    assert "throughput_vs_fixed_curve" in record["comparisons"]["TLA"]
-    assert "cascade_matched" in record["comparisons"]["TLA"]
+    entry = record["comparisons"]["TLA"]
+    for key in ("throughput_vs_fixed_curve", "throughput_vs_simple_peers"):
+        assert len(entry[key]["per_round"]) == 2 and len(entry[key]["ci"]) == 2
+    assert set(entry["throughput_vs"]) == {"confidence-skip", "fair cascade", "cascade", "ToMe"}
+    assert entry["matched"] and entry["verdict"]
+    for point in record["measured"]:
+        assert len(point["seconds"]) == 2 and len(point["batch_seconds"][0]) == 1
+        if point["policy"] in ("confidence-skip", "fair cascade", "cascade"):
+            assert point["pool_accuracy"] is not None and point["chosen_for"]
     oracle = next(p for p in record["measured"] if p["name"] == "oracle")
     best_fixed = max(p["accuracy"] for p in record["measured"] if p["policy"] == "fixed")
     assert oracle["accuracy"] >= best_fixed
@@ -92,7 +102,7 @@ def test_fold_models_give_out_of_fold_labels_for_every_image(tmp_path, capsys):
 @pytest.mark.parametrize("argv, problem", [
     (["revit", "eval", "missing.pt", "missing-tla.pt"], "missing.pt: no such file"),
     (["revit", "train", "--out", "x.pt", "--dataset", "synthetic", "--fractions", "0,1"],
-     "fractions must lie in (0, 1]"),
+     "argument --fractions: must be > 0, got 0"),
     (["revit", "train", "--out", "x.pt", "--dataset", "synthetic", "--img-size", "64"],
      "the ReViT config says 64 px"),
     (["revit", "train", "--out", "x.pt", "--dataset", "synthetic", "--fold", "two/five"],
@@ -112,6 +122,18 @@ def test_a_file_of_the_wrong_kind_is_named_in_the_error(pipeline, capsys, tmp_pa
     garbage.write_bytes(b"not a checkpoint")
     code, _, err = run(capsys, "revit", "label", garbage, "--out", tmp_path / "l.pt")
     assert code == 2 and "not a readable vitnas file" in err
+
+
+def test_peers_are_never_chosen_on_a_pool_another_revit_labelled(pipeline, capsys, tmp_path):
+    from vitnas.revit import artifacts
+
+    _, revit, labels, tla = pipeline
+    payload = torch.load(labels, weights_only=True)
+    payload["meta"]["models"] = [str(tmp_path / "another.pt")]
+    other = tmp_path / "other_labels.pt"
+    artifacts.save(other, payload)
+    code, _, err = run(capsys, "revit", "eval", revit, tla, "--pool", other, "--repeats", "1")
+    assert code == 2 and "labelled by" in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("payload, message", [
@@ -189,8 +211,8 @@ def test_a_searched_architecture_goes_through_train_label_train_tla_eval(tmp_pat
     assert main(["revit", "label", str(revit), "--out", str(labels), "--threads", "1"]) == 0
     assert main(["revit", "train-tla", str(labels), "--revit", str(revit), "--out", str(tla),
                  "--epochs", "1", "--folds", "2", "--bootstrap", "10", "--threads", "1"]) == 0
-    code, text, _ = run(capsys, "revit", "eval", revit, tla, "--repeats", "1",
-                        "--fixed-grids", "4,8", "--threads", "1", "--quiet")
+    code, text, _ = run(capsys, "revit", "eval", revit, tla, "--repeats", "1", "--bootstrap",
+                        "50", "--fixed-grids", "4,8", "--threads", "1", "--quiet")
     assert code == 0 and "| TLA" in text and "fixed 64 tokens" in text
 
 
@@ -207,7 +229,23 @@ def test_every_assigner_option_trains_calibrates_and_reports_against_the_prior(
     meta = torch.load(out, weights_only=True)["meta"]
     report = meta["out_of_fold"]
     assert report["images"] == 200 and len(report["accuracy_minus_prior_ci"]) == 2
-    assert 0 <= report["needs_more_auc"] <= 1 or report["needs_more_positives"] == 0
+    # the AUC's populations recomputed from the labels file: "needs more" = the shortest length
+    # is wrong and a longer one right, among images some length gets right
+    payload = torch.load(labels, weights_only=True)
+    correct = payload["logits"].argmax(-1) == payload["targets"]
+    decidable = correct.any(dim=0)
+    assert report["needs_more_decidable"] == int(decidable.sum())
+    assert report["needs_more_positives"] == int((~correct[0] & decidable).sum())
+    # the reference score (1 - the short pass's confidence) by a hand Mann-Whitney U
+    short = 1 - payload["logits"][0].float().softmax(-1).amax(-1)
+    positive = (~correct[0] & decidable)[decidable]
+    scores = short[decidable]
+    pos, neg = scores[positive], scores[~positive]
+    if len(pos) and len(neg):
+        wins = (pos[:, None] > neg[None, :]).double() + 0.5 * (pos[:, None] == neg[None, :])
+        assert report["reference_auc"] == pytest.approx(float(wins.mean()), abs=1e-4)
+        low, high = report["needs_more_auc_ci"]
+        assert 0 <= low <= high <= 1
     assert meta["calibration"]["tla"]["flops"] > 0
     assert meta["command"].startswith("vitnas revit train-tla")
 
@@ -223,7 +261,7 @@ def test_a_router_on_the_shortest_pass_trains_and_is_evaluated_end_to_end(
     assert meta["features"] == "coarse" and meta["out_of_fold"]["images"] == 200
     out = tmp_path / "eval.json"
     code, text, _ = run(capsys, "revit", "eval", revit, router, "--out", out, "--repeats", "1",
-                        "--threads", "1", "--quiet")
+                        "--bootstrap", "20", "--tome-rates", "", "--threads", "1", "--quiet")
     assert code == 0 and "| TLA" in text
     record = json.loads(out.read_text())
     point = next(p for p in record["measured"] if p["name"] == "TLA")

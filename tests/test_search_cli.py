@@ -120,3 +120,17 @@ def test_format_duration_reads_like_a_plan():
 
     assert [format_duration(s) for s in (5, 75, 600, 5400, 36000)] == [
         "5 s", "75 s", "10.0 min", "1.5 h", "10.0 h"]
+
+
+def test_search_says_which_objective_it_used_and_why(capsys, tmp_path):
+    from vitnas.recommended import DEFAULT_SEARCH_PROXY
+
+    default = [a for a in SMALL if a not in ("--proxy", "params,nwot")]
+    code, out, _ = run(capsys, "search", "autoformer-tiny-micro", *default, "--db",
+                       str(tmp_path / "a.sqlite"), "--out", str(tmp_path / "a"))
+    assert code == 0
+    assert f"objective: {DEFAULT_SEARCH_PROXY} (the default objective" in out
+    assert "selection.json" in out
+    code, out, _ = run(capsys, "search", "autoformer-tiny-micro", *SMALL, "--aggregate", "rank",
+                       "--db", str(tmp_path / "b.sqlite"), "--out", str(tmp_path / "b"))
+    assert "objective: params, nwot (--proxy, combined by --aggregate rank)" in out

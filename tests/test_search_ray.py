@@ -26,3 +26,21 @@ def test_ray_backend_returns_the_same_scores_as_the_local_one(local_ray):
         (e.candidate.key, e.scores) for e in local.evaluations]
     assert on_ray.best_arch == local.best_arch
     assert ray.is_initialized()  # a Ray instance the caller started is left running
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"gpus": 1.0}, "asks for more GPUs than the Ray cluster has"),
+    ({"gpus": 0.5}, "asks for more GPUs than the Ray cluster has"),
+    ({"threads": 1000}, "asks for more CPUs per worker than the Ray cluster has"),
+])
+def test_what_the_cluster_cannot_run_is_refused_up_front_not_waited_on(local_ray, options,
+                                                                      message):
+    from vitnas.errors import ConfigError
+
+    if options.get("gpus") and ray.cluster_resources().get("GPU", 0) >= options["gpus"]:
+        pytest.skip("this cluster has GPUs")
+    config = SearchConfig(proxies=("params",), algorithm="random", budget=2, population=2,
+                          dataset="gaussian", batch_size=2)
+    with pytest.raises(ConfigError, match=message):
+        run_search("autoformer-tiny-micro", config, store=":memory:", backend="ray",
+                   **{"threads": 1, **options})

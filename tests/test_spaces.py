@@ -259,3 +259,14 @@ def test_build_takes_plain_json_and_sample_records(name):
         expected = space.build(arch, seed=1)(x)
         for form in (space.to_json(arch), {"arch": space.to_json(arch), "params": 1}):
             assert torch.equal(space.build(form, seed=1)(x), expected)
+
+
+@pytest.mark.parametrize("name", ALL_SPACES)
+def test_params_and_flops_take_the_plain_json_architecture(name):
+    space = get_space(name)
+    arch = space.sample(5)
+    plain = json.loads(json.dumps(space.to_json(arch)))  # what a user writes in a file
+    assert space.params(plain) == space.params(arch)
+    assert space.flops(plain) == space.flops(arch)
+    with pytest.raises(ArchitectureError):
+        space.params({"depth": 999} if isinstance(plain, dict) else "|nonsense~0|")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import sqlite3
 
 import pytest
 import torch
@@ -46,7 +48,7 @@ def test_merge(tmp_path):
 def test_corrupt_store_is_a_one_line_error(tmp_path):
     path = tmp_path / "bad.sqlite"
     path.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(ConfigError, match="not a usable SQLite database"):
+    with pytest.raises(ConfigError, match="damaged or not a SQLite database"):
         ScoreStore(path)
 
 
@@ -116,3 +118,86 @@ def test_an_empty_or_mislabelled_batch_is_one_clear_error(images, labels):
     x, y = torch.randn(images, 3, 16, 16), torch.zeros(labels, dtype=torch.long)
     with pytest.raises(ConfigError, match="at least one image and one label per image"):
         score_architecture(space, space.sample(0), ["synflow"], x, y)
+
+
+# --- files that are not ours, or are damaged: refused when opened, one ConfigError each ---------
+def _store_with_one_row(path):
+    with ScoreStore(path) as store:
+        store.put([StoredScore(KEY, 1.0, 2.0, 0.1, ("note",))])
+    return path
+
+
+def _tamper(path, sql):
+    db = sqlite3.connect(path)
+    db.execute(sql)
+    db.commit()
+    db.close()
+
+
+@pytest.mark.parametrize("sql, message", [
+    ("UPDATE scores SET warnings = 'not json'", "warnings .* not a JSON list"),
+    ("UPDATE scores SET score = 'high'", "holds 'high' where a number belongs"),
+    ("UPDATE scores SET raw = x'00ff'", "where a number belongs"),
+])
+def test_a_store_with_damaged_rows_is_named_as_damaged(tmp_path, sql, message):
+    path = _store_with_one_row(tmp_path / "s.sqlite")
+    _tamper(path, sql)
+    with ScoreStore(path) as store, pytest.raises(ConfigError, match=f"damaged.*{message}"):
+        store.get(KEY)
+    with ScoreStore(path) as store, pytest.raises(ConfigError, match="damaged"):
+        store.rows()
+
+
+def test_a_store_with_corrupt_pages_is_refused_when_opened(tmp_path):
+    path = tmp_path / "s.sqlite"
+    with ScoreStore(path) as store:  # enough rows for several pages
+        store.put([StoredScore(ScoreKey("s", f'{{"a":{i}}}', "nwot", 0, "b"), i, i, 0.1)
+                   for i in range(2000)])
+    data = bytearray(path.read_bytes())
+    data[4096 * 3: 4096 * 3 + 2000] = b"\xff" * 2000  # a page in the middle
+    path.write_bytes(bytes(data))
+    with pytest.raises(ConfigError, match="damaged"):
+        ScoreStore(path)
+
+
+@pytest.mark.parametrize("sql, message", [
+    ("CREATE TABLE people (name TEXT)", "another SQLite database .*people"),
+    ("CREATE TABLE scores (space TEXT, arch TEXT)", "not a vitnas score store"),
+    ("PRAGMA application_id = 1234", "another application"),
+])
+def test_a_foreign_sqlite_file_is_refused_and_left_unchanged(tmp_path, sql, message):
+    path = tmp_path / "foreign.sqlite"
+    _tamper(path, sql)
+    before = path.read_bytes()
+    with pytest.raises(ConfigError, match=message):
+        ScoreStore(path)
+    assert path.read_bytes() == before  # no table written into it
+
+
+def test_a_store_with_an_extra_column_is_refused(tmp_path):
+    path = _store_with_one_row(tmp_path / "s.sqlite")
+    _tamper(path, "ALTER TABLE scores ADD COLUMN extra TEXT")
+    with pytest.raises(ConfigError, match="not a vitnas score store"):
+        ScoreStore(path)
+
+
+def test_merge_only_reads_its_inputs(tmp_path):
+    source = _store_with_one_row(tmp_path / "in.sqlite")
+    before = source.read_bytes()
+    with ScoreStore(tmp_path / "out.sqlite") as out:
+        assert out.merge(source) == 1
+        with pytest.raises(ConfigError, match="into itself"):
+            out.merge(tmp_path / "out.sqlite")
+    assert source.read_bytes() == before
+    assert not (tmp_path / "in.sqlite-wal").exists()
+    with ScoreStore(source, readonly=True) as reader, pytest.raises(ConfigError, match="read"):
+        reader.put([StoredScore(KEY, 1.0, 1.0, 0.1)])
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
+                    reason="root writes read-only files")
+def test_a_read_only_store_is_refused_before_any_work(tmp_path):
+    path = _store_with_one_row(tmp_path / "s.sqlite")
+    path.chmod(0o444)
+    with pytest.raises(ConfigError, match="cannot be written"):
+        ScoreStore(path)

@@ -12,9 +12,10 @@ import functools
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
-from vitnas.errors import DatasetError
+from vitnas.errors import ConfigError, DatasetError
 
 DATA_DIR_ENV = "VITNAS_DATA_DIR"
 CACHE_DIR_ENV = "VITNAS_CACHE_DIR"
@@ -126,10 +127,43 @@ def find_dataset_dir(name: str, data_dir: str | os.PathLike | None = None) -> Pa
 def cache_dir(explicit: str | os.PathLike | None = None) -> Path:
     """The cache directory (created on demand): argument > $VITNAS_CACHE_DIR > ~/.cache/vitnas."""
     if explicit is not None:
-        path = Path(explicit).expanduser()
+        path, what = Path(explicit).expanduser(), "cache directory"
     elif os.environ.get(CACHE_DIR_ENV):
-        path = Path(os.environ[CACHE_DIR_ENV]).expanduser()
+        path, what = Path(os.environ[CACHE_DIR_ENV]).expanduser(), f"${CACHE_DIR_ENV}"
     else:
-        path = Path.home() / ".cache" / "vitnas"
-    path.mkdir(parents=True, exist_ok=True)
+        path, what = Path.home() / ".cache" / "vitnas", "cache directory"
+    if not path.is_dir():
+        check_writable(path, what, directory=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{what} {path} cannot be created: {exc.strerror or exc}") from None
+    return path
+
+
+def check_writable(path: str | os.PathLike, what: str, directory: bool = False) -> Path:
+    """Refuse an output path that cannot be written, before any work is done for it: a file
+    where a directory is wanted (or the reverse), a path under a file, a directory this process
+    cannot create files in. Probes by creating (and removing) a file, so it is right for root
+    and read-only mounts too; creates no directory."""
+    path = Path(path).expanduser()
+    kind = "directory" if directory else "file"
+    if path.is_dir() and not directory:
+        raise ConfigError(f"{what} {path} is a directory; name a file")
+    if path.exists() and directory and not path.is_dir():
+        raise ConfigError(f"{what} {path} is a file; name a directory")
+    nearest = path if path.is_dir() else path.parent
+    while not nearest.exists() and nearest != nearest.parent:
+        nearest = nearest.parent
+    if not nearest.is_dir():
+        raise ConfigError(f"{what} {path} cannot be a {kind}: {nearest} is a file")
+    if path.is_file() and not os.access(path, os.W_OK):
+        raise ConfigError(f"{what} {path} is not writable")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".vitnas-write-probe-", dir=nearest)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"{what} {path} is not writable: cannot create files in {nearest} "
+                          f"({exc.strerror or exc})") from None
     return path

@@ -97,19 +97,29 @@ def _device_of(model: nn.Module) -> torch.device:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, dataset, batch_size: int = 256,
-             image_size: int | None = None) -> float:
-    """Top-1 accuracy (%) on ``dataset``, resized to ``image_size`` when given."""
+             image_size: int | None = None, progress: bool = False) -> float:
+    """Top-1 accuracy (%) on ``dataset``, resized to ``image_size`` when given; ``progress``
+    shows a bar over the images (a full test split can take minutes on a CPU)."""
     device = _device_of(model)
     was_training = model.training
     model.eval()
     transform = Normalize(dataset.mean, dataset.std)
     if image_size and image_size != dataset.image_shape[-1]:
         transform = Compose([transform, Resize(image_size)])
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(dataset), unit="img", leave=False, desc="test")
     correct = total = 0
     for x, y in iterate_batches(dataset, batch_size, shuffle=False, transform=transform):
         logits = model(x.to(device))
         correct += int((logits.argmax(1).cpu() == y).sum())
         total += len(y)
+        if bar is not None:
+            bar.update(len(y))
+    if bar is not None:
+        bar.close()
     model.train(was_training)
     return 100.0 * correct / max(total, 1)
 

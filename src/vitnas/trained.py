@@ -44,7 +44,8 @@ def save_trained(path: str | Path, model: nn.Module, space: SearchSpace, arch: A
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     checkpoint = {"format": FORMAT, "version": VERSION, "space": space.name,
                   "space_options": dict(space_options), "arch": space.to_json(arch),
-                  "state_dict": state, "meta": dict(meta or {})}
+                  "state_dict": state, "meta": dict(meta or {}),
+                  "sha256": weights_digest(state)}
     tmp = path.with_name(path.name + ".tmp")
     try:
         torch.save(checkpoint, tmp)
@@ -62,16 +63,23 @@ def load_trained(path: str | Path, device: str = "cpu") -> TrainedModel:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a file that is not a checkpoint
-        raise ConfigError(f"{path} is not a vitnas trained model: {exc}".splitlines()[0]
-                          ) from None
+        raise ConfigError(f"{path} is not a vitnas trained model, or is damaged: {exc}"
+                          .splitlines()[0]) from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise ConfigError(f"{path} is not a vitnas trained model (no format {FORMAT!r})")
     for key, kind in (("space", str), ("space_options", dict), ("state_dict", dict),
                       ("meta", dict)):
         if not isinstance(checkpoint.get(key), kind):
             raise ConfigError(f"{path}: field {key!r} is missing or not a {kind.__name__}")
+    version = checkpoint.get("version", VERSION)
+    if not isinstance(version, int) or not 1 <= version <= VERSION:
+        raise ConfigError(f"{path}: trained-model version {version!r} is not one this vitnas "
+                          f"reads (1 to {VERSION}); a newer vitnas wrote it?")
+    if "arch" not in checkpoint:
+        raise ConfigError(f"{path}: the trained model holds no architecture ('arch')")
+    check_weights(path, checkpoint["state_dict"], checkpoint.get("sha256"))
     space = get_space(checkpoint["space"], **checkpoint["space_options"])
-    arch = space.validate(checkpoint.get("arch"))
+    arch = space.validate(checkpoint["arch"])
     model = space.build(arch)
     try:
         model.load_state_dict(checkpoint["state_dict"])
@@ -84,10 +92,46 @@ def load_trained(path: str | Path, device: str = "cpu") -> TrainedModel:
 def export_trained(path: str | Path, out: str | Path, batch_size: int = 1) -> Path:
     """A ``torch.export`` program (``.pt2``) of the trained model at ``path``: load it anywhere
     with ``torch.export.load(out).module()``, no vitnas needed. The batch size is fixed."""
+    from vitnas.paths import check_writable
+
+    out = Path(out)
+    if out.resolve() == Path(path).resolve():
+        raise ConfigError(f"the program {out} would overwrite the model it is exported from; "
+                          f"name another file")
+    check_writable(out, "program")  # before the work, not after it
     trained = load_trained(path)
     example = (trained.space.example_input(batch_size),)
     program = torch.export.export(trained.model, example)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    torch.export.save(program, out)
+    temporary = out.with_name(f".{out.name}.partial.pt2")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        torch.export.save(program, temporary)
+        temporary.replace(out)  # atomic: a kill leaves the old file or the new one
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise ConfigError(f"cannot write {out}: {exc.strerror or exc}") from None
     return out
+
+
+def check_weights(path: str | Path, state: dict, digest: str | None) -> None:
+    """Refuse weights that are not all tensors, or that differ from the ``digest`` recorded
+    when they were saved (None: a file from before the checksum, loaded unverified)."""
+    if not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ConfigError(f"{path}: its state_dict holds something other than tensors")
+    if digest is not None and digest != weights_digest(state):
+        raise ConfigError(f"{path} is damaged: its weights do not match the checksum recorded "
+                          f"when it was saved")
+
+
+def weights_digest(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of a state_dict's names, dtypes, shapes and bytes: recorded when a model is
+    saved and checked when it is loaded, so a damaged file is named as damaged instead of
+    running with flipped weights."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()

@@ -13,7 +13,9 @@ what ``vitnas search --aggregate rank`` ranks by, so ensembles are tested withou
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import math
 import re
 from collections.abc import Sequence
@@ -31,18 +33,23 @@ from vitnas.bench.stats import (
     kendall_tau_b,
     paired_bootstrap_difference,
     partial_kendall,
+    partial_kendall_given,
     random_pick_regret,
     stratified_kendall,
     top_precision,
+    within_group_kendall,
 )
 from vitnas.errors import ConfigError
 from vitnas.proxies.scoring import proxy_batch
+from vitnas.proxies.shape import SHAPE_BASELINES, is_baseline
 from vitnas.proxies.spec import expand_proxy_specs, get_proxy, resolve_proxies
 from vitnas.search.aggregate import rank_sum
 from vitnas.store import ScoreStore, batch_identity
 
 SPLITS = ("dev", "test", "all")
-BASELINES = ("params", "flops")
+# every board scores the shape baselines (free), and judges each row against the best of them
+BASELINES = SHAPE_BASELINES
+SHAPE_COLUMNS = ("params", "depth", "width")  # the shape a row must know more than
 SMALL_SAMPLE = 20  # fewer architectures than this: the bootstrap intervals get a caveat
 
 
@@ -149,6 +156,9 @@ class ScoreboardConfig:
     top_fraction: float = 0.1
     strata: int = 5
     regret_window: float = 0.2
+    # the shape baseline every row is compared with; "" = the best one on this split (say so
+    # when claiming: a claim compares with the baseline chosen on dev)
+    shape_baseline: str = ""
 
 
 @dataclass
@@ -170,6 +180,12 @@ class ProxyRow:
     regret: float = math.nan
     delta_kendall: float = math.nan
     delta_kendall_ci: tuple[float, float] = (math.nan, math.nan)
+    # beyond shape (issue 23): partial tau given (#params, depth, width), tau within each
+    # depth, tau - tau(the board's shape baseline) with its paired interval
+    partial_kendall_shape: float = math.nan
+    within_depth_kendall: float = math.nan
+    delta_shape_kendall: float = math.nan
+    delta_shape_kendall_ci: tuple[float, float] = (math.nan, math.nan)
 
 
 @dataclass
@@ -186,6 +202,9 @@ class Scoreboard:
     params: list[float] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
     random_regret: float = math.nan
+    shape: dict[str, list[float]] = field(default_factory=dict)  # SHAPE_COLUMNS per arch
+    shape_baseline: str = ""
+    shape_baseline_rule: str = ""
 
     def caveats(self) -> list[str]:
         """What a reader must know before trusting the intervals."""
@@ -217,7 +236,7 @@ class Scoreboard:
     def from_dict(cls, data: dict[str, Any]) -> Scoreboard:
         """Rebuild a scoreboard from the JSON ``vitnas bench correlate --out`` wrote, today's or
         an older one (NaN or null for a missing value; columns it lacks stay NaN)."""
-        numeric = ("scores", "accuracy", "params", "random_regret")
+        numeric = ("scores", "accuracy", "params", "random_regret", "shape")
         fields = {k: _none_to_nan(v) if k in numeric else v for k, v in data.items()
                   if k in cls.__dataclass_fields__}
         rows = []
@@ -331,10 +350,14 @@ def judge(
     seconds: np.ndarray,
     config: ScoreboardConfig,
     size: np.ndarray | None = None,
+    shape: np.ndarray | None = None,
+    reference: np.ndarray | None = None,
 ) -> ProxyRow:
     """One row. With ``size`` (#params per architecture) also the beyond-size columns: tau within
     params strata, partial tau given params, budget regret, and tau(proxy) - tau(params) with a
-    paired bootstrap interval (the same resampled architectures for both)."""
+    paired bootstrap interval (the same resampled architectures for both). With ``shape``
+    (columns ``SHAPE_COLUMNS``) and ``reference`` (the shape baseline's scores) the
+    beyond-shape columns too (``beyond_shape``)."""
     finite = np.isfinite(score)
     s, t = score[finite], truth[finite]
     values: dict[str, float] = {}
@@ -356,6 +379,8 @@ def judge(
         top_precision=top_precision(s, t, config.top_fraction) if len(s) else math.nan,
         seconds=float(np.nanmean(seconds)) if np.isfinite(seconds).any() else math.nan,
         **(beyond_size(score, truth, size, config) if size is not None else {}),
+        **(beyond_shape(score, truth, shape, reference, config) if shape is not None
+           and reference is not None else {}),
     )
 
 
@@ -375,6 +400,63 @@ def beyond_size(score: np.ndarray, truth: np.ndarray, size: np.ndarray,
         "delta_kendall": kendall_tau_b(s, t) - kendall_tau_b(z, t) if enough else math.nan,
         "delta_kendall_ci": (delta.low, delta.high),
     }
+
+
+def beyond_shape(score: np.ndarray, truth: np.ndarray, shape: np.ndarray,
+                 reference: np.ndarray, config: ScoreboardConfig) -> dict[str, Any]:
+    """The ``ProxyRow`` columns that ask what a proxy knows beyond the architecture's shape
+    (issue 23): partial tau given (#params, depth, width), tau within each depth, and
+    tau(proxy) - tau(shape baseline) on the same resampled architectures."""
+    finite = np.isfinite(score) & np.isfinite(reference)
+    s, t, r = score[finite], truth[finite], reference[finite]
+    z = np.asarray(shape, dtype=float)[finite]
+    if len(s) < 3:
+        return {}
+    delta = paired_bootstrap_difference(s, r, t, kendall_tau_b, config.resamples, config.level,
+                                        config.split_seed)
+    return {
+        "partial_kendall_shape": partial_kendall_given(s, t, z),
+        "within_depth_kendall": within_group_kendall(s, t, z[:, SHAPE_COLUMNS.index("depth")]),
+        "delta_shape_kendall": kendall_tau_b(s, t) - kendall_tau_b(r, t),
+        "delta_shape_kendall_ci": (delta.low, delta.high),
+    }
+
+
+def shape_matrix(space: Any, archs: Sequence[Any]) -> np.ndarray:
+    """(#params, depth, width) per architecture, the ``SHAPE_COLUMNS``."""
+    rows = []
+    for arch in archs:
+        shape = space.shape(arch)
+        rows.append((space.params(arch), shape.depth, shape.width))
+    return np.array(rows, dtype=float).reshape(len(rows), len(SHAPE_COLUMNS))
+
+
+def choose_shape_baseline(scores: dict[str, np.ndarray], truth: np.ndarray,
+                          wanted: str = "") -> tuple[str, str]:
+    """The shape baseline rows are compared with: ``wanted`` (chosen elsewhere, on dev) when
+    given, else the scored baseline with the highest tau here. Returns (spec, rule)."""
+    if wanted:
+        spec = get_proxy(wanted).spec
+        if spec not in scores:
+            raise ConfigError(f"shape baseline {wanted!r} was not scored on this board")
+        return spec, "given (chosen on dev)"
+    taus = {name: kendall_tau_b(values[np.isfinite(values)], truth[np.isfinite(values)])
+            for name, values in scores.items() if is_baseline(name)}
+    taus = {name: tau for name, tau in taus.items() if math.isfinite(tau)}
+    if not taus:
+        raise ConfigError("no shape baseline has a finite Kendall tau on this board")
+    return max(taus, key=taus.get), "the best shape baseline on this split"
+
+
+def judge_all(names: Sequence[str], scores: dict[str, np.ndarray], seconds: dict,
+              truth: np.ndarray, config: ScoreboardConfig, size: np.ndarray,
+              shape: np.ndarray) -> tuple[list[ProxyRow], str, str]:
+    """Every row, each beside #params and the board's shape baseline."""
+    baseline, rule = choose_shape_baseline({n: scores[n] for n in names}, truth,
+                                           config.shape_baseline)
+    rows = [judge(name, scores[name], truth, seconds[name], config, size, shape,
+                  scores[baseline]) for name in names]
+    return rows, baseline, rule
 
 
 def correlate(
@@ -402,8 +484,9 @@ def correlate(
         seconds[ensemble.name] = np.sum([seconds[m] for m in ensemble.members], axis=0)
     names = [*specs, *(e.name for e in ensembles)]
     truth = np.array([accuracy[i] for i in indices], dtype=float)
-    size = np.array([bench.space.params(r.arch) for r in subset.records], dtype=float)
-    rows = [judge(name, scores[name], truth, seconds[name], config, size) for name in names]
+    shape = shape_matrix(bench.space, [r.arch for r in subset.records])
+    size = shape[:, 0]
+    rows, baseline, rule = judge_all(names, scores, seconds, truth, config, size, shape)
     return Scoreboard(
         benchmark=bench.name,
         space=bench.space.name,
@@ -417,7 +500,37 @@ def correlate(
         params=size.tolist(),
         keys=[bench.space.key(r.arch) for r in subset.records],
         random_regret=random_pick_regret(truth, size, config.regret_window),
+        shape={c: shape[:, j].tolist() for j, c in enumerate(SHAPE_COLUMNS)},
+        shape_baseline=baseline,
+        shape_baseline_rule=rule,
     )
+
+
+def with_shape_baselines(board: Scoreboard, space: Any) -> Scoreboard:
+    """A board written before the shape baselines, given their scores and the shape columns,
+    computed from its architectures (``keys``) in ``space`` (the benchmark's, whose options
+    size the layers ``logsize`` counts); nothing else changes. Judge it again with
+    ``rejudge``."""
+    import torch
+
+    from vitnas.proxies.scoring import score_architecture
+
+    archs = [space.validate(json.loads(key)) for key in board.keys]
+    if not archs:
+        raise ConfigError("this scoreboard lists no architectures (keys); it cannot be extended")
+    missing = [p for p in BASELINES if get_proxy(p).spec not in board.scores]
+    scores = {name: list(values) for name, values in board.scores.items()}
+    dummy = torch.zeros(2, space.in_chans, 1, 1), torch.zeros(2, dtype=torch.long)
+    for spec in missing:
+        scores[spec] = []
+    for arch in archs:
+        results = score_architecture(space, arch, missing, *dummy, seed=0) if missing else []
+        for spec, result in zip(missing, results):
+            scores[spec].append(result.score)
+    shape = shape_matrix(space, archs)
+    return dataclasses.replace(
+        board, scores=scores,
+        shape={c: shape[:, j].tolist() for j, c in enumerate(SHAPE_COLUMNS)})
 
 
 def rejudge(board: Scoreboard, truth: Sequence[float] | None = None,
@@ -426,7 +539,9 @@ def rejudge(board: Scoreboard, truth: Sequence[float] | None = None,
     """Judge a scoreboard's stored per-architecture scores again, without scoring: fills the
     columns an older file lacks (its size is the ``params`` row when it stored no params), or
     judges against another target (``truth``, e.g. the mean of two training seeds) on the
-    architectures ``keep`` (indices into the board)."""
+    architectures ``keep`` (indices into the board). Every stored score gets a row (the
+    shape baselines ``with_shape_baselines`` added too); the beyond-shape columns need the
+    board's ``shape`` columns."""
     keep = list(range(board.n)) if keep is None else list(keep)
     if config is None:
         names = ScoreboardConfig.__dataclass_fields__
@@ -434,8 +549,18 @@ def rejudge(board: Scoreboard, truth: Sequence[float] | None = None,
                                      for k, v in board.config.items() if k in names})
     target = np.asarray(board.accuracy if truth is None else truth, dtype=float)[keep]
     size = np.asarray(board.params or board.scores["params"], dtype=float)[keep]
-    rows = [judge(row.proxy, np.asarray(board.scores[row.proxy], dtype=float)[keep], target,
-                  np.full(len(keep), row.seconds), config, size) for row in board.rows]
+    seconds = {row.proxy: np.full(len(keep), row.seconds) for row in board.rows}
+    names = [*(row.proxy for row in board.rows),
+             *(name for name in board.scores if name not in seconds)]
+    scores = {name: np.asarray(board.scores[name], dtype=float)[keep] for name in names}
+    seconds.update({name: np.full(len(keep), math.nan) for name in names if name not in seconds})
+    baseline, rule = "", ""
+    if board.shape:
+        shape = np.column_stack([np.asarray(board.shape[c], dtype=float)[keep]
+                                 for c in SHAPE_COLUMNS])
+        rows, baseline, rule = judge_all(names, scores, seconds, target, config, size, shape)
+    else:
+        rows = [judge(name, scores[name], target, seconds[name], config, size) for name in names]
     return Scoreboard(
         benchmark=board.benchmark, space=board.space, metric=board.metric, split=board.split,
         n=len(keep), rows=rows, config=asdict(config),
@@ -443,4 +568,6 @@ def rejudge(board: Scoreboard, truth: Sequence[float] | None = None,
         accuracy=target.tolist(), params=size.tolist(),
         keys=[board.keys[i] for i in keep] if board.keys else [],
         random_regret=random_pick_regret(target, size, config.regret_window),
+        shape={k: [v[i] for i in keep] for k, v in board.shape.items()},
+        shape_baseline=baseline, shape_baseline_rule=rule,
     )

@@ -54,9 +54,20 @@ class Benchmark:
             raise ConfigError(f"benchmark {self.name} has no metric {metric!r} "
                               f"(it has: {', '.join(self.metrics()) or 'none'})")
         out = []
-        for record in self.records:
+        for i, record in enumerate(self.records):
             value = record.values.get(metric)
-            out.append(None if value is None or not math.isfinite(float(value)) else float(value))
+            if value is None:
+                out.append(None)
+                continue
+            try:
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise ValueError
+                number = float(value)
+            except (ValueError, OverflowError):
+                shown = repr(value) if len(repr(value)) < 40 else repr(value)[:37] + "..."
+                raise ConfigError(f"benchmark {self.name}: record {i} has {metric} = {shown}, "
+                                  f"not a number a float can hold") from None
+            out.append(number if math.isfinite(number) else None)
         return out
 
 

@@ -1,7 +1,9 @@
 """Scoreboard output: the text table and the two PNGs (score-vs-accuracy scatter per proxy; Kendall
 tau with its bootstrap interval per proxy beside its gain over #params with the paired interval,
-baselines highlighted). The table adds what a proxy knows beyond size: tau within params strata,
-partial tau given params, the budget regret, and a random-pick reference row for the regret."""
+baselines highlighted). The table adds what a proxy knows beyond size and shape: tau within params
+strata, partial tau given params, the budget regret, tau against the board's shape baseline,
+partial tau given (#params, depth, width), tau within each depth, and a random-pick reference
+row for the regret."""
 
 from __future__ import annotations
 
@@ -20,7 +22,11 @@ def _fmt(value: float, digits: int = 3) -> str:
     return "nan" if not math.isfinite(value) else f"{value:.{digits}f}"
 
 
-def _ci(interval: tuple[float, float]) -> str:
+def _ci(interval: tuple[float, float], missing: str = "-") -> str:
+    """``[low, high]``; ``missing`` where there is no interval (``--resamples 0``, too few
+    architectures): never a NaN interval."""
+    if not all(math.isfinite(v) for v in interval):
+        return missing
     return f"[{_fmt(interval[0], 2)}, {_fmt(interval[1], 2)}]"
 
 
@@ -35,6 +41,7 @@ def table_rows(board: Scoreboard) -> list[dict[str, str]]:
     top = int(round(board.config["top_fraction"] * 100))
     strata = board.config.get("strata", 5)
     window = int(round(board.config.get("regret_window", 0.2) * 100))
+    shape = board.shape_baseline or "shape"
     rows = [{
         "proxy": r.proxy,
         "tau": _fmt(r.kendall),
@@ -47,7 +54,11 @@ def table_rows(board: Scoreboard) -> list[dict[str, str]]:
         "partial tau given params": _fmt(r.partial_kendall),
         f"regret ({window}% windows)": _fmt(r.regret, 2),
         f"tau - tau(params) [{level}% paired CI]": f"{_fmt(r.delta_kendall)} "
-                                                   f"{_ci(r.delta_kendall_ci)}",
+                                                   f"{_ci(r.delta_kendall_ci, '')}".strip(),
+        f"tau - tau({shape}) [{level}% paired CI]": f"{_fmt(r.delta_shape_kendall)} "
+                                                    f"{_ci(r.delta_shape_kendall_ci, '')}".strip(),
+        "partial tau given shape": _fmt(r.partial_kendall_shape),
+        "tau within depth": _fmt(r.within_depth_kendall),
         "s/arch": _fmt(r.seconds, 3),
         "failed": str(r.failed),
     } for r in ordered]
@@ -63,6 +74,11 @@ def markdown_table(board: Scoreboard) -> str:
     rows = [{**row, "proxy": f"**{row['proxy']}**"} if row["proxy"] in (*BASELINES, RANDOM)
             else row for row in table_rows(board)]
     lines = [format_markdown(rows, list(rows[0]))]
+    if board.shape_baseline:
+        lines.append(f"\nShape baseline: {board.shape_baseline} ({board.shape_baseline_rule}); "
+                     "partial tau given shape: Kendall tau of the residual ranks after both are "
+                     "regressed on the ranks of (#params, depth, width); a curved shape count "
+                     "(logsize, depth>params) keeps a small residual of its own.")
     lines += [f"\nNote: {caveat}." for caveat in board.caveats()]
     return "\n".join(lines)
 

@@ -227,3 +227,51 @@ def random_pick_regret(truth: np.ndarray, size: np.ndarray, fraction: float = 0.
     if not windows:
         return math.nan
     return float(np.mean([truth[w].max() - truth[w].mean() for w in windows]))
+
+
+def residual_ranks(values: np.ndarray, covariates: np.ndarray) -> np.ndarray:
+    """Ranks of ``values`` minus their least-squares fit (with intercept) on the ranks of each
+    covariate column: what is left of the ordering once the covariates' orderings are
+    explained linearly."""
+    ranks = rankdata(values)
+    design = np.column_stack([np.ones(len(ranks)),
+                              *(rankdata(c) for c in np.atleast_2d(covariates.T))])
+    coefficients, *_ = np.linalg.lstsq(design, ranks, rcond=None)
+    residual = ranks - design @ coefficients
+    # a residual at rounding level is no signal (a covariate that already orders the values)
+    residual[np.abs(residual) < 1e-9 * max(1.0, float(np.abs(ranks).max()))] = 0.0
+    return residual
+
+
+def partial_kendall_given(x: np.ndarray, y: np.ndarray, covariates: np.ndarray) -> float:
+    """Kendall tau of x and y after both lose what the covariates' ranks explain (residual
+    ranks, ``residual_ranks``), with covariates = (#params, depth, width): the agreement a
+    proxy has with accuracy beyond the architecture's shape (issue 23). A proxy that is a
+    linear function of those ranks reads NaN (nothing left); a monotone but curved one
+    (logsize, depth-then-params) keeps a small residual, so read it beside
+    ``within_group_kendall``."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    covariates = np.asarray(covariates, dtype=float).reshape(len(x), -1)
+    if len(x) < covariates.shape[1] + 3:
+        return math.nan
+    return kendall_tau_b(residual_ranks(x, covariates), residual_ranks(y, covariates))
+
+
+def within_group_kendall(score: np.ndarray, truth: np.ndarray, group: np.ndarray,
+                         min_size: int = 3) -> float:
+    """Kendall tau inside each group of equal ``group`` value (e.g. depth), averaged with
+    weights = the group's number of pairs: how well a proxy orders architectures of the same
+    depth, where a depth count knows nothing. Groups smaller than ``min_size`` or with an
+    undefined tau are skipped."""
+    score, truth, group = (np.asarray(a, dtype=float) for a in (score, truth, group))
+    taus, weights = [], []
+    for value in np.unique(group):
+        inside = group == value
+        n = int(inside.sum())
+        if n < min_size:
+            continue
+        tau = kendall_tau_b(score[inside], truth[inside])
+        if math.isfinite(tau):
+            taus.append(tau)
+            weights.append(n * (n - 1) / 2)
+    return float(np.average(taus, weights=weights)) if taus else math.nan

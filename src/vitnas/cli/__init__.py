@@ -12,13 +12,13 @@ import sys
 from collections.abc import Sequence
 
 from vitnas import __version__
-from vitnas.cli import bench, proxies, revit, search, spaces
+from vitnas.cli import bench, calibrate, proxies, revit, search, spaces
 from vitnas.cli.common import MAIN_JOB, Parser
 from vitnas.errors import VitnasError
 
 __all__ = ["MAIN_JOB", "build_parser", "main"]
 
-GROUPS = (spaces, proxies, search, bench, revit)  # the order `vitnas --help` lists them in
+GROUPS = (spaces, proxies, search, bench, calibrate, revit)  # `vitnas --help` order
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,4 +46,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except (MemoryError, RuntimeError) as err:  # the estimates before the work missed it
+        if not _out_of_memory(err):
+            raise
+        print(f"vitnas: error: out of memory ({str(err).splitlines()[0][:160]}); try a smaller "
+              "--batch-size or --img-size", file=sys.stderr)
+        return 2
     return 0
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    text = str(err)
+    return (isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError"
+            or "can't allocate memory" in text or "out of memory" in text)

@@ -10,13 +10,17 @@ from vitnas.cli.common import (
     add_space_flags,
     default_device,
     fraction,
-    nonnegative_int,
     parse_options,
     positive_float,
     positive_int,
     print_table,
+    resamples,
+    seed,
+    share,
     smoothing,
     space_options,
+    usable_workers,
+    writable,
 )
 
 
@@ -25,6 +29,7 @@ def cmd_bench_build(args: argparse.Namespace) -> None:
     from vitnas.bench.groundtruth import set_threads
 
     set_threads(args.threads)
+    writable(args.out, "--out")
     config = GroundTruthConfig(
         space=args.space, n=args.n, space_options=space_options(args),
         dataset=args.dataset, dataset_options=parse_options(args.dataset_options),
@@ -52,6 +57,7 @@ def cmd_bench_build(args: argparse.Namespace) -> None:
 def cmd_bench_merge(args: argparse.Namespace) -> None:
     from vitnas.bench.groundtruth import merge_ground_truths
 
+    writable(args.out, "output file")
     content = merge_ground_truths(args.inputs, args.out)
     if args.json:
         print(json.dumps({"out": args.out, "architectures": len(content["records"])}, indent=1))
@@ -76,6 +82,7 @@ def cmd_bench_list(args: argparse.Namespace) -> None:
 def cmd_bench_import(args: argparse.Namespace) -> None:
     from vitnas.bench.vitbench101 import import_autoprox, save_json
 
+    writable(args.out, "--out")
     bench = import_autoprox(args.file, args.space, space_options(args))
     save_json(bench, args.out)
     print(f"{args.out}: {len(bench.records)} architectures of {bench.space.name}, labels "
@@ -83,12 +90,19 @@ def cmd_bench_import(args: argparse.Namespace) -> None:
 
 
 def cmd_bench_correlate(args: argparse.Namespace) -> None:
-
     from vitnas.bench import load_benchmark
     from vitnas.bench.correlate import ScoreboardConfig, correlate
     from vitnas.bench.report import table_rows, write_scoreboard
+    from vitnas.device import check_fits
+    from vitnas.errors import ConfigError
     from vitnas.store import ScoreStore, default_store_path
 
+    if not any(item.strip() for item in args.proxies.split(",")):
+        raise ConfigError(f"--proxies {args.proxies!r} names no proxy; e.g. --proxies nwot,zen "
+                          f"or --proxies registered (params and FLOPs are always added)")
+    writable(args.out, "--out")  # before the scoring, not after it
+    writable(args.db, "--db")
+    workers = usable_workers(args.workers, args.backend)
     if args.threads:
         import torch
 
@@ -97,6 +111,13 @@ def cmd_bench_correlate(args: argparse.Namespace) -> None:
                            space_options=space_options(args), n=args.limit,
                            seed=args.sample_seed, data_dir=args.data_dir)
     metric = args.metric or bench.meta.get("metric") or "top1"
+    labels = {v for v in bench.values(metric) if v is not None}
+    if len(labels) < 2:
+        raise ConfigError(f"the label {metric} of {bench.name} does not vary (" + (
+            f"every architecture has {labels.pop():g}" if labels else "no finite value")
+            + "): no ranking to correlate with; choose another --metric")
+    # the bootstrap draws resamples x architectures indices at once
+    check_fits(16.0 * args.resamples * len(bench.records), f"--resamples {args.resamples}")
     config = ScoreboardConfig(
         proxies=(args.proxies,), metric=metric, batch=args.batch,
         batch_size=args.batch_size, seed=args.seed, split=args.split,
@@ -104,7 +125,7 @@ def cmd_bench_correlate(args: argparse.Namespace) -> None:
         top_fraction=args.top_fraction)
     with ScoreStore(args.db or default_store_path()) as store:
         board = correlate(bench, config, store, data_dir=args.data_dir, progress=not args.quiet,
-                          workers=args.workers, threads=args.threads, backend=args.backend,
+                          workers=workers, threads=args.threads, backend=args.backend,
                           address=args.address)
     if args.out:
         write_scoreboard(board, args.out, "vitnas " + " ".join(sys.argv[1:]))
@@ -147,8 +168,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=positive_float, default=1e-3)
     p.add_argument("--label-smoothing", type=smoothing, default=0.1,
                    help="label smoothing of the cross-entropy (default 0.1)")
-    p.add_argument("--seed", type=int, default=0, help="plan, init and data-order seed")
-    p.add_argument("--plan-seed", type=int,
+    p.add_argument("--seed", type=seed, default=0, help="plan, init and data-order seed")
+    p.add_argument("--plan-seed", type=seed,
                    help="plan with this seed instead (retrain the same architectures under "
                         "another --seed to measure training noise)")
     p.add_argument("--out", required=True, help="benchmark JSON file (created or extended)")
@@ -197,17 +218,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         "params and FLOPs are always added")
     p.add_argument("--split", choices=["dev", "test", "all"], default="all")
     p.add_argument("--dev-fraction", type=fraction, default=0.5)
-    p.add_argument("--split-seed", type=int, default=0, help="seeds the split and the bootstrap")
+    p.add_argument("--split-seed", type=seed, default=0, help="seeds the split and the bootstrap")
     p.add_argument("--limit", type=positive_int,
                    help="score a seeded random subset of N architectures")
-    p.add_argument("--sample-seed", type=int, default=0, help="seed of --limit's subset")
+    p.add_argument("--sample-seed", type=seed, default=0, help="seed of --limit's subset")
     p.add_argument("--batch", default="cifar10", help="proxy batch source (default cifar10)")
     p.add_argument("--batch-size", type=positive_int, default=32,
                    help="proxy batch size (default 32)")
-    p.add_argument("--seed", type=int, default=0, help="init, batch and proxy seed")
-    p.add_argument("--resamples", type=nonnegative_int, default=1000,
+    p.add_argument("--seed", type=seed, default=0, help="init, batch and proxy seed")
+    p.add_argument("--resamples", type=resamples, default=1000,
                    help="bootstrap resamples (0: no intervals)")
-    p.add_argument("--top-fraction", type=float, default=0.1, help="top-k precision fraction")
+    p.add_argument("--top-fraction", type=share, default=0.1,
+                   help="top-k precision fraction, in (0, 1] (default 0.1)")
     p.add_argument("--db", help="score store (default: the cache dir's scores.sqlite)")
     p.add_argument("--out", help="write JSON here, plus .md table and _scatter/_tau PNGs")
     p.add_argument("--workers", type=positive_int, default=1,

@@ -5,6 +5,7 @@ commands)."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -110,6 +111,8 @@ def _command_line(args: argparse.Namespace) -> str:
         if key in names or key in ("func", "command", "revit_command") or value in (None, False):
             continue
         flag = "--" + key.replace("_", "-")
+        if isinstance(value, tuple):  # a parsed list option, e.g. --grids 4,6,8
+            value = ",".join(str(v) for v in value)
         words += [flag] if value is True else [flag, str(value)]
     return " ".join(shlex.quote(w) for w in words)
 
@@ -122,14 +125,15 @@ class Parser(argparse.ArgumentParser):
 
 
 def _number(text: str, kind: type, low: float, inclusive: bool = True) -> Any:
-    import math
-
     try:
         value = kind(text)
     except ValueError:
         what = "an integer" if kind is int else "a number"
         raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
-    if not math.isfinite(value) or value < low or (value == low and not inclusive):
+    if kind is float and not math.isfinite(value) and not math.isfinite(low):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    if (kind is float and not math.isfinite(value)) or value < low or (
+            value == low and not inclusive):
         raise argparse.ArgumentTypeError(f"must be {'>=' if inclusive else '>'} {low:g}, "
                                          f"got {text}")
     return value
@@ -143,6 +147,19 @@ def positive_int(text: str) -> int:
 def nonnegative_int(text: str) -> int:
     """An argparse type: an integer >= 0 (0 switches a count off, e.g. bootstrap resamples)."""
     return _number(text, int, 0)
+
+
+MAX_RESAMPLES = 100_000
+
+
+def resamples(text: str) -> int:
+    """An argparse type: bootstrap resamples, 0 (no intervals) to 100,000 (a 95% interval is
+    stable long before; millions take hours and gigabytes of resampled indices)."""
+    value = _number(text, int, 0)
+    if value > MAX_RESAMPLES:
+        raise argparse.ArgumentTypeError(f"must be <= {MAX_RESAMPLES:,} (intervals are stable "
+                                         f"long before), got {text}")
+    return value
 
 
 def fraction(text: str) -> float:
@@ -164,6 +181,109 @@ def smoothing(text: str) -> float:
 def positive_float(text: str) -> float:
     """An argparse type: a finite number > 0 (epochs, learning rates)."""
     return _number(text, float, 0, inclusive=False)
+
+
+def nonnegative_float(text: str) -> float:
+    """An argparse type: a finite number >= 0 (a tolerated loss in points, GPUs per worker)."""
+    return _number(text, float, 0)
+
+
+def finite_float(text: str) -> float:
+    """An argparse type: any finite number (nan and inf are refused)."""
+    return _number(text, float, -math.inf, inclusive=False)
+
+
+def probability(text: str) -> float:
+    """An argparse type: a number in [0, 1] (mutation rates, confidence thresholds)."""
+    value = _number(text, float, 0)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be <= 1, got {text}")
+    return value
+
+
+def share(text: str) -> float:
+    """An argparse type: a share in (0, 1] (a top fraction, a token share)."""
+    value = _number(text, float, 0, inclusive=False)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be <= 1, got {text}")
+    return value
+
+
+SEED_MAX = 2**63 - 1  # torch and numpy seeds are 64-bit
+
+
+def seed(text: str) -> int:
+    """An argparse type: a seed, an integer in 0..2^63-1."""
+    value = _number(text, int, 0)
+    if value > SEED_MAX:
+        raise argparse.ArgumentTypeError(f"must be <= 2^63-1, got {text}")
+    return value
+
+
+def _list_of(kind: Any, what: str) -> Any:
+    def parse(text: str) -> tuple:
+        items = [item.strip() for item in text.split(",")]
+        if not text.strip() or not all(items):
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}")
+        try:
+            return tuple(kind(item) for item in items)
+        except argparse.ArgumentTypeError as err:
+            raise argparse.ArgumentTypeError(f"{err} (in {text!r}; {what})") from None
+
+    return parse
+
+
+positive_ints = _list_of(positive_int, "integers >= 1")  # e.g. "4,6,8": grids, widths
+shares = _list_of(share, "numbers in (0, 1]")  # e.g. "0.25,0.5,1": token shares
+
+
+def usable_workers(workers: int, backend: str = "local") -> int:
+    """``--workers`` capped at the CPU cores this process may use (a local pool of more
+    processes only adds memory and contention), saying so; a Ray cluster counts its own."""
+    import os
+
+    if backend != "local":
+        return workers
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    if workers > cores:
+        say(f"note: --workers {workers} capped at {cores}, the CPU cores this machine has")
+        return cores
+    return workers
+
+
+def writable(path: str | None, what: str, directory: bool = False) -> None:
+    """Refuse, before any work, an output that cannot be written (see
+    ``vitnas.paths.check_writable``); None is nothing to check."""
+    if path is not None:
+        from vitnas.paths import check_writable
+
+        check_writable(path, what, directory=directory)
+
+
+def check_batch(proxies: Sequence[Any], batch_size: int) -> None:
+    """Refuse a proxy batch smaller than a chosen proxy needs (a kernel or statistic across
+    samples is undefined on one sample)."""
+    from vitnas.errors import ConfigError
+
+    small = [p.spec for p in proxies if batch_size < p.min_batch]
+    if small:
+        least = max(p.min_batch for p in proxies)
+        raise ConfigError(f"--batch-size {batch_size} is too small for {', '.join(small)}: "
+                          f"they compare samples, so they need at least {least}")
+
+
+def check_memory(space, batch_size: int, arch=None, device: str = "cpu",
+                 training: bool = False) -> None:
+    """Refuse a model and batch that cannot fit in memory before anything is allocated (an
+    architecture of the space stands in for a search's candidates)."""
+    from vitnas.device import check_fits, model_bytes
+
+    arch = space.sample(0) if arch is None else arch
+    check_fits(model_bytes(space, arch, batch_size, training),
+               f"{space.name} at {space.img_size} px with --batch-size {batch_size}", device)
 
 
 def add_space_options(parser: argparse.ArgumentParser) -> None:

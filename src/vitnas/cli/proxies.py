@@ -10,10 +10,13 @@ from typing import Any
 
 from vitnas.cli.common import (
     add_space_options,
+    check_batch,
+    check_memory,
     positive_int,
     print_table,
     read_architecture,
     say,
+    seed,
     space_from_args,
 )
 
@@ -29,13 +32,15 @@ def cmd_proxies(args: argparse.Namespace) -> None:
         cls = PROXIES.get(name)
         options = [f.name for f in dataclasses.fields(cls.Config)]
         rows.append({"proxy": name, "direction": "higher" if cls.direction > 0 else "lower",
-                     "cost": cls.cost, "reference": cls.reference, "options": options})
+                     "cost": cls.cost, "baseline": "baseline" if cls.baseline else "",
+                     "reference": cls.reference, "options": options})
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print_table(rows, ["proxy", "direction", "cost", "reference"])
+    print_table(rows, ["proxy", "direction", "cost", "baseline", "reference"])
     print("\n'direction' is the raw value's better side; reported scores are normalised so "
-          "higher is always better.")
+          "higher is always better. A 'baseline' counts the architecture's size or shape: a "
+          "proxy adds information only where it beats the best of them.")
 
 
 def cmd_proxy_options(cls: Any, args: argparse.Namespace) -> None:
@@ -70,8 +75,10 @@ def cmd_score(args: argparse.Namespace) -> None:
     if not proxies:
         raise ConfigError(f"--proxy {args.proxy!r} names no proxy; e.g. --proxy vintk (see "
                           "`vitnas proxies`)")
+    check_batch(proxies, args.batch_size)
     space = space_from_args(args)
     arch = read_architecture(space, args.arch)
+    check_memory(space, args.batch_size, arch)
     x, y = proxy_batch(args.dataset, args.batch_size, space.img_size, space.in_chans,
                        space.num_classes, args.seed, args.data_dir)
     results = score_architecture(space, arch, proxies, x, y, seed=args.seed)
@@ -125,7 +132,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="batch source: a dataset name (cifar10, synthetic, ...) or 'gaussian'")
     p.add_argument("--batch-size", type=positive_int, default=32,
                    help="proxy batch size (default 32)")
-    p.add_argument("--seed", type=int, default=0, help="init, batch and proxy seed (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="init, batch and proxy seed (default 0)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_score)
 
@@ -136,7 +143,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", default="cifar10", help="batch source (default cifar10)")
     p.add_argument("--batch-size", type=positive_int, default=32,
                    help="proxy batch size (default 32)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--data-dir", help="shared data directory")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_demo)

@@ -11,10 +11,18 @@ from vitnas.cli.common import (
     _floats,
     add_run_options,
     default_device,
+    finite_float,
+    nonnegative_float,
     nonnegative_int,
     positive_float,
     positive_int,
+    positive_ints,
+    probability,
+    resamples,
     say,
+    seed,
+    shares,
+    writable,
 )
 from vitnas.formatting import human
 
@@ -27,9 +35,8 @@ def _revit_config(args: argparse.Namespace):
     from vitnas.errors import ConfigError
     from vitnas.revit.model import ReViTConfig, config_from_arch
 
-    grids = _floats(args.grids)
-    lengths = dict(route=args.route, fractions=_floats(args.fractions) or (0.25, 0.5, 1.0),
-                   grids=None if grids is None else tuple(int(g) for g in grids))
+    lengths = dict(route=args.route, fractions=args.fractions or (0.25, 0.5, 1.0),
+                   grids=args.grids)
     shape = {"embed_dim": 96, "depth": 6, "num_heads": 3, "mlp_ratio": 2.0}
     spec = args.arch if args.arch is not None else args.arch_file
     if args.arch is not None and args.arch_file is not None:
@@ -61,6 +68,7 @@ def cmd_revit_train(args: argparse.Namespace) -> None:
     from vitnas.train import TrainConfig
 
     set_threads(args.threads)
+    writable(args.out, "--out")  # before the training, not after it
     config = _revit_config(args)
     if args.fold:
         split = SplitSpec.parse_fold(args.fold, args.split_seed)
@@ -90,6 +98,7 @@ def cmd_revit_label(args: argparse.Namespace) -> None:
     from vitnas.revit.pipeline import label_step
 
     set_threads(args.threads)
+    writable(args.out, "--out")
     summary = label_step(args.models, args.out, args.none_correct, args.data_dir,
                          command=_command_line(args))
     if args.json:
@@ -104,10 +113,16 @@ def cmd_revit_label(args: argparse.Namespace) -> None:
 def cmd_revit_train_tla(args: argparse.Namespace) -> None:
     from vitnas.bench.groundtruth import set_threads
     from vitnas.errors import ConfigError
+    from vitnas.revit import artifacts
     from vitnas.revit.pipeline import assigner_step
 
     set_threads(args.threads)
-    widths = tuple(int(w) for w in _floats(args.widths) or (16, 32, 64))
+    writable(args.out, "--out")  # before the cross-fitting, not after it
+    widths = args.widths or (16, 32, 64)
+    images = len(artifacts.load_labels(args.labels)["indices"])
+    if args.folds > images:
+        raise ConfigError(f"--folds {args.folds} exceeds the {images} labelled images in "
+                          f"{args.labels}")
     if args.balance and args.weighting not in (None, "balanced"):
         raise ConfigError(f"--balance means --weighting balanced, not {args.weighting}")
     weighting = "balanced" if args.balance else (args.weighting or "none")
@@ -122,12 +137,14 @@ def cmd_revit_train_tla(args: argparse.Namespace) -> None:
     calibration, oof = summary["calibration"], summary["out_of_fold"]
     low, high = oof["accuracy_minus_prior_ci"]
     auc_low, auc_high = oof["needs_more_auc_ci"]
+    # --bootstrap 0 (or too few images): no interval, never a NaN one
+    accuracy_ci = f" [95% CI {low:+.2f}, {high:+.2f}]" if _finite(low, high) else ""
+    auc_ci = f" [{auc_low:.3f}, {auc_high:.3f}]" if _finite(auc_low, auc_high) else ""
     print(f"{args.out}: TLA ({args.target}, {args.features}, weighting {weighting}; "
           f"{human(summary['flops'])}FLOPs) trained on {summary['images']} labelled images")
     print(f"  out-of-fold label accuracy {oof['accuracy']:.2f}% vs majority share "
-          f"{oof['majority_share']:.2f}%: {oof['accuracy_minus_prior']:+.2f} points "
-          f"[95% CI {low:+.2f}, {high:+.2f}]; needs-more-tokens ROC AUC "
-          f"{oof['needs_more_auc']:.3f} [{auc_low:.3f}, {auc_high:.3f}] "
+          f"{oof['majority_share']:.2f}%: {oof['accuracy_minus_prior']:+.2f} points"
+          f"{accuracy_ci}; needs-more-tokens ROC AUC {oof['needs_more_auc']:.3f}{auc_ci} "
           f"(ReViT's own short-pass confidence: {oof.get('reference_auc', float('nan')):.3f})")
     for name in ("tla", "cascade"):
         point, ratio = calibration[name], calibration[name]["flops_ratio_vs_fixed"]
@@ -146,24 +163,45 @@ def cmd_revit_eval(args: argparse.Namespace) -> None:
     from vitnas.revit.pipeline import eval_step
 
     set_threads(args.threads)
+    writable(args.out, "--out")  # before the measuring, not after it
     progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     grids = _floats(args.fixed_grids)
+    rates = _floats(args.tome_rates)
     evaluation = eval_step(args.revit, args.tla, args.out, args.data_dir, args.batch_size,
                            args.repeats, args.test_per_class, args.tla_threshold,
                            args.cascade_threshold, args.none_correct, progress,
                            None if grids is None else [int(g) for g in grids],
-                           command=_command_line(args))
+                           command=_command_line(args), pool_path=args.pool,
+                           tome_rates=() if rates is None else [int(r) for r in rates],
+                           resamples=args.bootstrap, seed=args.seed, max_loss=args.max_loss)
     if args.json:
         print(json.dumps(evaluation.as_dict(), indent=1))
         return
     print(f"{evaluation.test_images} test images, batch {evaluation.batch_size}, "
-          f"{evaluation.threads} threads, median of {evaluation.repeats} interleaved rounds; "
-          f"assigner FLOPs per image counted in its rows")
+          f"{evaluation.threads} threads; ratios: median of {evaluation.repeats} interleaved "
+          f"rounds [95% bootstrap interval over rounds and images, {evaluation.resamples} "
+          f"draws]; peers' thresholds chosen on {evaluation.pool.get('source')}; assigner "
+          f"FLOPs per image counted in its rows")
     print(markdown_table(evaluation))
     for line in comparison_lines(evaluation):
         print(line)
     if args.out:
         print(f"wrote {args.out} (+ .md, .png)")
+
+
+def _finite(*values: float) -> bool:
+    import math
+
+    return all(math.isfinite(v) for v in values)
+
+
+def _folds(text: str) -> int:
+    """An argparse type: cross-fitting needs at least two folds."""
+    value = positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be >= 2 (one fold trains, another is "
+                                         f"predicted), got {text}")
+    return value
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -192,20 +230,22 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                                        "and split) with a fresh schedule")
     p.add_argument("--route", choices=["resize", "patch"], default="resize",
                    help="change length by resizing the image (default) or the patch")
-    p.add_argument("--fractions", help="token shares, e.g. '0.25,0.5,1' (the default)")
-    p.add_argument("--grids", help="token grids instead, e.g. '4,6,8'")
+    p.add_argument("--fractions", type=shares,
+                   help="token shares in (0, 1], e.g. '0.25,0.5,1' (the default)")
+    p.add_argument("--grids", type=positive_ints,
+                   help="token grids instead (whole numbers), e.g. '4,6,8'")
     p.add_argument("--mode", choices=["random", "all", "distill"], default="distill",
                    help="one random length per step, all lengths (summed CE), or all lengths "
                         "with distillation from the longest (default)")
-    p.add_argument("--holdout-per-class", type=int, default=500,
+    p.add_argument("--holdout-per-class", type=nonnegative_int, default=500,
                    help="training images per class kept unseen for labelling (default 500)")
     p.add_argument("--fold", help="'i/k': leave fold i of k unseen instead (out-of-fold labels)")
-    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--split-seed", type=seed, default=0)
     p.add_argument("--train-per-class", type=positive_int, help="first K training images per class")
     p.add_argument("--epochs", type=positive_float, default=10)
     p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--lr", type=positive_float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="bf16 autocast: 'auto' on a GPU only; 'bf16' on CPU too (about 1.5x "
                         "faster steps where the CPU has AMX/AVX512-BF16)")
@@ -231,11 +271,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="assigner checkpoint to write (.pt)")
     p.add_argument("--input-size", type=positive_int, default=16,
                    help="TLA thumbnail resolution (default 16)")
-    p.add_argument("--widths", help="TLA stage widths (default '16,32,64')")
+    p.add_argument("--widths", type=positive_ints,
+                   help="TLA stage widths, whole numbers >= 1 (default '16,32,64')")
     p.add_argument("--epochs", type=positive_int, default=30)
-    p.add_argument("--folds", type=int, default=5,
-                   help="cross-fitting folds for the calibration (default 5)")
-    p.add_argument("--max-loss", type=float, default=1.0,
+    p.add_argument("--folds", type=_folds, default=5,
+                   help="cross-fitting folds for the calibration, >= 2 and at most the "
+                        "labelled images (default 5)")
+    p.add_argument("--max-loss", type=nonnegative_float, default=1.0,
                    help="calibrate for at most this many points below the full length")
     p.add_argument("--target", choices=["hard", "margin", "correct", "loss"], default="hard",
                    help="what the TLA learns: the smallest correct length (hard, default), "
@@ -252,23 +294,39 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="per-image loss weights: none (default), inverse label frequency, or "
                         "full weight only where the lengths disagree on correctness")
     p.add_argument("--balance", action="store_true", help="same as --weighting balanced")
-    p.add_argument("--bootstrap", type=nonnegative_int, default=1000,
+    p.add_argument("--bootstrap", type=resamples, default=1000,
                    help="bootstrap resamples of the out-of-fold intervals (default 1000)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed, default=0)
     add_run_options(p)
     p.set_defaults(func=cmd_revit_train_tla)
 
     p = revit_sub.add_parser("eval", help="accuracy, FLOPs and measured throughput of every "
-                                          "policy in one run")
+                                          "policy and the simple peers (confidence-skip, "
+                                          "cascades, ToMe), with intervals")
     p.add_argument("revit", help="ReViT checkpoint")
     p.add_argument("tla", nargs="+", help="assigner checkpoint(s), compared in one run")
     p.add_argument("--out", help="JSON to write, with a .md table and a .png plot beside it")
     p.add_argument("--batch-size", type=positive_int, default=256)
-    p.add_argument("--repeats", type=int, default=3, help="interleaved timing rounds")
-    p.add_argument("--test-per-class", type=int, help="first K test images per class")
-    p.add_argument("--tla-threshold", type=float, help="override the calibrated TLA threshold")
-    p.add_argument("--cascade-threshold", type=float,
-                   help="override the calibrated cascade threshold")
+    p.add_argument("--repeats", type=positive_int, default=5,
+                   help="interleaved timing rounds (default 5; ratios are their median)")
+    p.add_argument("--bootstrap", type=resamples, default=1000,
+                   help="bootstrap draws of rounds and test images for the intervals "
+                        "(default 1000)")
+    p.add_argument("--seed", type=seed, default=0,
+                   help="seed of the round order and the bootstrap (default 0)")
+    p.add_argument("--pool", help="labels file the peers' thresholds are chosen on (default: "
+                                  "the one the first assigner was trained on)")
+    p.add_argument("--max-loss", type=nonnegative_float,
+                   help="the peers' tolerance below the full length on the pool (default: "
+                        "the first assigner's)")
+    p.add_argument("--tome-rates", default="2,4,6,8,10",
+                   help="token merging rates r (tokens merged per block) at the full length, "
+                        "e.g. '2,4,6,8,10' (the default); '' for none")
+    p.add_argument("--test-per-class", type=positive_int, help="first K test images per class")
+    p.add_argument("--tla-threshold", type=finite_float,
+                   help="override the calibrated TLA threshold")
+    p.add_argument("--cascade-threshold", type=probability,
+                   help="override the calibrated cascade threshold (a confidence in [0, 1])")
     p.add_argument("--none-correct", choices=NONE_CORRECT, default="largest",
                    help="oracle route of images no length gets right")
     p.add_argument("--fixed-grids", help="fixed token grids to measure, e.g. '3,4,5,6,7,8' "

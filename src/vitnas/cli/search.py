@@ -7,18 +7,25 @@ import json
 
 from vitnas.cli.common import (
     add_space_options,
+    check_batch,
+    check_memory,
     default_device,
+    nonnegative_float,
     nonnegative_int,
     parse_options,
     positive_float,
     positive_int,
+    probability,
     read_architecture,
     say,
+    seed,
     space_from_args,
     space_options,
+    usable_workers,
+    writable,
 )
 from vitnas.formatting import human
-from vitnas.recommended import DEFAULT_SEARCH_PROXY
+from vitnas.recommended import DEFAULT_SEARCH_PROXY, DEFAULT_SEARCH_REASON
 
 
 def cmd_search(args: argparse.Namespace) -> None:
@@ -37,29 +44,50 @@ def cmd_search(args: argparse.Namespace) -> None:
     from vitnas.search.report import progress_text, write_report
     from vitnas.store import default_store_path
 
+    if args.parents is not None and args.parents > args.population:
+        raise ConfigError(f"--parents {args.parents} exceeds --population {args.population}: "
+                          f"the parents are the best of a population")
+    parents = 10 if args.parents is None else args.parents  # AutoFormer's top 10
     space = space_from_args(args)
     constraints = Constraints(parse_window(args.params, "params"),
                               parse_window(args.flops, "FLOPs"),
                               parse_window(args.latency, "latency (ms)"))
-    proxies = tuple(p.spec for p in resolve_proxies(args.proxy))
+    resolved = resolve_proxies(args.proxy)
+    check_batch(resolved, args.batch_size)
+    proxies = tuple(p.spec for p in resolved)
+    ranker = None
+    if args.ranker:  # the calibrated objective replaces --proxy and --aggregate
+        from vitnas.calibrate import load_ranker
+        from vitnas.search.ranked import batch_mismatch
+
+        ranker = load_ranker(args.ranker)
+        proxies = ranker.feature_specs
+        note = batch_mismatch(ranker, args.dataset, args.batch_size, args.seed)
+        if note:
+            say(note)
     config = SearchConfig(
         proxies=proxies, algorithm=args.algo, budget=args.budget,
         seed=args.seed, constraints=constraints, aggregate=args.aggregate, dataset=args.dataset,
         batch_size=args.batch_size, population=args.population,
         evolution=EvolutionConfig.for_population(
-            args.population, args.mutations, args.crossovers, parents=args.parents,
+            args.population, args.mutations, args.crossovers, parents=parents,
             layer_prob=args.layer_prob, structure_prob=args.structure_prob))
+    out = args.out or f"runs/search/{space.name}-{config.algorithm}-seed{config.seed}"
+    writable(out, "--out", directory=True)  # before the work, not after it
+    writable(args.db, "--db")
+    check_memory(space, args.batch_size)
+    workers = usable_workers(args.workers, args.backend)
     result = run_search(space, config, store=args.db or default_store_path(),
-                        workers=args.workers, threads=args.threads, backend=args.backend,
+                        workers=workers, threads=args.threads, backend=args.backend,
                         address=args.address, gpus=args.gpus_per_worker, device=args.device,
                         shard=parse_shard(args.shard), progress=not args.quiet,
-                        status=None if args.quiet else say, data_dir=args.data_dir)
+                        status=None if args.quiet else say, data_dir=args.data_dir,
+                        ranker=ranker)
     if not result.complete:
         print(f"shard {args.shard}: {result.computed} computed, {result.reused} reused, "
               f"{result.pending} left to the other shards; merge the stores "
               f"(vitnas merge) and run again to continue")
         return
-    out = args.out or f"runs/search/{space.name}-{config.algorithm}-seed{config.seed}"
     report = write_report(result, out)
     if result.evaluations and not any(all(math.isfinite(s) for s in e.scores)
                                       for e in result.evaluations):
@@ -76,6 +104,14 @@ def cmd_search(args: argparse.Namespace) -> None:
     print(json.dumps(result.best_arch))
     print(f"{space.name}: {human(best.candidate.params)} params, {human(best.candidate.flops)} "
           f"FLOPs; {scores}")
+    if ranker is not None:
+        print(f"objective: ranker {args.ranker} ({ranker.meta.get('metric', 'label')}, "
+              f"{ranker.chosen} model), best score {result.record(best)['fitness']:.4g}")
+    elif args.proxy == DEFAULT_SEARCH_PROXY:
+        print(f"objective: {DEFAULT_SEARCH_PROXY} ({DEFAULT_SEARCH_REASON})")
+    else:
+        print(f"objective: {', '.join(proxies)} (--proxy"
+              + (f", combined by --aggregate {args.aggregate})" if len(proxies) > 1 else ")"))
     print(f"{len(result.evaluations)} evaluated ({result.computed} computed, {result.reused} "
           f"from the store), {infeasible} infeasible draws rejected before scoring, "
           f"{result.timings['total']:.1f} s")
@@ -95,8 +131,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     from vitnas.train import TrainConfig
 
     set_threads(args.threads)
+    writable(args.out, "--out")  # before the training, not after it
     space = space_from_args(args)
     arch = read_architecture(space, args.arch)
+    check_memory(space, args.batch_size, arch, default_device(args), training=True)
     config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                          seed=args.seed)
     result = train_architecture(space, arch, args.dataset, config, args.train_per_class,
@@ -133,8 +171,16 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_merge(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from vitnas.errors import ConfigError
     from vitnas.store import ScoreStore
 
+    target = Path(args.out).resolve()
+    if any(Path(source).resolve() == target for source in args.inputs):
+        raise ConfigError(f"{args.out} is both the output and an input; merge into a new "
+                          f"store (inputs are only read)")
+    writable(args.out, "output store")
     with ScoreStore(args.out) as store:
         added = {source: store.merge(source) for source in args.inputs}
         total = len(store)
@@ -153,7 +199,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_space_options(p)
     p.add_argument("--proxy", default=DEFAULT_SEARCH_PROXY,
                    help="proxy spec, or a comma list combined by --aggregate (default "
-                        f"{DEFAULT_SEARCH_PROXY}: the best on ViT-Bench-101's dev half)")
+                        f"{DEFAULT_SEARCH_PROXY}: on ViT-Bench-101's dev half no training-free "
+                        "proxy beat it on its worst task)")
+    p.add_argument("--ranker", help="a ranker JSON from `vitnas calibrate` as the objective: "
+                                    "candidates are scored with its features and ranked by it "
+                                    "(replaces --proxy and --aggregate)")
     p.add_argument("--params", help="parameter window LOW:HIGH, e.g. 5M:6M (a side may be empty)")
     p.add_argument("--flops", help="FLOPs window LOW:HIGH, e.g. :1.5G")
     p.add_argument("--latency", help="measured batch-1 latency window in ms, e.g. :20 "
@@ -167,17 +217,20 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="proxy batch source: a dataset name or 'gaussian' (default cifar10)")
     p.add_argument("--batch-size", type=positive_int, default=32,
                    help="proxy batch size (default 32)")
-    p.add_argument("--seed", type=int, default=0,
+    p.add_argument("--seed", type=seed, default=0,
                    help="scoring seed (init, batch, proxies) and root of every candidate's seed")
     group = p.add_argument_group("evolution (AutoFormer's defaults)")
     group.add_argument("--population", type=positive_int, default=50)
-    group.add_argument("--parents", type=positive_int, default=10, help="top-k kept as parents")
+    group.add_argument("--parents", type=positive_int,
+                       help="top-k of everything scored kept as parents, at most "
+                            "--population (default 10)")
     group.add_argument("--mutations", type=nonnegative_int,
                        help="per generation (default population / 2)")
     group.add_argument("--crossovers", type=nonnegative_int,
                        help="per generation (default population / 2)")
-    group.add_argument("--layer-prob", type=float, default=0.2, help="per-layer mutation rate")
-    group.add_argument("--structure-prob", type=float, default=0.4,
+    group.add_argument("--layer-prob", type=probability, default=0.2,
+                       help="per-layer mutation rate")
+    group.add_argument("--structure-prob", type=probability, default=0.4,
                        help="depth and width mutation rate")
     group = p.add_argument_group("execution (never changes the answer)")
     group.add_argument("--workers", type=positive_int, default=1,
@@ -187,8 +240,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                             "across runs with equal threads per worker)")
     group.add_argument("--backend", default="local", help="local (process pool) or ray")
     group.add_argument("--address", help="Ray cluster address (ray backend)")
-    group.add_argument("--gpus-per-worker", type=float, default=0,
-                       help="Ray GPUs per worker (ray backend; scores on cuda)")
+    group.add_argument("--gpus-per-worker", type=nonnegative_float, default=0,
+                       help="Ray GPUs per worker, >= 0 (a fraction shares a GPU; ray backend; "
+                            "scores on cuda)")
     group.add_argument("--device", default="cpu", help="where local workers score (cpu, cuda)")
     group.add_argument("--shard", help="i/n: score only candidates i mod n, for `vitnas merge`")
     group.add_argument("--db", help="score store (default: ~/.cache/vitnas/scores.sqlite)")
@@ -210,7 +264,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="first K training images per class (default: all)")
     p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--lr", type=positive_float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0, help="init and data-order seed")
+    p.add_argument("--seed", type=seed, default=0, help="init and data-order seed")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.add_argument("--out", help="save the trained model here (.pt: weights, architecture and "

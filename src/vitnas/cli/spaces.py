@@ -10,9 +10,11 @@ from typing import Any
 
 from vitnas.cli.common import (
     add_space_options,
+    check_memory,
     positive_int,
     print_table,
     read_architecture,
+    seed,
     space_from_args,
 )
 from vitnas.formatting import human
@@ -55,6 +57,7 @@ def cmd_info(args: argparse.Namespace) -> None:
     rows = space.layer_costs(arch)
     result: dict[str, Any] = {
         "space": space.name,
+        "source": _source(args.arch),
         "arch": space.to_json(arch),
         "params": space.params(arch),
         "flops": space.flops(arch),
@@ -63,13 +66,14 @@ def cmd_info(args: argparse.Namespace) -> None:
     if args.check:
         from vitnas.flops import count_params, measured_flops
 
+        check_memory(space, 1, arch)
         model = space.build(arch)
         result["counted_params"] = count_params(model)
         result["measured_flops"] = measured_flops(model, space.example_input(1))
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(f"{space.name}: {json.dumps(result['arch'])}")
+    print(f"{space.name}: {json.dumps(result['arch'])} (from {result['source']})")
     print_table(
         [{"layer": r.name, "detail": r.detail, "params": f"{r.params:,}", "flops": human(r.flops)}
          for r in rows]
@@ -81,6 +85,17 @@ def cmd_info(args: argparse.Namespace) -> None:
               f"measured FLOPs {human(result['measured_flops'])}")
 
 
+def _source(spec: str) -> str:
+    """Where ``info``'s architecture came from (``read_architecture``'s rule): stdin, the
+    command line, or a file."""
+    if spec == "-":
+        return "stdin"
+    stripped = spec.strip()
+    if stripped[:1] in ("{", "[", "|", '"') or stripped.isdigit():
+        return "the command line"
+    return f"file {spec}"
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Register this module's commands on the top-level parser."""
     p = sub.add_parser("spaces", help="list the search spaces")
@@ -90,7 +105,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="sample architectures (JSON lines with params and FLOPs)")
     add_space_options(p)
     p.add_argument("-n", type=positive_int, default=5, help="how many (default 5)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="sampling seed (default 0)")
     p.add_argument("--json", action="store_true", help="accepted for uniformity: the output is "
                                                       "always JSON lines")
     p.set_defaults(func=cmd_sample)

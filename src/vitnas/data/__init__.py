@@ -32,6 +32,7 @@ from vitnas.data.formats import (
     scan_image_folder,
 )
 from vitnas.data.loader import balanced_indices, fixed_batch, iterate_batches
+from vitnas.data.scaled import ScaledRecipe, scaled_objects  # registers "scaled-fashion"
 from vitnas.data.transforms import (
     CIFAR10_MEAN,
     CIFAR10_STD,
@@ -75,6 +76,7 @@ __all__ = [
     "RandomHorizontalFlip",
     "RawData",
     "Resize",
+    "ScaledRecipe",
     "SyntheticDataset",
     "Transform",
     "apply_transform",
@@ -92,5 +94,6 @@ __all__ = [
     "load_image_archive",
     "load_mnist_dir",
     "read_idx",
+    "scaled_objects",
     "scan_image_folder",
 ]

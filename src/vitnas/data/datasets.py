@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -494,6 +495,16 @@ _REGISTRY: dict[str, _Entry] = {
 }
 
 
+def register_dataset(name: str, factory: Callable[..., Dataset], description: str) -> None:
+    """Add a named dataset. A module that builds on this one (``vitnas.data.scaled``)
+    registers itself here, so this module never imports it: ``factory(split, data_dir,
+    **options)`` with its options as keyword arguments, as the factories above."""
+    key = name.strip().lower()
+    if key in _REGISTRY and _REGISTRY[key].factory is not factory:
+        raise ConfigError(f"dataset name {name!r} is already registered")
+    _REGISTRY[key] = _Entry(factory, description)
+
+
 def list_datasets() -> list[str]:
     """Names accepted by :func:`get_dataset`."""
     return sorted(_REGISTRY)
@@ -523,4 +534,29 @@ def get_dataset(
             f"dataset {key!r} does not take option(s) {', '.join(unknown)}; "
             f"it takes: {', '.join(options)}"
         )
+    _check_option_types(key, inspect.signature(factory), kwargs)
     return factory(split, data_dir, **kwargs)
+
+
+def _check_option_types(dataset: str, signature: inspect.Signature,
+                        options: dict[str, object]) -> None:
+    """A dataset option of the wrong type (``noise=nan``, ``n=abc``) is named here, before it
+    fails deep in the generator: an option whose default is a number must be a finite number
+    (an integer where the default is one)."""
+    for name, value in options.items():
+        parameter = signature.parameters[name]
+        default, kinds = parameter.default, str(parameter.annotation).replace(" ", "").split("|")
+        if isinstance(default, bool) or "bool" in kinds:
+            continue
+        if isinstance(default, int) or (default is None and "int" in kinds):
+            integer = True
+        elif isinstance(default, float) or (default is None and "float" in kinds):
+            integer = False
+        else:
+            continue
+        wanted = "an integer" if integer else "a finite number"
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if (not number or (integer and not isinstance(value, int))
+                or not math.isfinite(value)):
+            raise ConfigError(f"dataset {dataset!r} option {name} must be {wanted}, got "
+                              f"{value!r}")

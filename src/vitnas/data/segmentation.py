@@ -248,30 +248,45 @@ def paste_scenes(backgrounds: np.ndarray, objects: np.ndarray, object_labels: np
     order = np.random.default_rng([recipe.seed, stream]).permutation(len(backgrounds))
     for i in range(n):
         rng = np.random.default_rng([recipe.seed, stream, i])
-        background = backgrounds[order[i % len(backgrounds)]]
-        if background.shape[-1] != size:
-            background = np.asarray(Image.fromarray(background.transpose(1, 2, 0)).resize(
-                (size, size), Image.BILINEAR)).transpose(2, 0, 1)
-        images[i] = background
+        images[i] = resize_background(backgrounds[order[i % len(backgrounds)]], size)
         for _ in range(int(rng.integers(recipe.min_objects, recipe.max_objects + 1))):
             j = int(rng.integers(len(objects)))
             side = int(rng.integers(low, high + 1))
             top = int(rng.integers(0, size - side + 1))
             left = int(rng.integers(0, size - side + 1))
-            candidates = (_vivid(rng), _vivid(rng))
-            glyph = Image.fromarray(objects[j]).resize((side, side), Image.BILINEAR)
-            intensity = np.asarray(glyph, dtype=np.float64) / 255
-            on = intensity > recipe.threshold
-            if not on.any():
-                continue
-            window = images[i, :, top:top + side, left:left + side]  # a view
-            shade = 0.4 + 0.6 * intensity[on]  # (P,)
-            covered = window[:, on].astype(np.float64).mean(axis=1)  # (3,)
-            colour = max(candidates,
-                         key=lambda c: float(np.linalg.norm(c * shade.mean() - covered)))
-            window[:, on] = np.rint(colour[:, None] * shade[None, :]).astype(np.uint8)
-            masks[i, top:top + side, left:left + side][on] = int(object_labels[j]) + 1
+            on = paste_object(images[i], objects[j], side, top, left, recipe.threshold, rng)
+            if on is not None:
+                masks[i, top:top + side, left:left + side][on] = int(object_labels[j]) + 1
     return images, masks
+
+
+def resize_background(background: np.ndarray, size: int) -> np.ndarray:
+    """A uint8 (3, h, w) scene resized to (3, size, size) with Pillow's bilinear filter."""
+    if background.shape[-1] == size and background.shape[-2] == size:
+        return background
+    return np.asarray(Image.fromarray(background.transpose(1, 2, 0)).resize(
+        (size, size), Image.BILINEAR)).transpose(2, 0, 1)
+
+
+def paste_object(image: np.ndarray, glyph: np.ndarray, side: int, top: int, left: int,
+                 threshold: float, rng: np.random.Generator) -> np.ndarray | None:
+    """Paste a grey object ``glyph`` (h, w) into ``image`` (3, H, W, uint8, in place), resized
+    to ``side`` pixels at (top, left): under its mask (resized intensity > ``threshold``) every
+    pixel becomes a vivid colour shaded by the intensity, colour * (0.4 + 0.6 intensity), the
+    more contrasting with the covered pixels of two draws from ``rng``. Returns the (side,
+    side) mask, or None when nothing of the object survives the resize."""
+    candidates = (_vivid(rng), _vivid(rng))
+    resized = Image.fromarray(glyph).resize((side, side), Image.BILINEAR)
+    intensity = np.asarray(resized, dtype=np.float64) / 255
+    on = intensity > threshold
+    if not on.any():
+        return None
+    window = image[:, top:top + side, left:left + side]  # a view
+    shade = 0.4 + 0.6 * intensity[on]  # (P,)
+    covered = window[:, on].astype(np.float64).mean(axis=1)  # (3,)
+    colour = max(candidates, key=lambda c: float(np.linalg.norm(c * shade.mean() - covered)))
+    window[:, on] = np.rint(colour[:, None] * shade[None, :]).astype(np.uint8)
+    return on
 
 
 def _digest(*arrays: np.ndarray) -> str:

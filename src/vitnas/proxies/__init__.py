@@ -3,11 +3,13 @@
 from vitnas.proxies import (  # noqa: F401  (registration)
     autoprox,
     aznas,
+    brief,
     dss,
     lga,
     lswag,
     meco,
     ntk,
+    shape,
     swap,
     token_entropy,
     vintk,

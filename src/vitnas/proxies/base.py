@@ -75,6 +75,10 @@ class Proxy(ABC):
     cost: ClassVar[str] = BACKWARD
     reference: ClassVar[str] = ""
     Config: ClassVar[type] = EmptyConfig
+    # a count of the architecture's size or shape (``proxies.shape``): the rows a proxy must beat
+    baseline: ClassVar[bool] = False
+    # the fewest samples the value means anything on (2 for a kernel or statistic across them)
+    min_batch: ClassVar[int] = 1
 
     def __init__(self, config: Any = None) -> None:
         self.config = config if config is not None else self.Config()
@@ -104,6 +108,10 @@ class Proxy(ABC):
     def __call__(self, model: nn.Module, ctx: ProxyContext) -> ProxyResult:
         """Time ``compute`` under the context's seed; a non-finite value is kept (never replaced
         silently) and reported as a warning."""
+        if len(ctx.inputs) < self.min_batch:
+            ctx.warn(f"{self.name} needs a batch of at least {self.min_batch} samples, got "
+                     f"{len(ctx.inputs)}")
+            return ProxyResult(self.spec, math.nan, math.nan, 0.0, tuple(ctx.warnings))
         start = time.perf_counter()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(ctx.seed)

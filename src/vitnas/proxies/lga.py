@@ -101,6 +101,7 @@ def label_gradient_alignment(theta: torch.Tensor, labels: torch.Tensor, centring
 @PROXIES.register("lga")
 class LabelGradientAlignment(KernelProxy):
     name = "lga"
+    min_batch = 2  # a statistic across samples
     direction = 1
     cost = PER_SAMPLE
     reference = "Mok et al., CVPR 2022"

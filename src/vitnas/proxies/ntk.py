@@ -175,6 +175,7 @@ class NTKConditionNumber(KernelProxy):
     summed logits' gradients w.r.t. the ``*weight`` parameters (``params=all`` adds biases)."""
 
     name = "ntk_cond"
+    min_batch = 2  # a statistic across samples
     direction = -1
     reference = "TE-NAS, Chen et al., ICLR 2021"
     Config = NTKConditionConfig
@@ -252,6 +253,7 @@ class NTKEigenScore(KernelProxy):
     when the samples' gradients are less correlated (Mellor et al., arXiv 2006.04647v1)."""
 
     name = "ntk_eigen"
+    min_batch = 2  # a statistic across samples
     direction = 1
     reference = "NASWOT v1, Mellor et al., arXiv 2006.04647v1"
 
@@ -265,6 +267,7 @@ class NTKRegression(KernelProxy):
     predict the second half with Theta_vt Theta_tt^-1 Y_t (a small ridge keeps it solvable)."""
 
     name = "ntk_regression"
+    min_batch = 2  # a statistic across samples
     direction = 1
     reference = "Mok et al., CVPR 2022"
 
@@ -299,6 +302,7 @@ class LinearRegions(Proxy):
     Large nets can give every input its own pattern (count = N): a warning says so."""
 
     name = "linear_regions"
+    min_batch = 2  # a statistic across samples
     direction = 1
     cost = FORWARD
     reference = "TE-NAS, Chen et al., ICLR 2021"

@@ -121,6 +121,9 @@ def proxy_batch(
     if data.channels != channels:
         raise ConfigError(f"dataset {dataset} has {data.channels} channels but the space expects "
                           f"{channels} (pass --in-chans {data.channels})")
+    if data.num_classes > num_classes:
+        raise ConfigError(f"dataset {dataset} has {data.num_classes} classes but the models have "
+                          f"{num_classes} outputs (pass --num-classes {data.num_classes})")
     with one_thread():
         x, y = fixed_batch(data, size, seed=seed, transform=Normalize(data.mean, data.std))
         if x.shape[-1] != image_size:

@@ -31,10 +31,18 @@ def _vintk_variants() -> list[str]:
     return list(ALL_VARIANTS)
 
 
-ALIASES.register("registered", lambda: list_proxies())
+def training_free_proxies() -> list[str]:
+    """Every registered proxy that trains nothing (``brief`` trains for a minute)."""
+    from vitnas.proxies.base import TRAINING
+
+    return [name for name in list_proxies() if PROXIES.get(name).cost != TRAINING]
+
+
+ALIASES.register("registered", training_free_proxies)
 ALIASES.register("vintk-variants", _vintk_variants)
 # Everything a scoreboard measures: every proxy at its defaults, the whole ViNTK grid, and LGA
-# after one epoch (Mok et al. measure it at initialisation and after a little training).
+# after one epoch (Mok et al. measure it at initialisation and after a little training) and
+# brief training at its defaults.
 ALIASES.register("all", lambda: [*list_proxies(), *_vintk_variants(), "lga:epochs=1"])
 
 

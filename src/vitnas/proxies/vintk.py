@@ -379,6 +379,7 @@ class FourierViews:
 @PROXIES.register("vintk")
 class ViNTK(KernelProxy):
     name = "vintk"
+    min_batch = 2  # a statistic across samples
     direction = 1
     reference = "ViNTK, Zhou & Zhu, ICASSP 2024"
     Config = ViNTKConfig

@@ -388,6 +388,7 @@ class Jacov(Proxy):
     -N for a batch of N, is reached when the rows are uncorrelated."""
 
     name = "jacov"
+    min_batch = 2  # a statistic across samples
     direction = 1
     cost = BACKWARD
     reference = "Mellor et al., Neural Architecture Search without Training, arXiv:2006.04647v1"
@@ -425,6 +426,7 @@ class Nwot(Proxy):
     """
 
     name = "nwot"
+    min_batch = 2  # a statistic across samples
     direction = 1
     cost = FORWARD
     reference = "Mellor et al., Neural Architecture Search without Training, ICML 2021"
@@ -551,6 +553,7 @@ class Params(Proxy):
     name = "params"
     direction = 1
     cost = FREE
+    baseline = True
     reference = "baseline (e.g. Abdelfattah et al., ICLR 2021)"
 
     def compute(self, model: nn.Module, ctx: ProxyContext) -> float:
@@ -567,6 +570,7 @@ class Flops(Proxy):
     name = "flops"
     direction = 1
     cost = FREE
+    baseline = True
     reference = "baseline (e.g. Abdelfattah et al., ICLR 2021)"
 
     def compute(self, model: nn.Module, ctx: ProxyContext) -> float:

@@ -55,6 +55,7 @@ def zico_of_gradients(per_layer: Sequence[torch.Tensor]) -> float:
 @PROXIES.register("zico")
 class ZiCo(Proxy):
     name = "zico"
+    min_batch = 2  # a statistic across samples
     direction = 1
     cost = BACKWARD
     reference = (

@@ -3,7 +3,9 @@
 ``revit train`` writes a ReViT checkpoint (config, weights, recipe, which training images it
 left unseen); ``revit label`` a labels file (the unseen images' indices, every length's logits,
 the labels); ``revit train-tla`` an assigner checkpoint (config, weights, calibrated knobs).
-All are ``torch.save`` dicts tagged with a ``format`` string, loaded with ``weights_only``.
+All are ``torch.save`` dicts tagged with a ``format`` string, loaded with ``weights_only``;
+model files carry a SHA-256 of their weights (``vitnas.trained.weights_digest``), checked on
+load, so a damaged file is named as damaged (files from before the digest still load).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 from vitnas.errors import ConfigError
 from vitnas.revit.assigner import AssignerConfig, TokenLengthAssigner
 from vitnas.revit.model import ResizableViT, ReViTConfig, build_revit
+from vitnas.trained import check_weights, weights_digest
 
 REVIT_FORMAT = "vitnas-revit"
 LABELS_FORMAT = "vitnas-token-length-labels"
@@ -51,18 +54,27 @@ def load(path: str | Path, expected: str) -> dict[str, Any]:
 
 def save_revit(path: str | Path, model: ResizableViT, config: ReViTConfig,
                meta: dict[str, Any]) -> Path:
-    return save(path, {"format": REVIT_FORMAT, "config": config.as_dict(),
-                       "state_dict": model.state_dict(), "meta": meta})
+    state = model.state_dict()
+    return save(path, {"format": REVIT_FORMAT, "config": config.as_dict(), "state_dict": state,
+                       "digest": weights_digest(state), "meta": meta})
 
 
 def restore(path: str | Path, payload: dict[str, Any], what: str, parse: Any,
             build: Any) -> tuple[Any, Any, dict[str, Any]]:
     """(module with the payload's weights, its config, meta); any way a tampered or foreign
     file can fail (missing keys, wrong types, impossible sizes) is one ConfigError."""
+    for key, kind in (("config", dict), ("state_dict", dict), ("meta", dict)):
+        if key not in payload:
+            raise ConfigError(f"{path}: {what} file has no {key!r}")
+        if not isinstance(payload[key], kind):
+            raise ConfigError(f"{path}: the {what} file's {key!r} is a "
+                              f"{type(payload[key]).__name__}, not a mapping")
+    state = payload["state_dict"]
+    check_weights(path, state, payload.get("digest"))
     try:
         config = parse(payload["config"])
         module = build(config)
-        module.load_state_dict(payload["state_dict"])
+        module.load_state_dict(state)
         meta = payload["meta"]
     except KeyError as exc:
         raise ConfigError(f"{path}: {what} file has no {exc.args[0]!r}") from None
@@ -86,13 +98,25 @@ def load_labels(path: str | Path) -> dict[str, Any]:
     for key in ("indices", "logits", "targets", "labels"):
         if key not in payload:
             raise ConfigError(f"{path}: labels file has no {key!r}")
+        if not isinstance(payload[key], torch.Tensor):
+            raise ConfigError(f"{path}: the labels file's {key!r} is a "
+                              f"{type(payload[key]).__name__}, not a tensor")
+    count = len(payload["indices"])
+    logits = payload["logits"]
+    if (logits.ndim != 3 or logits.shape[1] != count
+            or any(len(payload[k]) != count for k in ("targets", "labels"))):
+        raise ConfigError(f"{path}: the labels file's indices, logits (lengths x images x "
+                          f"classes), targets and labels disagree in size (tampered or damaged)")
+    if not isinstance(payload.get("meta", {}), dict):
+        raise ConfigError(f"{path}: the labels file's 'meta' is not a mapping")
     return payload
 
 
 def save_assigner(path: str | Path, assigner: TokenLengthAssigner,
                   meta: dict[str, Any]) -> Path:
+    state = assigner.state_dict()
     return save(path, {"format": ASSIGNER_FORMAT, "config": assigner.config.as_dict(),
-                       "state_dict": assigner.state_dict(), "meta": meta})
+                       "state_dict": state, "digest": weights_digest(state), "meta": meta})
 
 
 def load_assigner(path: str | Path) -> tuple[TokenLengthAssigner, dict[str, Any]]:

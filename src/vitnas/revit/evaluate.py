@@ -1,28 +1,33 @@
-"""Accuracy vs FLOPs vs measured throughput of every way to run one ReViT.
+"""Accuracy vs FLOPs vs measured throughput of every way to run one ReViT, and whether a
+learned policy beats the simple ones.
 
-Policies: the fixed token lengths, including the intermediate grids the trained ones do not
-cover (the resize route runs any grid); one or more TLAs (bucketed inference) at their
-calibrated knobs and along knob sweeps, a router on the shortest pass (``features='coarse'``)
-charged that pass for every image; the oracle (each image at its true token-length label:
-the ceiling a perfect assigner reaches); the DVT-style confidence cascade at its calibrated
-threshold, at the cheapest threshold at least as accurate as each TLA, and along a sweep.
+Policies, all on the same weights: the fixed token lengths, including the intermediate grids
+the trained ones do not cover (the resize route runs any grid); one or more TLAs at their
+calibrated knobs (a router on the shortest pass, ``features='coarse'``, charged that pass for
+every image); the oracle (each image at its smallest correct length: the ceiling); and the
+simple peers, none of them trained: the confidence-skip rule and the fair cascade
+(:mod:`vitnas.revit.peers`, per-exit thresholds and the skip), the plain shared-threshold
+cascade, and token merging (:mod:`vitnas.revit.tome`) at several merge rates.
 
-An adaptive policy counts only above the fixed-length curve: the upper concave hull of the
-fixed lengths in (seconds per image, accuracy), which mixing two lengths over the images
-reaches (:mod:`vitnas.revit.metrics`). The report gives each TLA's throughput ratio against that
-curve and against the cascade at the TLA's own accuracy. Sweeps are placed on the throughput
-axis by a time model fitted on the measured runs (seconds per image of each length, and of the
-assigner alone; a policy's time = the sum over lengths of the share of images that pass
-through each, plus the assigner); the headline points are measured end to end.
+Test seen once: every threshold of every peer is chosen on the labelled pool (held-out
+training images the ReViT never saw, :class:`Pool`): the cheapest rule within ``max_loss``
+points of the full length's pool accuracy (the tolerance the TLAs were calibrated with), and,
+for each TLA, the cheapest rule at least as accurate on the pool as that TLA's cross-fitted pool
+accuracy. ToMe's rates are a fixed list. The test split is then run once per operating point.
 
-Accuracy and FLOPs of the sweeps come from cached predictions (every length's logits on every
-test image and the assigner's logits), which give what bucketed inference returns (the tests
-check that; a sub-batch can differ in the last float bits, so the measured points report the
-end-to-end run's own accuracy beside the cached one). Throughput is measured by running each
-operating point end to end over the whole test set in the same process, the policies
-interleaved over ``repeats`` rounds, the median kept. Knobs are calibrated on held-out training
-images, never on the test set: :func:`calibrate` picks the cheapest knob whose held-out accuracy
-stays within ``max_loss`` points of the full length's.
+Throughput: every operating point runs end to end over the whole test set, the points
+interleaved in a freshly shuffled order in each of ``repeats`` (>= 5 by default) rounds, each
+batch timed. A ratio at equal accuracy is taken per round against the curve measured in the
+same round and the median over rounds reported, with a bootstrap interval over rounds and
+test images (:class:`vitnas.revit.metrics.TimingBootstrap`); the FLOPs ratio, deterministic,
+stands beside it. Curves are mixture hulls (:mod:`vitnas.revit.metrics`): the fixed-length
+curve, each peer's (its points and the fixed lengths), and the simple peers' curve (every
+fixed length and every peer point together): a learned policy's claim stands only where the
+lower end of its interval against that curve is above 1.0x.
+
+Accuracy and FLOPs of the sweeps (drawn, never used to choose) come from cached predictions
+(every length's logits on every test image and the assigner's logits); a sweep is placed on the
+throughput axis by a time model fitted on the measured fixed lengths.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from vitnas.errors import ConfigError
 from vitnas.revit.assigner import AssignerConfig, TokenLengthAssigner, knob_grid
 from vitnas.revit.inference import (
     AdaptiveOutput,
@@ -41,14 +47,29 @@ from vitnas.revit.inference import (
     cascade_predict,
     lengths_flops,
     predict_at,
+    skip_predict,
 )
 from vitnas.revit.labels import correct_by_length, token_length_labels
-from vitnas.revit.metrics import mixture_frontier, ratio_at_equal_accuracy
+from vitnas.revit.metrics import TimingBootstrap, mixture_frontier
 from vitnas.revit.model import ResizableViT
+from vitnas.revit.peers import (
+    CascadeRule,
+    SkipRule,
+    rule_from_dict,
+    rule_grid,
+    rule_outcome,
+    shared_cascade,
+)
+from vitnas.revit.tome import tome_flops, tome_forward
 from vitnas.revit.training import logits_by_length
 
 CASCADE_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9,
                 0.925, 0.95, 0.97, 0.99, 1.0)
+TOME_RATES = (2, 4, 6, 8, 10)
+PEER_KINDS = ("confidence-skip", "fair cascade", "cascade")  # rules chosen on the pool
+FAMILIES = {"confidence-skip": "confidence-skip", "fair cascade": "fair cascade",
+            "cascade": "cascade", "tome": "ToMe"}  # policy -> simple-peer family
+DEFAULT_REPEATS = 5
 
 
 @dataclass
@@ -62,6 +83,7 @@ class OperatingPoint:
     flops: float
     shares: list[float]
     seconds_per_image: float | None = None  # time model (filled in by the evaluation)
+    rule: dict | None = None  # a simple peer's thresholds (:mod:`vitnas.revit.peers`)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -142,19 +164,131 @@ def assigner_logits(assigner: TokenLengthAssigner, images: torch.Tensor,
                       for i in range(0, len(images), batch_size)])
 
 
+def rule_point(rule: SkipRule | CascadeRule, confidence: torch.Tensor, correct: torch.Tensor,
+               costs: torch.Tensor, policy: str | None = None) -> OperatingPoint:
+    """What a simple peer's rule gives from cached top probabilities (K, N); ``policy`` names
+    its kind (default the rule's)."""
+    hit, spent, length = rule_outcome(rule, confidence, correct, costs)
+    point = _point(policy or rule.kind, None, hit, spent, length, correct.shape[0])
+    point.rule = rule.as_dict()
+    return point
+
+
+def _peer_run(model: ResizableViT, rule: SkipRule | CascadeRule
+              ) -> Callable[[torch.Tensor, int], AdaptiveOutput]:
+    if isinstance(rule, SkipRule):
+        return lambda x, _: skip_predict(model, x, rule.thresholds)
+    return lambda x, _: cascade_predict(model, x, rule.exit, rule.skip)
+
+
+def pareto(points: Sequence[OperatingPoint]) -> list[int]:
+    """Indices of the points no other point beats on both FLOPs and accuracy, cheapest first."""
+    order = sorted(range(len(points)), key=lambda i: (points[i].flops, -points[i].accuracy))
+    kept, best = [], float("-inf")
+    for i in order:
+        if points[i].accuracy > best:
+            kept.append(i)
+            best = points[i].accuracy
+    return kept
+
+
+def top_probability(logits: torch.Tensor) -> torch.Tensor:
+    """(K, N) top softmax probability of every length's logits (K, N, C)."""
+    return logits.float().softmax(-1).amax(-1)
+
+
+@dataclass
+class Pool:
+    """The labelled pool every peer's threshold is chosen on: held-out training images the
+    ReViT never saw, with every trained length's logits (a ``revit label`` file)."""
+
+    logits: torch.Tensor  # (K, N, C)
+    targets: torch.Tensor  # (N,)
+    max_loss: float = 1.0
+    source: str | None = None
+
+    @property
+    def correct(self) -> torch.Tensor:
+        return correct_by_length(self.logits.float(), self.targets)
+
+    @property
+    def full_accuracy(self) -> float:
+        return round(100.0 * float(self.correct[-1].float().mean()), 2)
+
+
+@dataclass
+class PeerChoice:
+    """A simple peer's rule as chosen on the pool, and why."""
+
+    name: str
+    kind: str  # confidence-skip, fair cascade or cascade (the shared threshold)
+    rule: SkipRule | CascadeRule
+    pool_point: OperatingPoint | None
+    chosen_for: list[str]
+
+
+def choose_peers(pool: Pool, costs: torch.Tensor, targets: dict[str, float],
+                 kinds: Sequence[str] = PEER_KINDS,
+                 shared_threshold: float | None = None
+                 ) -> tuple[list[PeerChoice], dict[str, list[OperatingPoint]]]:
+    """Each peer kind's rules on the pool: the cheapest within ``pool.max_loss`` points of the
+    full length there, and for each entry of ``targets`` (a TLA's label -> its cross-fitted pool
+    accuracy) the cheapest at least that accurate (else the most accurate). Returns the
+    choices (identical rules merged) and each kind's Pareto-optimal pool points (for the
+    drawn sweeps). ``shared_threshold`` overrides the plain cascade's calibrated threshold."""
+    confidence, correct = top_probability(pool.logits), pool.correct
+    if confidence.shape[0] != len(costs):
+        raise ConfigError(f"the pool has {confidence.shape[0]} token lengths, the ReViT "
+                          f"{len(costs)}")
+    full = pool.full_accuracy
+    choices: list[PeerChoice] = []
+    frontiers: dict[str, list[OperatingPoint]] = {}
+    for kind in kinds:
+        rules = rule_grid(kind, len(costs))
+        points = [rule_point(rule, confidence, correct, costs, kind) for rule in rules]
+        frontiers[kind] = [points[i] for i in pareto(points)]
+        wanted = [(kind, f"within {pool.max_loss:g} points of the full length on the pool",
+                   calibrate(points, full, pool.max_loss))]
+        if kind == "cascade" and shared_threshold is not None:
+            rule = shared_cascade(shared_threshold, len(costs))
+            wanted = [(kind, f"threshold {shared_threshold:g} given",
+                       rule_point(rule, confidence, correct, costs, kind))]
+        for label, accuracy in targets.items():
+            reaching = [p for p in points if p.accuracy >= accuracy - 1e-9]
+            point = (min(reaching, key=lambda p: (p.flops, -p.accuracy)) if reaching
+                     else max(points, key=lambda p: (p.accuracy, -p.flops)))
+            wanted.append((f"{kind} at {label} accuracy",
+                           f"at least {label}'s pool accuracy {accuracy:.2f}%", point))
+        mine: list[PeerChoice] = []
+        for name, reason, point in wanted:
+            same = next((c for c in mine if c.pool_point.rule == point.rule), None)
+            if same is not None:
+                same.chosen_for.append(reason)
+                continue
+            mine.append(PeerChoice(name, kind, rule_from_dict(point.rule), point, [reason]))
+        choices += mine
+    return choices, frontiers
+
+
 @torch.no_grad()
 def timed_run(fn: Callable[[torch.Tensor, int], AdaptiveOutput | torch.Tensor],
-              images: torch.Tensor, batch_size: int) -> tuple[float, torch.Tensor]:
-    """Seconds to run ``fn(batch, offset)`` over ``images`` in batches, and its predictions."""
-    start = time.perf_counter()
-    predictions = []
+              images: torch.Tensor, batch_size: int
+              ) -> tuple[list[float], torch.Tensor, torch.Tensor | None]:
+    """Seconds of each batch of ``fn(batch, offset)`` over ``images``, its predictions, and
+    its per-image FLOPs when it reports them."""
+    batch_seconds, predictions, flops = [], [], []
     for i in range(0, len(images), batch_size):
+        start = time.perf_counter()
         out = fn(images[i:i + batch_size], i)
         logits = out.logits if isinstance(out, AdaptiveOutput) else out
-        predictions.append(logits.argmax(-1).cpu())
-    if images.is_cuda:
-        torch.cuda.synchronize()
-    return time.perf_counter() - start, torch.cat(predictions)
+        predicted = logits.argmax(-1).cpu()
+        if images.is_cuda:
+            torch.cuda.synchronize()
+        batch_seconds.append(time.perf_counter() - start)
+        predictions.append(predicted)
+        if isinstance(out, AdaptiveOutput):
+            flops.append(out.flops.cpu())
+    return batch_seconds, torch.cat(predictions), torch.cat(flops) if flops else None
 
 
 @dataclass
@@ -165,12 +299,17 @@ class MeasuredPoint:
     accuracy: float  # of the end-to-end run
     cached_accuracy: float  # from the cached per-length logits (equal up to float ties)
     flops: float
-    images_per_second: float
+    images_per_second: float  # 1 / the median over rounds of seconds per image
     speedup: float  # throughput / the full length's throughput
     accuracy_delta: float  # accuracy - the full length's accuracy (points)
     shares: list[float]
-    seconds: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)  # per round, the whole test set
     modelled_images_per_second: float | None = None  # the time model's estimate
+    rule: dict | None = None  # a peer's thresholds, or ToMe's rate
+    pool_accuracy: float | None = None  # where it was chosen (peers: in-sample on the pool)
+    pool_flops: float | None = None
+    chosen_for: list[str] = field(default_factory=list)
+    batch_seconds: list[list[float]] = field(default_factory=list)  # (rounds, batches)
 
 
 @dataclass
@@ -189,6 +328,10 @@ class ReViTEvaluation:
     fixed_grids: list[int] = field(default_factory=list)
     time_model: dict = field(default_factory=dict)
     comparisons: dict = field(default_factory=dict)
+    pool: dict = field(default_factory=dict)
+    resamples: int = 0
+    seed: int = 0
+    tome_rates: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -211,26 +354,54 @@ def fixed_name(tokens: int) -> str:
     return f"fixed {tokens} tokens"
 
 
+def tome_name(rate: int) -> str:
+    return f"ToMe r={rate}"
+
+
+@dataclass
+class _Runner:
+    policy: str
+    run: Callable[[torch.Tensor, int], AdaptiveOutput | torch.Tensor]
+    expected: OperatingPoint | None = None  # from the cached logits
+    knob: float | None = None
+    rule: dict | None = None
+    pool_point: OperatingPoint | None = None
+    chosen_for: list[str] = field(default_factory=list)
+    flops: float | None = None  # per image, for runs that return plain logits
+
+
 @torch.no_grad()
 def evaluate_revit(
     model: ResizableViT,
     assigners: Sequence[tuple[str, TokenLengthAssigner, float | None]],
     images: torch.Tensor,
     targets: torch.Tensor,
-    cascade_threshold: float,
+    cascade_threshold: float | None = None,
     batch_size: int = 256,
-    repeats: int = 3,
+    repeats: int = DEFAULT_REPEATS,
     none_correct: str = "largest",
     calibration: dict | None = None,
     progress: Callable[[str], None] | None = None,
     fixed_model: ResizableViT | None = None,
+    pool: Pool | None = None,
+    pool_accuracy: dict[str, float] | None = None,
+    tome_rates: Sequence[int] = TOME_RATES,
+    resamples: int = 1000,
+    seed: int = 0,
 ) -> ReViTEvaluation:
     """Every policy on normalised ``images`` (N, C, H, W) with labels ``targets``.
 
-    ``assigners``: (name, assigner, knob) for each TLA to compare. ``fixed_model``: the same
-    weights at every fixed grid to measure (it must include the trained grids of ``model``);
-    by default the trained lengths only.
+    ``assigners``: (name, assigner, knob) for each TLA to compare; ``pool_accuracy``: each
+    one's cross-fitted pool accuracy (name -> %), which its matched peers must reach on the
+    pool. ``pool``: where the peers' thresholds are chosen (without one, only the plain cascade
+    at ``cascade_threshold`` and ToMe run). ``fixed_model``: the same weights at every fixed
+    grid to measure (it must include the trained grids of ``model``); by default the trained
+    lengths only. ``repeats``: interleaved timing rounds; ``resamples``: bootstrap draws.
     """
+    if repeats < 1:
+        raise ConfigError(f"need at least one timing round, got repeats={repeats}")
+    if any(r < 1 for r in tome_rates):
+        raise ConfigError(f"ToMe rates must be >= 1 tokens per block, got {list(tome_rates)}")
     model.eval()
     fixed_model = (fixed_model or model).eval()
     targets = targets.cpu()
@@ -238,6 +409,7 @@ def evaluate_revit(
     costs = lengths_flops(model)
     logits = logits_by_length(model, images, batch_size)
     correct = correct_by_length(logits, targets)
+    confidence = top_probability(logits)
     fixed_index = {length.grid: i for i, length in enumerate(fixed_model.lengths)}
     missing = [length.grid for length in model.lengths if length.grid not in fixed_index]
     if missing:
@@ -247,10 +419,11 @@ def evaluate_revit(
     fixed_costs = lengths_flops(fixed_model)
     oracle_route = token_length_labels(correct, none_correct)
     oracle_route = torch.where(oracle_route < 0, count - 1, oracle_route)
+    n = len(targets)
 
     curves: dict[str, list[OperatingPoint]] = {
         "fixed": [_point("fixed", float(length.tokens), fixed_correct[g], fixed_costs[g]
-                         .expand(len(targets)), torch.zeros(len(targets), dtype=torch.int64), 1)
+                         .expand(n), torch.zeros(n, dtype=torch.int64), 1)
                   for g, length in enumerate(fixed_model.lengths)],
         "cascade": [cascade_point(t, logits, correct, costs) for t in CASCADE_GRID],
         "oracle": [routed_point("oracle", None, correct, costs, oracle_route)],
@@ -263,80 +436,122 @@ def evaluate_revit(
         curves[f"tla:{name}"] = [assigned_point(knob, correct, costs, assigner, tla_outputs[name])
                                  for knob in knob_grid(assigner.config)]
 
-    expected: dict[str, OperatingPoint] = {
-        fixed_name(length.tokens): curves["fixed"][g]
-        for g, length in enumerate(fixed_model.lengths)}
-    runners: dict[str, Callable] = {
-        fixed_name(length.tokens): (lambda x, _, g=g: predict_at(fixed_model, x, g))
-        for g, length in enumerate(fixed_model.lengths)}
+    runners: dict[str, _Runner] = {}
+    for g, length in enumerate(fixed_model.lengths):
+        runners[fixed_name(length.tokens)] = _Runner(
+            "fixed", lambda x, _, g=g: predict_at(fixed_model, x, g), curves["fixed"][g])
+    labels = {tla_name(name, len(assigners)): name for name, _, _ in assigners}
     for name, assigner, knob in assigners:
-        label = tla_name(name, len(assigners))
-        expected[label] = assigned_point(knob, correct, costs, assigner, tla_outputs[name])
-        runners[label] = (lambda x, _, a=assigner, k=knob: bucketed_predict(model, a, x, k))
-    expected["oracle"] = curves["oracle"][0]
-    runners["oracle"] = lambda x, at: predict_at(model, x, oracle_route[at:at + len(x)])
-    expected["cascade"] = cascade_point(cascade_threshold, logits, correct, costs)
-    runners["cascade"] = lambda x, _: cascade_predict(model, x, cascade_threshold)
-    # each assigner meets the cascade measured end to end at the cheapest threshold that is
-    # at least as accurate (from the cached sweep), not only through the time model
-    cascade_for: dict[str, str] = {}
-    by_knob = {cascade_threshold: "cascade"}
-    for name, _, _ in assigners:
-        label = tla_name(name, len(assigners))
-        reaching = [p for p in curves["cascade"] if p.accuracy >= expected[label].accuracy]
-        matched = (min(reaching, key=lambda p: p.flops) if reaching
-                   else max(curves["cascade"], key=lambda p: p.accuracy))
-        if matched.knob not in by_knob:
-            runner = f"cascade at {label} accuracy"
-            by_knob[matched.knob] = runner
-            expected[runner] = matched
-            runners[runner] = lambda x, _, t=matched.knob: cascade_predict(model, x, t)
-        cascade_for[label] = by_knob[matched.knob]
+        runners[tla_name(name, len(assigners))] = _Runner(
+            "tla", lambda x, _, a=assigner, k=knob: bucketed_predict(model, a, x, k),
+            assigned_point(knob, correct, costs, assigner, tla_outputs[name]), knob=knob)
+    runners["oracle"] = _Runner(
+        "oracle", lambda x, at: predict_at(model, x, oracle_route[at:at + len(x)]),
+        curves["oracle"][0])
+
+    peers: list[PeerChoice] = []
+    if pool is not None:
+        wanted = {label: (pool_accuracy or {}).get(name) for label, name in labels.items()}
+        peers, frontiers = choose_peers(pool, costs, {k: v for k, v in wanted.items()
+                                                      if v is not None},
+                                        shared_threshold=cascade_threshold)
+        for kind in ("confidence-skip", "fair cascade"):
+            curves[kind] = [rule_point(rule_from_dict(p.rule), confidence, correct, costs, kind)
+                            for p in frontiers[kind]]
+    else:
+        threshold = 0.9 if cascade_threshold is None else cascade_threshold
+        rule = shared_cascade(threshold, count)
+        peers = [PeerChoice("cascade", "cascade", rule, None,
+                            [f"threshold {threshold:g} given (no pool)"])]
+    for choice in peers:
+        rule = choice.rule
+        expected = rule_point(rule, confidence, correct, costs, choice.kind)
+        knob = rule.exit[0] if choice.kind == "cascade" else None
+        runners[choice.name] = _Runner(choice.kind, _peer_run(model, rule), expected, knob=knob,
+                                       rule=rule.as_dict(), pool_point=choice.pool_point,
+                                       chosen_for=choice.chosen_for)
+    for rate in tome_rates:
+        runners[tome_name(rate)] = _Runner(
+            "tome", lambda x, _, r=rate: tome_forward(model, x, r, length=count - 1),
+            rule={"kind": "ToMe", "r": rate, "length": count - 1},
+            flops=tome_flops(model, rate, length=count - 1))
     shortest = logits[0].float()
     alone = {f"assigner {name}": (
         (lambda x, at, a=assigner: a(shortest[at:at + len(x)].to(x.device)))
         if assigner.config.reads_coarse_pass else (lambda x, _, a=assigner: a(x)))
         for name, assigner, _ in assigners}
 
-    seconds: dict[str, list[float]] = {name: [] for name in [*runners, *alone]}
-    end_to_end: dict[str, float] = {}
-    timed_run(runners[next(iter(runners))], images[:batch_size], batch_size)  # warm-up
+    timed = {**{name: r.run for name, r in runners.items()}, **alone}
+    batch_seconds: dict[str, list[list[float]]] = {name: [] for name in timed}
+    predictions: dict[str, torch.Tensor] = {}
+    per_image_flops: dict[str, torch.Tensor | None] = {}
+    for run in timed.values():  # warm-up: caches, allocator, every code path once
+        timed_run(run, images[:batch_size], batch_size)
+    generator = torch.Generator().manual_seed(seed)
+    names = list(timed)
     for round_index in range(repeats):
-        for name, runner in [*runners.items(), *alone.items()]:
-            elapsed, predicted = timed_run(runner, images, batch_size)
-            seconds[name].append(elapsed)
-            end_to_end[name] = round(100.0 * float((predicted == targets).float().mean()), 2)
+        for i in torch.randperm(len(names), generator=generator).tolist():
+            name = names[i]
+            seconds, predicted, flops = timed_run(timed[name], images, batch_size)
+            batch_seconds[name].append(seconds)
+            if name not in predictions:
+                predictions[name], per_image_flops[name] = predicted, flops
             if progress:
-                progress(f"round {round_index + 1}/{repeats} {name}: {elapsed:.2f} s")
+                progress(f"round {round_index + 1}/{repeats} {name}: {sum(seconds):.2f} s")
 
-    n = len(images)
-    per_image = {name: statistics.median(values) / n for name, values in seconds.items()}
+    per_image = {name: statistics.median(sum(s) for s in rounds) / n
+                 for name, rounds in batch_seconds.items()}
     length_time = torch.tensor([per_image[fixed_name(length.tokens)] for length in model.lengths],
                                dtype=torch.float64)
     assigner_time = {name: per_image[f"assigner {name}"] for name, _, _ in assigners}
     coarse = {name for name, assigner, _ in assigners if assigner.config.reads_coarse_pass}
     model_time = _time_model(curves, logits, length_time, assigner_time, coarse)
     full_name = fixed_name(model.lengths[-1].tokens)
-    rate = {name: 1.0 / per_image[name] for name in runners}
-    labels = {tla_name(name, len(assigners)): name for name, _, _ in assigners}
-    measured = []
-    for name, point in expected.items():
+    full_correct = predictions[full_name] == targets
+    measured, outcome, spent = [], [], []
+    for name, runner in runners.items():
+        hit = predictions[name] == targets
+        flops = per_image_flops[name]
+        if flops is None:
+            flops = torch.full((n,), float(runner.flops if runner.flops is not None
+                                           else runner.expected.flops), dtype=torch.float64)
+        accuracy = round(100.0 * float(hit.float().mean()), 2)
+        expected = runner.expected
         modelled = None
-        if point.policy in ("tla", "oracle"):
+        if runner.policy in ("tla", "oracle"):
             tla = labels.get(name)
-            extra = assigner_time[tla] if point.policy == "tla" else 0.0
-            modelled = 1.0 / routed_seconds(point.shares, length_time, extra, tla in coarse)
-        elif point.policy == "cascade":
-            modelled = 1.0 / _cascade_time(point.knob, logits, length_time)
+            extra = assigner_time[tla] if runner.policy == "tla" else 0.0
+            modelled = 1.0 / routed_seconds(expected.shares, length_time, extra, tla in coarse)
+        elif runner.policy == "cascade" and runner.knob is not None:
+            modelled = 1.0 / _cascade_time(runner.knob, logits, length_time)
         measured.append(MeasuredPoint(
-            name=name, policy=point.policy, knob=point.knob, accuracy=end_to_end[name],
-            cached_accuracy=point.accuracy, flops=point.flops,
-            images_per_second=round(rate[name], 1),
-            speedup=round(rate[name] / rate[full_name], 3),
-            accuracy_delta=round(end_to_end[name] - end_to_end[full_name], 2),
-            shares=point.shares, seconds=[round(s, 3) for s in seconds[name]],
-            modelled_images_per_second=None if modelled is None else round(modelled, 1)))
-    comparisons = _compare(measured, curves, assigners, cascade_for)
+            name=name, policy=runner.policy, knob=runner.knob, accuracy=accuracy,
+            cached_accuracy=accuracy if expected is None else expected.accuracy,
+            flops=float(flops.double().mean()),
+            images_per_second=round(1.0 / per_image[name], 1),
+            speedup=round(per_image[full_name] / per_image[name], 3),
+            accuracy_delta=round(accuracy - 100.0 * float(full_correct.float().mean()), 2),
+            shares=[] if expected is None else expected.shares,
+            seconds=[round(sum(s), 4) for s in batch_seconds[name]],
+            modelled_images_per_second=None if modelled is None else round(modelled, 1),
+            rule=runner.rule,
+            pool_accuracy=None if runner.pool_point is None else runner.pool_point.accuracy,
+            pool_flops=None if runner.pool_point is None else runner.pool_point.flops,
+            chosen_for=runner.chosen_for,
+            batch_seconds=[[round(s, 6) for s in rounds] for rounds in batch_seconds[name]]))
+        outcome.append(hit)
+        spent.append(flops.double())
+    starts = list(range(0, n, batch_size))
+    batch_of = torch.arange(n) // batch_size
+    sizes = torch.tensor([min(batch_size, n - s) for s in starts], dtype=torch.float64)
+    seconds = torch.stack([torch.tensor(p.batch_seconds, dtype=torch.float64)[:, batch_of]
+                           / sizes[batch_of] for p in measured])  # (P, R, N)
+    bootstrap = TimingBootstrap(seconds, torch.stack(outcome), torch.stack(spent), resamples, seed)
+    comparisons = _compare(measured, bootstrap, runners)
+    comparisons["fixed_frontier"] = [[round(c, 9), a] for c, a in mixture_frontier(
+        [(1.0 / p.images_per_second, p.accuracy) for p in measured if p.policy == "fixed"])]
+    for point in curves["fixed"]:
+        point.seconds_per_image = per_image[fixed_name(int(point.knob))]
     histogram = torch.bincount(oracle_route, minlength=count).tolist()
     return ReViTEvaluation(
         lengths=[length.as_dict() for length in model.lengths],
@@ -351,7 +566,12 @@ def evaluate_revit(
                     "assigner_seconds_per_image": {k: round(v, 9)
                                                    for k, v in assigner_time.items()},
                     "note": model_time},
-        comparisons=comparisons)
+        comparisons=comparisons,
+        pool={} if pool is None else {"source": pool.source, "images": len(pool.targets),
+                                      "full_length_accuracy": pool.full_accuracy,
+                                      "max_loss": pool.max_loss,
+                                      "tla_pool_accuracy": pool_accuracy or {}},
+        resamples=resamples, seed=seed, tome_rates=list(tome_rates))
 
 
 def _cascade_time(knob: float, logits: torch.Tensor, length_time: torch.Tensor) -> float:
@@ -366,170 +586,223 @@ def _cascade_time(knob: float, logits: torch.Tensor, length_time: torch.Tensor) 
 def _time_model(curves: dict[str, list[OperatingPoint]], logits: torch.Tensor,
                 length_time: torch.Tensor, assigner_time: dict[str, float],
                 coarse: set[str]) -> str:
-    """Fill in every curve point's modelled seconds per image."""
+    """Fill in the modelled seconds per image of the TLA and cascade sweeps (drawn only)."""
     for key, points in curves.items():
         for point in points:
-            if key == "fixed":
-                continue  # measured directly below
             if key == "cascade":
                 point.seconds_per_image = _cascade_time(point.knob, logits, length_time)
-            else:
+            elif key.startswith("tla:"):
                 name = key.removeprefix("tla:")
                 point.seconds_per_image = routed_seconds(
                     point.shares, length_time, assigner_time.get(name, 0.0), name in coarse)
     return ("routed policies: sum_k share_k t_k (+ the assigner alone; + t_0 for every image "
             "a router on the shortest pass sends on); cascade: sum_k P(reach k) t_k; t_k "
-            "measured per trained length")
+            "measured per trained length; for drawing the sweeps only, never for a ratio")
 
 
-def _compare(measured: list[MeasuredPoint], curves: dict[str, list[OperatingPoint]],
-             assigners: Sequence, cascade_for: dict[str, str]) -> dict:
-    """Throughput ratios at equal accuracy: each TLA (measured) against the fixed-length curve
-    (measured) and the cascade (measured at matched accuracy; the whole cascade sweep through
-    the time model); the oracle as headroom; the best point of each sweep."""
-    by_name = {p.name: p for p in measured}
-    fixed = [(1.0 / p.images_per_second, p.accuracy) for p in measured if p.policy == "fixed"]
-    for point in curves["fixed"]:
-        tokens = int(point.knob)
-        point.seconds_per_image = 1.0 / by_name[fixed_name(tokens)].images_per_second
-    frontier = mixture_frontier(fixed)
-    cascade_frontier = mixture_frontier([(p.seconds_per_image, p.accuracy)
-                                         for p in curves["cascade"]])
+def _verdict(entry: dict) -> str:
+    versus = entry["throughput_vs_simple_peers"]
+    low = versus["ci"][0]
+    if versus["ratio"] is None:
+        return ("no simple peer point reaches its accuracy at a lower cost: no comparison at "
+                "equal accuracy")
+    if low is not None and low > 1.0:
+        return "claim stands: its interval against the simple peers' curve is above 1.0x"
+    return "a simple peer is as good: the interval against the simple peers' curve reaches 1.0x"
 
-    def versus(cost: float, accuracy: float, curve) -> float | None:
-        ratio = ratio_at_equal_accuracy(curve, cost, accuracy)
-        return None if ratio is None else round(ratio, 3)
 
-    result: dict = {"fixed_frontier": [[round(c, 9), a] for c, a in frontier]}
-    for point in measured:
-        if point.policy in ("fixed",):
+def _compare(measured: list[MeasuredPoint], bootstrap: TimingBootstrap,
+             runners: dict[str, _Runner]) -> dict:
+    """Every non-fixed point against the fixed-length curve (throughput with its interval,
+    FLOPs beside it); each TLA and the oracle also against every simple peer's curve, the
+    simple peers' curve (all of them and the fixed lengths), and the peers chosen on the pool
+    to match it."""
+    index = {p.name: i for i, p in enumerate(measured)}
+    fixed = [i for i, p in enumerate(measured) if p.policy == "fixed"]
+    families: dict[str, list[int]] = {}
+    for i, p in enumerate(measured):
+        if p.policy in FAMILIES:
+            families.setdefault(FAMILIES[p.policy], []).append(i)
+    simple = fixed + [i for members in families.values() for i in members]
+    result: dict = {"simple_peers": [measured[i].name for i in simple if i not in fixed],
+                    "rounds": len(measured[0].seconds) if measured else 0,
+                    "resamples": bootstrap.resamples}
+    for i, point in enumerate(measured):
+        if point.policy == "fixed":
             continue
-        cost = 1.0 / point.images_per_second
-        # the cascade sweep is placed by the time model, so the policy meets it on that model
-        # too (measured mixtures run faster than modelled: measured-vs-modelled flatters)
-        modelled = (1.0 / point.modelled_images_per_second if point.modelled_images_per_second
-                    else cost)
-        entry = {"accuracy": point.accuracy, "images_per_second": point.images_per_second,
-                 "throughput_vs_fixed_curve": versus(cost, point.accuracy, frontier),
-                 "throughput_vs_cascade_curve": versus(modelled, point.accuracy,
-                                                       cascade_frontier)}
+        entry = {"accuracy": point.accuracy, "accuracy_ci": bootstrap.accuracy_interval(i),
+                 "images_per_second": point.images_per_second,
+                 "throughput_vs_fixed_curve": bootstrap.versus_curve(i, fixed),
+                 "flops_ratio_vs_fixed": bootstrap.flops_versus_curve(i, fixed)}
+        if point.policy in ("tla", "oracle"):
+            entry["throughput_vs_simple_peers"] = bootstrap.versus_curve(i, simple)
+            entry["flops_ratio_vs_simple_peers"] = bootstrap.flops_versus_curve(i, simple)
+            entry["throughput_vs"] = {family: bootstrap.versus_curve(i, fixed + members)
+                                      for family, members in families.items()}
+            entry["flops_ratio_vs"] = {family: bootstrap.flops_versus_curve(i, fixed + members)
+                                       for family, members in families.items()}
+        if point.policy == "tla":
+            entry["matched"] = {other: bootstrap.versus_policy(i, index[other])
+                                for other, runner in runners.items()
+                                if any(point.name in reason for reason in runner.chosen_for)}
+            entry["verdict"] = _verdict(entry)
         result[point.name] = entry
-    for name, _, _ in assigners:
-        label = tla_name(name, len(assigners))
-        tla = by_name[label]
-        matched = by_name.get(cascade_for.get(label, "cascade"))
-        if matched is not None:
-            result[label]["cascade_matched"] = {
-                "cascade": matched.name, "cascade_accuracy": matched.accuracy,
-                "throughput_ratio": round(tla.images_per_second / matched.images_per_second, 3)}
-        sweep = [(p.accuracy, ratio_at_equal_accuracy(frontier, p.seconds_per_image, p.accuracy))
-                 for p in curves[f"tla:{name}"]]
-        best = max((r for _, r in sweep if r is not None), default=None)
-        result[label]["best_sweep_ratio_vs_fixed"] = None if best is None else round(best, 3)
-    sweep = [ratio_at_equal_accuracy(frontier, p.seconds_per_image, p.accuracy)
-             for p in curves["cascade"]]
-    best = max((r for r in sweep if r is not None), default=None)
-    result["cascade_best_sweep_ratio_vs_fixed"] = None if best is None else round(best, 3)
     return result
 
 
+def _ratio_text(summary: dict | float | None) -> str:
+    if isinstance(summary, (int, float)):  # an eval JSON from before issue #24: one median
+        return f"{summary:.2f}x"
+    if not summary or summary.get("ratio") is None:
+        return "n/a"
+    low, high = summary["ci"]
+    span = "" if low is None and high is None else (
+        f" [{'n/a' if low is None else f'{low:.2f}'}, {'n/a' if high is None else f'{high:.2f}'}]")
+    return f"{summary['ratio']:.2f}x{span}"
+
+
 def markdown_table(evaluation: ReViTEvaluation) -> str:
-    lines = ["| policy | top-1 (%) | vs full (points) | MFLOPs / image | images/s | "
-             "throughput vs full | vs fixed-length curve at equal accuracy | "
-             "share per length (short to long) |",
-             "|---|---|---|---|---|---|---|---|"]
+    rounds = evaluation.repeats
+    lines = ["| policy | chosen on the pool | top-1 (%) [95% CI] | vs full (points) | "
+             "MFLOPs / image | FLOPs ratio vs fixed curve | images/s (median of "
+             f"{rounds}) | throughput vs fixed-length curve [95% CI] | vs simple peers' curve "
+             "[95% CI] | share per length (short to long) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for p in evaluation.measured:
-        knob = "" if p.knob is None or p.policy == "fixed" else f" (knob {p.knob:g})"
+        entry = evaluation.comparisons.get(p.name, {})
+        knob = ""
+        if p.rule and p.rule.get("kind") == "ToMe":
+            knob = ""
+        elif p.rule and "thresholds" in p.rule:
+            knob = f" ({' / '.join(f'{t:g}' for t in p.rule['thresholds'])})"
+        elif p.rule:
+            knob = (f" (exit {' / '.join(f'{t:g}' for t in p.rule['exit'])}"
+                    + (f", skip below {p.rule['skip'][0]:g}" if any(p.rule["skip"]) else "")
+                    + ")")
+        elif p.knob is not None and p.policy != "fixed":
+            knob = f" (knob {p.knob:g})"
+        pool = "" if p.pool_accuracy is None else f"{p.pool_accuracy:.2f}% on the pool"
+        ci = entry.get("accuracy_ci")
+        accuracy = f"{p.accuracy:.2f}" + ("" if not ci else f" [{ci[0]:.2f}, {ci[1]:.2f}]")
         shares = (" / ".join(f"{100 * s:.0f}%" for s in p.shares) if sum(p.shares) > 0
-                  else "(an untrained grid)")
-        ratio = evaluation.comparisons.get(p.name, {}).get("throughput_vs_fixed_curve", "")
+                  else "(an untrained grid)" if p.policy == "fixed" else "")
         if p.policy == "fixed":
-            on_hull = any(abs(1.0 / p.images_per_second - cost) < 1e-9 and accuracy == p.accuracy
-                          for cost, accuracy in evaluation.comparisons.get("fixed_frontier", []))
-            ratio = "on the curve" if on_hull else "below it (a mixture of others beats it)"
-        elif ratio is None:
-            ratio = "above every fixed length"
-        elif ratio != "":
-            ratio = f"{ratio:.2f}x"
-        lines.append(f"| {p.name}{knob} | {p.accuracy:.2f} | {p.accuracy_delta:+.2f} | "
-                     f"{p.flops / 1e6:.2f} | {p.images_per_second:.0f} | {p.speedup:.2f}x | "
-                     f"{ratio} | {shares} |")
+            on_hull = any(abs(1.0 / p.images_per_second - cost) < 1e-9 and accuracy_ == p.accuracy
+                          for cost, accuracy_ in evaluation.comparisons.get("fixed_frontier", []))
+            throughput = "on the curve" if on_hull else "below it (a mixture of others beats it)"
+            flops_ratio = ""
+        else:
+            throughput = _ratio_text(entry.get("throughput_vs_fixed_curve"))
+            flops_ratio = _ratio_text({**entry.get("flops_ratio_vs_fixed", {}), "ci": [None, None]}
+                                      if entry.get("flops_ratio_vs_fixed") else None)
+        peers = _ratio_text(entry.get("throughput_vs_simple_peers"))
+        lines.append(f"| {p.name}{knob} | {pool} | {accuracy} | {p.accuracy_delta:+.2f} | "
+                     f"{p.flops / 1e6:.2f} | {flops_ratio} | {p.images_per_second:.0f} | "
+                     f"{throughput} | {peers if entry.get('throughput_vs_simple_peers') else ''}"
+                     f" | {shares} |")
     return "\n".join(lines)
 
 
 def comparison_lines(evaluation: ReViTEvaluation) -> list[str]:
-    """One line per TLA: its ratio to the fixed-length curve and to the cascade at equal
-    accuracy, and the oracle's headroom."""
+    """One line per TLA: its ratios to the fixed-length curve and to the simple peers at equal
+    accuracy with their intervals, the matched peers, the verdict; the oracle's headroom."""
     lines = []
     for name, entry in evaluation.comparisons.items():
-        if not name.startswith("TLA"):
+        if not isinstance(entry, dict) or "verdict" not in entry:
             continue
-        ratio = entry["throughput_vs_fixed_curve"]
-        matched = entry.get("cascade_matched", {})
+        families = "; ".join(f"{family} {_ratio_text(value)}"
+                             for family, value in entry.get("throughput_vs", {}).items())
+        matched = "; ".join(
+            f"{other}: {_ratio_text(value['throughput_ratio'])} its throughput at "
+            f"{value['accuracy_difference']['points']:+.2f} points "
+            f"[{value['accuracy_difference']['ci'][0]:+.2f}, "
+            f"{value['accuracy_difference']['ci'][1]:+.2f}]"
+            for other, value in entry.get("matched", {}).items())
         lines.append(
-            f"{name}: {entry['accuracy']:.2f}% at {entry['images_per_second']:.0f} images/s = "
-            + ("above every fixed length" if ratio is None else
-               f"{ratio:.2f}x the fixed-length curve's throughput at equal accuracy")
-            + (f"; {matched['throughput_ratio']:.2f}x the measured cascade's (at "
-               f"{matched['cascade_accuracy']:.2f}%)" if matched else "")
-            + (f", {entry['throughput_vs_cascade_curve']:.2f}x the cascade sweep's at equal "
-               f"accuracy (both on the time model)" if entry.get("throughput_vs_cascade_curve")
-               else "")
-            + f"; best knob of its sweep {entry['best_sweep_ratio_vs_fixed']}x the fixed curve")
+            f"{name}: {entry['accuracy']:.2f}% at {entry['images_per_second']:.0f} images/s; "
+            f"throughput {_ratio_text(entry['throughput_vs_fixed_curve'])} the fixed-length "
+            f"curve (FLOPs {_ratio_text({**entry['flops_ratio_vs_fixed'], 'ci': [None, None]})})"
+            f", {_ratio_text(entry['throughput_vs_simple_peers'])} the simple peers' curve at "
+            f"equal accuracy: {entry['verdict']}"
+            + (f". Per peer (with the fixed lengths): {families}" if families else "")
+            + (f". Against the peers chosen on the pool to match it: {matched}" if matched
+               else ""))
     oracle = evaluation.comparisons.get("oracle")
     if oracle:
-        ratio = oracle["throughput_vs_fixed_curve"]
         lines.append(f"oracle (headroom): {oracle['accuracy']:.2f}% at "
-                     f"{oracle['images_per_second']:.0f} images/s"
-                     + ("" if ratio is None else f" = {ratio:.2f}x the fixed-length curve"))
+                     f"{oracle['images_per_second']:.0f} images/s = "
+                     f"{_ratio_text(oracle['throughput_vs_fixed_curve'])} the fixed-length curve")
     return lines
 
 
+MARKERS = {"fixed": "k^", "tla": "D", "oracle": "r*", "cascade": "s", "fair cascade": "P",
+           "confidence-skip": "v", "tome": "X"}
+PEER_COLOURS = {"cascade": "tab:purple", "fair cascade": "tab:pink",
+                "confidence-skip": "tab:cyan", "tome": "tab:olive"}
+
+
 def plot(evaluation: ReViTEvaluation, path: str) -> None:
-    """Accuracy vs MFLOPs and accuracy vs images/s, with the fixed-length curve (every grid,
-    and the hull a mixture of lengths reaches), every TLA and cascade sweep, the measured
-    points and the oracle."""
+    """Accuracy vs MFLOPs and accuracy vs images/s: the fixed-length curve (every grid, and the
+    hull a mixture of lengths reaches), the TLA and peer sweeps (drawn from cached
+    predictions; the peers' sweeps are their Pareto rules on the pool), ToMe's rates, the
+    measured points and the oracle."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
-    sweeps = [k for k in evaluation.curves if k.startswith("tla:")] + ["cascade"]
+    sweeps = [k for k in evaluation.curves if k.startswith("tla:")] + [
+        k for k in ("cascade", "confidence-skip", "fair cascade") if k in evaluation.curves]
     for key in sweeps:
         points = sorted(evaluation.curves[key], key=lambda p: p.flops)
-        label = "cascade sweep" if key == "cascade" else f"{key.replace('tla:', 'TLA ')} sweep"
-        style = "s-" if key == "cascade" else "o-"
+        label = f"{key.replace('tla:', 'TLA ')} sweep"
+        style = "o-" if key.startswith("tla:") else "s-"
         left.plot([p.flops / 1e6 for p in points], [p.accuracy for p in points], style,
                   markersize=3, label=label, alpha=0.8)
         timed = [p for p in points if p.seconds_per_image]
-        right.plot([1.0 / p.seconds_per_image for p in timed], [p.accuracy for p in timed],
-                   style, markersize=3, label=f"{label} (time model)", alpha=0.8)
+        if timed:
+            right.plot([1.0 / p.seconds_per_image for p in timed], [p.accuracy for p in timed],
+                       style, markersize=3, label=f"{label} (time model)", alpha=0.6)
     fixed = sorted(evaluation.curves["fixed"], key=lambda p: p.flops)
     left.plot([p.flops / 1e6 for p in fixed], [p.accuracy for p in fixed], "k^--",
               label="fixed lengths")
     for p in fixed:
         left.annotate(f"{p.knob:g}", (p.flops / 1e6, p.accuracy), fontsize=7,
                       xytext=(3, -9), textcoords="offset points")
+    tome = sorted((p for p in evaluation.measured if p.policy == "tome"), key=lambda p: p.flops)
+    if tome:
+        left.plot([p.flops / 1e6 for p in tome], [p.accuracy for p in tome], "X-",
+                  label="ToMe at the full length")
     hull = evaluation.comparisons.get("fixed_frontier", [])
     right.plot([1.0 / c for c, _ in hull], [a for _, a in hull], "k--",
                label="fixed-length curve (mixtures)")
     oracle = evaluation.curves["oracle"][0]
     left.plot([oracle.flops / 1e6], [oracle.accuracy], "r*", markersize=12, label="oracle")
+    labelled: set[str] = set()
     for p in evaluation.measured:
-        marker = {"fixed": "k^", "tla": "D", "oracle": "r*", "cascade": "s"}[p.policy]
+        marker = MARKERS.get(p.policy, "o")
+        family = {"tome": "ToMe", "tla": None, "fixed": None, "oracle": None}.get(p.policy,
+                                                                                  p.policy)
+        colour = {} if family is None else {"color": PEER_COLOURS.get(p.policy, "grey")}
         right.plot([p.images_per_second], [p.accuracy], marker, markersize=8,
-                   markeredgecolor="black")
-        right.annotate(p.name, (p.images_per_second, p.accuracy), fontsize=7,
-                       xytext=(4, 4), textcoords="offset points")
+                   markeredgecolor="black", **colour,
+                   label=None if family is None or family in labelled else f"{family} (measured)")
+        if family is not None:
+            labelled.add(family)
+        else:  # the peers are told apart by marker (legend); the rest by name
+            right.annotate(p.name, (p.images_per_second, p.accuracy), fontsize=6,
+                           xytext=(4, 4), textcoords="offset points")
     left.set_xlabel("MFLOPs per image (assigner included)")
-    right.set_xlabel(f"images/s (markers measured end to end; batch {evaluation.batch_size}, "
-                     f"{evaluation.threads} thread{'s' if evaluation.threads != 1 else ''})")
+    right.set_xlabel(f"images/s (markers measured end to end, median of {evaluation.repeats} "
+                     f"rounds; batch {evaluation.batch_size}, {evaluation.threads} "
+                     f"thread{'s' if evaluation.threads != 1 else ''})")
     for axis in (left, right):
         axis.set_ylabel("top-1 (%)")
         axis.grid(alpha=0.3)
-        axis.legend(fontsize=7)
-    figure.suptitle("ReViT: every inference policy against the fixed-length curve")
+        axis.legend(fontsize=6)
+    figure.suptitle("ReViT: every inference policy against the fixed-length curve and the "
+                    "simple peers")
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)

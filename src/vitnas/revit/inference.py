@@ -1,4 +1,5 @@
-"""Adaptive inference on one ReViT: assigner-driven buckets, and the DVT-style cascade.
+"""Adaptive inference on one ReViT: assigner-driven buckets, the DVT-style cascade, and the
+confidence-skip rule.
 
 - :func:`bucketed_predict`: the TLA assigns a length to every image of the batch, images are
   grouped by length, one ReViT pass runs per group, and the logits go back to the original
@@ -8,8 +9,11 @@
   length on everything, keep the images whose top softmax probability reaches the threshold,
   send the rest to the next length; the longest length takes whatever remains. It needs no
   router, recovers from a wrong early guess, but pays for every length an image passes through.
+  Per-exit thresholds and a skip straight to the longest length make it the fair cascade.
+- :func:`skip_predict`: the router's hand-written twin: the shortest pass's top softmax
+  probability alone picks the length (keep, or one more pass at the length it points to).
 
-Both return per-image FLOPs, so costs are reported per image actually processed.
+All return per-image FLOPs, so costs are reported per image actually processed.
 """
 
 from __future__ import annotations
@@ -77,32 +81,67 @@ def bucketed_predict(model: ResizableViT, assigner: TokenLengthAssigner, x: torc
 
 
 @torch.no_grad()
-def cascade_predict(model: ResizableViT, x: torch.Tensor,
-                    thresholds: float | Sequence[float]) -> AdaptiveOutput:
-    """Confidence cascade: exit at length k when max softmax >= thresholds[k]."""
+def cascade_predict(model: ResizableViT, x: torch.Tensor, thresholds: float | Sequence[float],
+                    skips: Sequence[float] | None = None) -> AdaptiveOutput:
+    """Confidence cascade: exit at length k when max softmax >= thresholds[k]; with ``skips``,
+    an image whose max softmax at length k is below skips[k] goes straight to the longest
+    length (the fair cascade of :class:`vitnas.revit.peers.CascadeRule`)."""
     count = model.num_lengths
     if isinstance(thresholds, (int, float)):
         thresholds = [float(thresholds)] * (count - 1)
     if len(thresholds) < count - 1:
         raise ConfigError(f"a cascade over {count} lengths needs {count - 1} thresholds")
+    skips = [0.0] * (count - 1) if skips is None else list(skips)
+    if len(skips) < count - 1:
+        raise ConfigError(f"a cascade over {count} lengths needs {count - 1} skip thresholds")
     costs = lengths_flops(model)
     batch = x.shape[0]
     remaining = torch.arange(batch)
+    jumped = torch.zeros(0, dtype=torch.int64)
     exit_at = torch.full((batch,), count - 1, dtype=torch.int64)
     spent = torch.zeros(batch, dtype=torch.int64)
     logits = None
     for index in range(count):
+        if index == count - 1:
+            remaining = torch.cat([remaining, jumped]).sort().values
         if len(remaining) == 0:
-            break
+            continue
         out = model(x[remaining.to(x.device)], length=index).cpu()
         if logits is None:
             logits = out.new_empty(batch, out.shape[-1])
         spent[remaining] += costs[index]
         if index == count - 1:
             done = torch.ones(len(remaining), dtype=torch.bool)
+            jump = torch.zeros(len(remaining), dtype=torch.bool)
         else:
-            done = out.float().softmax(-1).amax(-1) >= thresholds[index]
+            confidence = out.float().softmax(-1).amax(-1)
+            done = confidence >= thresholds[index]
+            jump = ~done & (confidence < skips[index])
         logits[remaining[done]] = out[done]
         exit_at[remaining[done]] = index
-        remaining = remaining[~done]
+        jumped = torch.cat([jumped, remaining[jump]])
+        remaining = remaining[~done & ~jump]
     return AdaptiveOutput(logits, exit_at, spent)
+
+
+@torch.no_grad()
+def skip_predict(model: ResizableViT, x: torch.Tensor, thresholds: Sequence[float]
+                 ) -> AdaptiveOutput:
+    """Confidence-skip (:class:`vitnas.revit.peers.SkipRule`): the shortest pass on the batch,
+    then each image at the length its top softmax probability p_0 picks (p_0 >= thresholds[0]:
+    keep; >= thresholds[1]: length 1; ...; else the longest), one pass per bucket."""
+    count = model.num_lengths
+    if len(thresholds) != count - 1:
+        raise ConfigError(f"confidence-skip over {count} lengths needs {count - 1} thresholds")
+    costs = lengths_flops(model)
+    coarse = model(x, length=0)
+    confidence = coarse.float().softmax(-1).amax(-1).cpu()
+    bounds = torch.tensor(thresholds, dtype=confidence.dtype)
+    chosen = (confidence.unsqueeze(0) < bounds.unsqueeze(1)).sum(0)
+    out = AdaptiveOutput(coarse.clone(), chosen.clone(),
+                         torch.where(chosen > 0, costs[chosen] + costs[0], costs[0]))
+    further = torch.nonzero(chosen > 0).flatten()
+    if len(further):
+        more = predict_at(model, x[further.to(x.device)], chosen[further])
+        out.logits[further.to(out.logits.device)] = more.logits.to(out.logits.dtype)
+    return out

@@ -8,12 +8,14 @@
 3. :func:`assigner_step`: train the TLA on the labelled pool and calibrate the TLA's threshold
    and the cascade's on cross-fitted predictions over that pool, for at most ``max_loss``
    points below the full length's accuracy there.
-4. :func:`eval_step`: every policy on the test split, in one run (:mod:`vitnas.revit.evaluate`).
+4. :func:`eval_step`: every policy and the simple peers (their thresholds chosen on the
+   labelled pool) on the test split, timed in interleaved rounds (:mod:`vitnas.revit.evaluate`).
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -37,6 +39,9 @@ from vitnas.revit.assigner import (
 )
 from vitnas.revit.evaluate import (
     CASCADE_GRID,
+    DEFAULT_REPEATS,
+    TOME_RATES,
+    Pool,
     ReViTEvaluation,
     assigned_point,
     assigner_inputs,
@@ -330,13 +335,49 @@ def assigner_step(
     return summary
 
 
+def git_revision() -> dict[str, Any]:
+    """The commit of the source tree this package runs from, and whether tracked files differ
+    from it (the files listed): what an eval JSON says produced it."""
+    root = Path(__file__).resolve().parents[3]
+
+    def git(*words: str) -> str | None:
+        try:
+            done = subprocess.run(["git", "-C", str(root), *words], capture_output=True,
+                                  text=True, timeout=20, check=True)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip()
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {"commit": None, "dirty": None, "changed": []}
+    changed = [line[3:] for line in (git("status", "--porcelain", "--untracked-files=no")
+                                     or "").splitlines()]
+    return {"commit": commit, "dirty": bool(changed), "changed": changed[:50]}
+
+
+def load_pool(path: str | Path, revit_path: str | Path, lengths: int, max_loss: float) -> Pool:
+    """The labelled pool of ``path`` (a ``revit label`` file of the ReViT at ``revit_path``)."""
+    payload = artifacts.load_labels(path)
+    logits = payload["logits"].float()
+    if logits.ndim != 3 or logits.shape[0] != lengths:
+        raise ConfigError(f"{path}: the pool has logits of shape {tuple(logits.shape)}, the "
+                          f"ReViT {lengths} token lengths")
+    models = [Path(m).resolve() for m in payload["meta"].get("models", [])]
+    if models and Path(revit_path).resolve() not in models:
+        raise ConfigError(f"{path}: labelled by {', '.join(map(str, models))}, not "
+                          f"{revit_path}; the peers' thresholds must be chosen on this ReViT's "
+                          f"pool (give --pool)")
+    return Pool(logits, payload["targets"], max_loss, str(path))
+
+
 def eval_step(
     revit_path: str | Path,
     assigner_paths: str | Path | Sequence[str | Path],
     out: str | Path | None = None,
     data_dir: str | None = None,
     batch_size: int = 256,
-    repeats: int = 3,
+    repeats: int = DEFAULT_REPEATS,
     test_limit: int | None = None,
     tla_threshold: float | None = None,
     cascade_threshold: float | None = None,
@@ -344,17 +385,27 @@ def eval_step(
     progress=None,
     fixed_grids: Sequence[int] | None = None,
     command: str | None = None,
+    pool_path: str | Path | None = None,
+    tome_rates: Sequence[int] = TOME_RATES,
+    resamples: int = 1000,
+    seed: int = 0,
+    max_loss: float | None = None,
 ) -> ReViTEvaluation:
     """Every policy on the test split; writes ``out`` (.json) with a .md table and a .png.
 
     ``assigner_paths``: one or more TLAs (each at its calibrated knob, or ``tla_threshold``).
+    ``pool_path``: the labelled pool the peers' thresholds are chosen on (default: the labels
+    file the first TLA was trained on); ``max_loss`` their tolerance (default the TLA's).
     ``fixed_grids``: the fixed lengths to measure; by default every grid from the shortest
-    trained one to the native one (the trained grids are always included).
+    trained one to the native one (the trained grids are always included). The JSON records
+    the command and the git commit that produced it.
     """
     if isinstance(assigner_paths, (str, Path)):
         assigner_paths = [assigner_paths]
+    if resamples < 0:
+        raise ConfigError(f"bootstrap resamples must be >= 0, got {resamples}")
     model, config, meta = artifacts.load_revit(revit_path)
-    assigners, metas = [], {}
+    assigners, metas, pool_accuracy = [], {}, {}
     for path in assigner_paths:
         assigner, assigner_meta = artifacts.load_assigner(path)
         if assigner.config.num_lengths != model.num_lengths:
@@ -364,13 +415,22 @@ def eval_step(
         if name in metas:
             raise ConfigError(f"two assigners are named {name}; give files distinct names")
         knob = tla_threshold
+        tla_calibration = assigner_meta.get("calibration", {})
         if knob is None:
-            knob = assigner_meta.get("calibration", {}).get("tla_threshold")
+            knob = tla_calibration.get("tla_threshold")
+            accuracy = tla_calibration.get("tla", {}).get("accuracy")
+            if accuracy is not None:
+                pool_accuracy[name] = float(accuracy)
         assigners.append((name, assigner, knob))
         metas[name] = assigner_meta
-    calibration = next(iter(metas.values())).get("calibration", {})
-    if cascade_threshold is None:
-        cascade_threshold = calibration.get("cascade_threshold", 0.9)
+    first = next(iter(metas.values()))
+    calibration = first.get("calibration", {})
+    pool_path = pool_path if pool_path is not None else first.get("labels")
+    if pool_path is None:
+        raise ConfigError(f"{assigner_paths[0]} does not say which labels it was trained on; "
+                          f"give the pool with --pool labels.pt")
+    pool = load_pool(pool_path, revit_path, model.num_lengths,
+                     calibration.get("max_loss", 1.0) if max_loss is None else max_loss)
     trained = [length.grid for length in model.lengths]
     grids = sorted(set(range(trained[0], trained[-1] + 1) if fixed_grids is None
                        else fixed_grids) | set(trained))
@@ -382,17 +442,21 @@ def eval_step(
     start = time.perf_counter()
     evaluation = evaluate_revit(model, assigners, images, test_set.labels, cascade_threshold,
                                 batch_size, repeats, none_correct, calibration, progress,
-                                fixed_model)
+                                fixed_model, pool, pool_accuracy, tome_rates, resamples, seed)
     if out is not None:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        record = {"command": command, "revit": str(revit_path),
+        record = {"command": command, "git": git_revision(), "revit": str(revit_path),
                   "assigners": [str(p) for p in assigner_paths], "revit_meta": meta,
                   "assigner_meta": metas, "seconds": round(time.perf_counter() - start, 1),
                   **evaluation.as_dict()}
         out.write_text(json.dumps(record, indent=1) + "\n")
+        git = record["git"]
+        made = (f"Made by `{command}` at commit {git['commit']}"
+                + (" (with uncommitted changes)" if git["dirty"] else "") + "\n\n"
+                if command else "")
         out.with_suffix(".md").write_text(
-            (f"Made by `{command}`\n\n" if command else "") + markdown_table(evaluation)
+            made + markdown_table(evaluation)
             + "\n\n" + "\n".join(f"- {line}" for line in comparison_lines(evaluation)) + "\n")
         plot(evaluation, str(out.with_suffix(".png")))
     return evaluation

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vitnas.calibrate import Ranker
 from vitnas.device import check_device
 from vitnas.errors import ConfigError
 from vitnas.proxies.base import Proxy, ProxyResult
@@ -26,6 +27,7 @@ from vitnas.search.base import SearchConfig, get_searcher
 from vitnas.search.candidates import Candidate, Drawer
 from vitnas.search.constraints import Feasibility
 from vitnas.search.history import Evaluation, History
+from vitnas.search.ranked import RankerHistory
 from vitnas.search.runner import Backend, ScoringContext, Task, open_backend
 from vitnas.spaces.base import SearchSpace, get_space
 from vitnas.store import (
@@ -67,6 +69,7 @@ class SearchResult:
     feasible_fraction: float
     timings: dict[str, float]
     execution: dict[str, Any] = field(default_factory=dict)
+    ranker: dict[str, Any] | None = None  # the objective, when a calibrated ranker set it
 
     def __post_init__(self) -> None:
         self._fitness_of = {e.index: f for e, f in zip(self.evaluations, self.fitness)}
@@ -117,6 +120,7 @@ class SearchResult:
             "space_identity": space_identity(self.space),
             "config": config,
             "proxies": list(self.proxies),
+            "ranker": self.ranker,
             "complete": self.complete,
             "best": None if best is None else {
                 **self.record(best),
@@ -170,9 +174,13 @@ class _Scorer:
         """The cost of the budget, from the first candidate's wall time (it includes worker
         start-up, so it errs high)."""
         total = seconds * self.budget / max(1, self.workers)
+        if self.bar is not None:
+            self.bar.clear()  # a line of its own that stays, above the bar, not under it
         self.status(f"the first architecture took {seconds:.1f} s: the budget of {self.budget} "
                     f"needs about {format_duration(total)} with {self.workers} worker(s) "
                     "(stored scores are reused; an interrupted run resumes)")
+        if self.bar is not None:
+            self.bar.refresh()
 
     def mine(self, index: int) -> bool:
         return self.shard is None or index % self.shard[1] == self.shard[0]
@@ -268,6 +276,7 @@ def run_search(
     progress: bool = False,
     status: Callable[[str], None] | None = None,
     data_dir: str | None = None,
+    ranker: Ranker | None = None,
 ) -> SearchResult:
     """Search ``space`` for the architecture the proxies like best within the constraints.
 
@@ -279,12 +288,22 @@ def run_search(
     ``shard=(i, n)`` scores only candidates whose index is i mod n; merge the shards' stores
     and run again to continue (one round per generation for evolution, one for random search).
     ``status`` receives a line before each silent set-up phase and the estimated cost.
+    ``ranker`` (``vitnas.calibrate``) replaces the proxies and their aggregate: candidates are
+    scored with its features and ranked by its score.
     """
     started = time.perf_counter()
     config = config or SearchConfig()
+    if ranker is not None:
+        if config.aggregate != "rank":
+            raise ConfigError("a ranker orders the candidates itself; it cannot be combined "
+                              f"with --aggregate {config.aggregate}")
+        config = dataclasses.replace(config, proxies=ranker.feature_specs)
     config.check()
     space = get_space(space) if isinstance(space, str) else space
     proxies = resolve_proxies(config.proxies)
+    if ranker is not None and tuple(p.spec for p in proxies) != ranker.feature_specs:
+        raise ConfigError(f"the ranker's features {', '.join(ranker.feature_specs)} are not "
+                          f"distinct canonical proxy specs; calibrate again")
     if shard is not None and not 0 <= shard[0] < shard[1]:
         raise ConfigError(f"shard {shard[0]}/{shard[1]} must be i/n with 0 <= i < n")
     say = status or (lambda message: None)
@@ -305,7 +324,8 @@ def run_search(
     owns_store = not isinstance(store, ScoreStore)
     db = ScoreStore(store or default_store_path()) if owns_store else store
     timings = dict.fromkeys(STAGES, 0.0)
-    history = History(tuple(p.spec for p in proxies), config.aggregate)
+    history = (RankerHistory(ranker) if ranker is not None
+               else History(tuple(p.spec for p in proxies), config.aggregate))
     drawer = Drawer(space, feasibility, seen=set())
     searcher = get_searcher(config.algorithm)(space, drawer, config)
     bar = None
@@ -366,4 +386,5 @@ def run_search(
         execution={"backend": backend, "workers": workers, "threads_per_worker": threads,
                    "device": device, "shard": None if shard is None else f"{shard[0]}/{shard[1]}",
                    "store": db.path, "data_dir": data_dir},
+        ranker=None if ranker is None else ranker.summary(),
     )

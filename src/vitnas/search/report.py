@@ -14,6 +14,8 @@ from vitnas.search.driver import SearchResult
 
 
 def fitness_label(result: SearchResult) -> str:
+    if result.ranker is not None:
+        return "ranker score"
     if len(result.proxies) == 1:
         return f"{result.proxies[0]} score"
     return f"rank sum of {len(result.proxies)} proxies"
@@ -129,6 +131,13 @@ def markdown(result: SearchResult, data: dict[str, Any]) -> str:
             f"Chosen architecture: {format_count(best['params'])} params, "
             f"{format_count(best['flops'])} FLOPs; {_score_text(best['scores'])}.", "",
             "```json", json.dumps(best["arch"]), "```", ""]
+    if result.ranker is not None:
+        r = result.ranker
+        lines += [f"Objective: the ranker `{r['file'] or 'given in Python'}` (`vitnas "
+                  f"calibrate`: {r['metric']} of {r['benchmark']}, k = {r['k']}; "
+                  f"{r['chosen']} model, leave-one-out tau "
+                  f"prior {r['loo_tau_prior']:.3f}, fitted {r['loo_tau_fitted']:.3f}) over its "
+                  f"features {', '.join(r['features'])}; fitness is its score.", ""]
     progress = progress_text(result)
     if progress:
         lines += [f"Progress: {progress}.", ""]

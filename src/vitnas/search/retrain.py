@@ -68,6 +68,6 @@ def train_architecture(
     if dense:
         result.metrics = evaluate_segmentation(model, test, image_size=space.img_size)
     else:
-        result.top1 = evaluate(model, test, image_size=space.img_size)
+        result.top1 = evaluate(model, test, image_size=space.img_size, progress=progress)
         result.metrics = {"top1": result.top1}
     return result

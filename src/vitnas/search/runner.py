@@ -9,6 +9,7 @@ float reductions may split differently across thread counts).
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -175,10 +176,33 @@ def _compute_on_ray(context: ScoringContext, task: Task) -> Outcome:
     return compute(context, task)
 
 
+def check_ray_address(address: str, timeout: float = 5.0) -> None:
+    """Refuse a ``host:port`` Ray address nothing answers at within ``timeout`` seconds (Ray
+    itself waits minutes on a closed port); ``auto`` and ``ray://`` client addresses are left
+    to Ray, which fails at once on those."""
+    import socket
+
+    if address == "auto" or address.startswith("ray://"):
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"Ray address {address!r} is not host:port, 'auto' or "
+                          f"ray://host:port")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConfigError(f"nothing answers at Ray address {address} within {timeout:g} s "
+                          f"({exc.strerror or exc}); start the cluster (`ray start --head`) or "
+                          f"fix --address") from None
+
+
 class RayBackend(Backend):
     """Ray tasks with ``threads`` CPUs (and ``gpus`` GPUs) each, at most ``workers`` in flight.
     Joins a running Ray instance, or ``ray.init(address)`` (None: a local one, shut down on
-    close)."""
+    close). What the cluster cannot run (more GPUs or CPUs per task than it has) is refused
+    up front, and no wait on the cluster is longer than ``wait_seconds`` without a result."""
+
+    wait_seconds = 1800.0
 
     def __init__(self, context: ScoringContext, workers: int, address: str | None = None,
                  gpus: float = 0) -> None:
@@ -187,11 +211,21 @@ class RayBackend(Backend):
             import ray
         except ImportError:
             raise ConfigError("the ray backend needs Ray: pip install 'vitnas[ray]'") from None
+        if not (gpus >= 0 and math.isfinite(gpus)):
+            raise ConfigError(f"GPUs per worker must be a finite number >= 0, not {gpus}")
         self.ray = ray
         self.owns_ray = not ray.is_initialized()
         if self.owns_ray:
+            if address:
+                check_ray_address(address)
             options = {"address": address} if address else {"include_dashboard": False}
-            ray.init(logging_level="error", **options)
+            try:
+                ray.init(logging_level="error", **options)
+            except (ConnectionError, ValueError, RuntimeError, TimeoutError, OSError) as exc:
+                where = f"at {address}" if address else "locally"
+                reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                raise ConfigError(f"cannot start or join Ray {where}: {reason}") from None
+        self._check_resources(context.threads, gpus)
         self.context_ref = ray.put(context)
         self.remote = ray.remote(_compute_on_ray).options(num_cpus=context.threads,
                                                           num_gpus=gpus)
@@ -207,11 +241,32 @@ class RayBackend(Backend):
                         break
                 if not in_flight:
                     return
-                done, in_flight = self.ray.wait(in_flight, num_returns=1)
+                done, in_flight = self.ray.wait(in_flight, num_returns=1,
+                                                timeout=self.wait_seconds)
+                if not done:
+                    raise ConfigError(f"no candidate finished on the Ray cluster in "
+                                      f"{self.wait_seconds:g} s (is it alive, and has it the "
+                                      f"CPUs and GPUs a worker asks for?); the scores "
+                                      f"finished so far are kept in the store")
                 yield self.ray.get(done[0])
         finally:
             for ref in in_flight:
                 self.ray.cancel(ref)
+
+    def _check_resources(self, threads: int, gpus: float) -> None:
+        """A task asking for more than the whole cluster has would wait forever."""
+        have = self.ray.cluster_resources()
+        cpus, gpu_count = have.get("CPU", 0), have.get("GPU", 0)
+        problem = None
+        if gpus > gpu_count:
+            problem = (f"--gpus-per-worker {gpus:g} asks for more GPUs than the Ray cluster "
+                       f"has ({gpu_count:g})")
+        elif threads > cpus:
+            problem = (f"--threads {threads} asks for more CPUs per worker than the Ray "
+                       f"cluster has ({cpus:g})")
+        if problem:
+            self.close()
+            raise ConfigError(f"{problem}: no worker could ever start")
 
     def close(self) -> None:
         if self.owns_ray:

@@ -30,6 +30,7 @@ from vitnas.flops import LayerCost, conv_cost, linear_cost, transformer_block_co
 from vitnas.models.vit import VisionTransformer, mlp_hidden_dim
 from vitnas.spaces.base import (
     SearchSpace,
+    Shape,
     as_rng,
     build_seeded,
     check_choice,
@@ -212,6 +213,10 @@ class AutoFormerSpace(SearchSpace):
         if self.qkv == "per_head":
             return self.spec.head_dim
         return arch.hidden_dim // arch.num_heads[layer]
+
+    def shape(self, arch: Any) -> Shape:
+        arch = self._as_arch(arch)
+        return Shape(arch.depth, arch.hidden_dim)
 
     def layer_costs(self, arch: ViTArch) -> list[LayerCost]:
         dim, grid = arch.hidden_dim, self.img_size // self.patch_size

@@ -6,12 +6,14 @@ its JSON form is what users write and what result files store.
 
 from __future__ import annotations
 
+import inspect
 import json
 import random
 import re
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,17 @@ def unwrap_record(obj: Any) -> Any:
     if isinstance(obj, dict) and "arch" in obj:
         return obj["arch"]
     return obj
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The two shape counts of an architecture: ``depth`` is the number of blocks a sample
+    passes through (transformer blocks; for a NAS-Bench-201 cell, the parametric ops on its
+    longest path), ``width`` the embedding width (summed over stages where widths change; for a
+    cell, its number of convolution edges)."""
+
+    depth: int
+    width: int
 
 
 def build_seeded(factory, seed: int) -> nn.Module:
@@ -168,10 +181,19 @@ class SearchSpace(ABC):
         return json.dumps(self.to_json(arch), sort_keys=True, separators=(",", ":"))
 
     def params(self, arch: Any) -> int:
-        return sum(row.params for row in self.layer_costs(arch))
+        """Exact parameter count; ``arch`` may be the plain JSON form, as ``build`` takes."""
+        return sum(row.params for row in self.layer_costs(self._as_arch(arch)))
 
     def flops(self, arch: Any) -> int:
-        return sum(row.flops for row in self.layer_costs(arch))
+        """FLOPs per image (2 x MACs); ``arch`` may be the plain JSON form."""
+        return sum(row.flops for row in self.layer_costs(self._as_arch(arch)))
+
+    def shape(self, arch: Any) -> Shape:
+        """Depth and width of ``arch``, the shape counts every proxy must beat (issue 23)."""
+        raise ConfigError(f"{self.name} does not define depth and width")
+
+    def _as_arch(self, arch: Any) -> Any:
+        return self.validate(arch) if isinstance(arch, (dict, list, str, int)) else arch
 
     def example_input(self, batch: int = 2) -> torch.Tensor:
         return torch.randn(batch, self.in_chans, self.img_size, self.img_size)
@@ -215,7 +237,7 @@ def get_space(name: str, **options: Any) -> SearchSpace:
     factory = SPACES.get(name)
     given = {k: v for k, v in options.items() if v is not None}
     try:
-        return factory(**given)
+        space = factory(**given)
     except TypeError as err:
         unexpected = re.search(r"unexpected keyword argument '(\w+)'", str(err))
         if unexpected:
@@ -223,6 +245,19 @@ def get_space(name: str, **options: Any) -> SearchSpace:
                 f"option {unexpected.group(1)!r} does not apply to search space {name}"
             ) from None
         raise
+    space.options = given  # what ``respaced`` rebuilds it from
+    return space
+
+
+def respaced(space: SearchSpace, **overrides: Any) -> SearchSpace:
+    """The same space with some options changed (``img_size``, ``patch_size``, ...); an
+    override of None drops the option back to the space's default. Options the space does not
+    take are left out, so one call serves every family."""
+    options = {**getattr(space, "options", {}), **overrides}
+    factory = SPACES.get(space.name)
+    target = getattr(factory, "func", factory)
+    accepted = inspect.signature(target).parameters
+    return get_space(space.name, **{k: v for k, v in options.items() if k in accepted})
 
 
 def list_spaces() -> list[str]:

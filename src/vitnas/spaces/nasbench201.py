@@ -24,7 +24,7 @@ from vitnas.errors import ArchitectureError, DatasetError
 from vitnas.flops import LayerCost, conv_cost, linear_cost
 from vitnas.models.nb201 import EDGES, OPS, NB201Network
 from vitnas.paths import find_data_file
-from vitnas.spaces.base import SPACES, SearchSpace, as_rng, build_seeded
+from vitnas.spaces.base import SPACES, SearchSpace, Shape, as_rng, build_seeded
 
 TABLE_FILE = "nasbench201/nb201_test_acc_200ep.csv"
 DATASET_COLUMNS = {
@@ -85,10 +85,13 @@ class NB201Table:
 @functools.lru_cache(maxsize=4)
 def load_table(path: Path) -> NB201Table:
     try:
-        with open(path, newline="") as handle:
+        with open(path, newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
     except OSError as err:
         raise DatasetError(f"cannot read NAS-Bench-201 table {path}: {err.strerror}") from None
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise DatasetError(f"NAS-Bench-201 table {path} is not a CSV text file ({err})"
+                           ) from None
     missing = [c for c in (*DATASET_COLUMNS.values(), "ArchitectureString")
                if rows and c not in rows[0]]
     if len(rows) != NUM_ARCHS or missing:
@@ -101,10 +104,25 @@ def load_table(path: Path) -> NB201Table:
             name: np.array([float(r[column]) for r in rows])
             for name, column in DATASET_COLUMNS.items()
         }
-    except ValueError:
+    except (ValueError, TypeError):
         raise DatasetError(f"NAS-Bench-201 table {path} has a non-numeric accuracy") from None
+    for name, values in accuracy.items():
+        bad = np.flatnonzero(~np.isfinite(values) | (values < 0) | (values > 100))
+        if len(bad):
+            raise DatasetError(f"NAS-Bench-201 table {path}: row {bad[0] + 2} has {name} "
+                               f"accuracy {values[bad[0]]!r}, not a percentage in [0, 100]")
     strings = tuple(r["ArchitectureString"] for r in rows)
-    return NB201Table(strings, accuracy, {s: i for i, s in enumerate(strings)})
+    index: dict[str, int] = {}
+    for i, text in enumerate(strings):
+        try:
+            parse_arch_string(text)
+        except ArchitectureError as err:
+            raise DatasetError(f"NAS-Bench-201 table {path}: row {i + 2}: {err}") from None
+        if text in index:
+            raise DatasetError(f"NAS-Bench-201 table {path}: row {i + 2} repeats the cell of "
+                               f"row {index[text] + 2}")
+        index[text] = i
+    return NB201Table(strings, accuracy, index)
 
 
 class NASBench201Space(SearchSpace):
@@ -199,6 +217,18 @@ class NASBench201Space(SearchSpace):
         return NB201Arch(tuple(rng.choice(pair) for pair in zip(a.ops, b.ops)))
 
     # --- counting and building ----------------------------------------------------------------
+    def shape(self, arch: Any) -> Shape:
+        """The cell's analogue of a ViT's shape: depth is the most convolutions on one path
+        from the cell's input to its output (a path through ``none`` does not exist), width
+        the number of convolution edges."""
+        arch = self._as_arch(arch)
+        longest = {0: 0}
+        for (start, end), op in zip(EDGES, arch.ops):
+            if op != "none" and start in longest:
+                step = longest[start] + ("conv" in op)
+                longest[end] = max(longest.get(end, step), step)
+        return Shape(longest.get(3, 0), sum("conv" in op for op in arch.ops))
+
     def layer_costs(self, arch: NB201Arch) -> list[LayerCost]:
         size, width = self.img_size, self.channels
         conv_p, conv_f = conv_cost((size, size), self.in_chans, width, 3, bias=False)

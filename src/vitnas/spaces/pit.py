@@ -27,6 +27,7 @@ from vitnas.models.pit import PoolingTransformer, pit_grid
 from vitnas.models.vit import mlp_hidden_dim
 from vitnas.spaces.base import (
     SearchSpace,
+    Shape,
     as_rng,
     build_seeded,
     check_choice,
@@ -164,6 +165,11 @@ class PiTSpace(SearchSpace):
             tuple(rng.choice(pair) for pair in zip(a.depth, b.depth)),
             tuple(rng.choice(pair) for pair in zip(a.num_heads, b.num_heads)),
         )
+
+    def shape(self, arch: Any) -> Shape:
+        """Blocks over all stages; width summed over the stages (base_dim x heads each)."""
+        arch = self._as_arch(arch)
+        return Shape(sum(arch.depth), sum(arch.base_dim * h for h in arch.num_heads))
 
     def layer_costs(self, arch: PiTArch) -> list[LayerCost]:
         widths = [arch.base_dim * h for h in arch.num_heads]

@@ -62,6 +62,7 @@ from vitnas.models.swin import HierarchicalViT, stage_grids, stage_window
 from vitnas.models.vit import mlp_hidden_dim
 from vitnas.spaces.base import (
     SearchSpace,
+    Shape,
     as_rng,
     build_seeded,
     check_choice,
@@ -239,6 +240,11 @@ class S3Space(SearchSpace):
         return SwinArch(*genes)
 
     # --- counting and building ----------------------------------------------------------------
+    def shape(self, arch: Any) -> Shape:
+        """Blocks over all stages; width summed over the stages."""
+        arch = self._as_arch(arch)
+        return Shape(sum(arch.depth), sum(arch.embed_dim))
+
     def layer_costs(self, arch: SwinArch) -> list[LayerCost]:
         dims, hd, p = arch.embed_dim, self.spec.head_dim, self.patch_size
         g0 = self.grids[0]

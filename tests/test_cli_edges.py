@@ -1,0 +1,360 @@
+"""Failure classes closed where input enters (issue #25): each bad input is one line on stderr
+and exit code 2, refused before any work, with nothing lost and no input overwritten."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+import sqlite3
+import time
+
+import pytest
+import torch
+
+from conftest import proxy_context
+from vitnas.bench.files import parse_benchmark
+from vitnas.cli import main
+from vitnas.errors import ConfigError, DatasetError
+from vitnas.models.nb201 import EDGES, OPS
+from vitnas.proxies import PROXIES, get_proxy
+from vitnas.spaces import get_space
+from vitnas.spaces.nasbench201 import DATASET_COLUMNS, load_table
+from vitnas.store import ScoreKey, ScoreStore, StoredScore
+from vitnas.trained import load_trained, save_trained
+
+SPACE = "autoformer-tiny-micro"
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def one_line_error(capsys, *argv) -> str:
+    code, _, err = run(capsys, *argv)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, (code, err)
+    return lines[0]
+
+
+@pytest.fixture
+def arch_file(tmp_path):
+    path = tmp_path / "arch.json"
+    path.write_text(json.dumps(get_space(SPACE).to_json(get_space(SPACE).sample(0))))
+    return path
+
+
+@pytest.fixture
+def trained(tmp_path):
+    space = get_space(SPACE)
+    arch = space.sample(0)
+    path = tmp_path / "model.pt"
+    save_trained(path, space.build(arch, seed=0), space, arch, {}, {"top1": 10.0})
+    return path
+
+
+# --- numbers --------------------------------------------------------------------------------
+@pytest.mark.parametrize("argv, message", [
+    (["score", SPACE, "{}", "--seed", str(2**63)], "argument --seed: must be <= 2^63-1"),
+    (["score", SPACE, "{}", "--seed", "-1"], "argument --seed: must be >= 0"),
+    (["sample", SPACE, "--seed", "1e400"], "argument --seed: '1e400' is not an integer"),
+    (["search", SPACE, "--parents", "20", "--population", "4"],
+     "--parents 20 exceeds --population 4"),
+    (["search", SPACE, "--layer-prob", "nan"], "--layer-prob: must be >= 0, got nan"),
+    (["search", SPACE, "--gpus-per-worker", "-1"], "--gpus-per-worker: must be >= 0"),
+    (["search", SPACE, "--budget", "1e400"], "--budget: '1e400' is not an integer"),
+    (["bench", "correlate", "--benchmark", "x.json", "--top-fraction", "nan"],
+     "--top-fraction: must be > 0, got nan"),
+    (["bench", "correlate", "--benchmark", "x.json", "--top-fraction", "-0.1"],
+     "--top-fraction: must be > 0"),
+    (["bench", "correlate", "--benchmark", "x.json", "--top-fraction", "1.5"],
+     "--top-fraction: must be <= 1"),
+    (["bench", "correlate", "--benchmark", "x.json", "--resamples", "5000000"],
+     "--resamples: must be <= 100,000"),
+    (["bench", "correlate", "--benchmark", "x.json", "--proxies", ""], "--proxies '' names no"),
+    (["bench", "correlate", "--benchmark", "x.json", "--proxies", " , "], "names no proxy"),
+    (["revit", "eval", "r.pt", "t.pt", "--repeats", "0"], "--repeats: must be >= 1"),
+    (["revit", "eval", "r.pt", "t.pt", "--test-per-class", "0"], "--test-per-class: must be"),
+    (["revit", "eval", "r.pt", "t.pt", "--cascade-threshold", "nan"], "must be >= 0, got nan"),
+    (["revit", "eval", "r.pt", "t.pt", "--cascade-threshold", "2"], "must be <= 1"),
+    (["revit", "eval", "r.pt", "t.pt", "--tla-threshold", "inf"], "must be a finite number"),
+    (["revit", "train-tla", "l.pt", "--revit", "r.pt", "--out", "o.pt", "--widths", "0"],
+     "--widths: must be >= 1"),
+    (["revit", "train-tla", "l.pt", "--revit", "r.pt", "--out", "o.pt", "--widths", "16,3.5"],
+     "--widths: '3.5' is not an integer"),
+    (["revit", "train-tla", "l.pt", "--revit", "r.pt", "--out", "o.pt", "--folds", "1"],
+     "--folds: must be >= 2"),
+    (["revit", "train-tla", "l.pt", "--revit", "r.pt", "--out", "o.pt", "--max-loss", "nan"],
+     "--max-loss: must be >= 0, got nan"),
+    (["revit", "train-tla", "l.pt", "--revit", "r.pt", "--out", "o.pt", "--bootstrap", "-1"],
+     "--bootstrap: must be >= 0"),
+    (["revit", "train", "--out", "r.pt", "--grids", "4.5,8"], "--grids: '4.5' is not an integer"),
+    (["revit", "train", "--out", "r.pt", "--fractions", "0.5,2"], "--fractions: must be <= 1"),
+])
+def test_numbers_out_of_range_are_refused_where_they_are_parsed(capsys, tmp_path, monkeypatch,
+                                                                argv, message):
+    monkeypatch.chdir(tmp_path)
+    assert message in one_line_error(capsys, *argv)
+
+
+def test_sizes_that_cannot_fit_are_estimated_and_refused_before_allocating(capsys, arch_file):
+    for argv in (["--img-size", "100000"], ["--batch-size", "40000000"]):
+        start = time.perf_counter()
+        line = one_line_error(capsys, "score", SPACE, arch_file, "--proxy", "params",
+                              "--dataset", "gaussian", *argv)
+        assert "of memory" in line and "GiB" in line and time.perf_counter() - start < 10
+    line = one_line_error(capsys, "info", SPACE, arch_file, "--check", "--img-size", "100000")
+    assert "of memory" in line
+
+
+def test_a_model_with_fewer_classes_than_the_dataset_is_refused(capsys, arch_file):
+    line = one_line_error(capsys, "score", SPACE, arch_file, "--proxy", "params",
+                          "--dataset", "synthetic", "--num-classes", "3", "--batch-size", "4")
+    assert "10 classes" in line and "--num-classes 10" in line
+
+
+@pytest.mark.parametrize("options, message", [
+    ("noise=nan", "option noise must be a finite number, got 'nan'"),
+    ("n=abc", "option n must be an integer, got 'abc'"),
+    ("n=2.5", "option n must be an integer, got 2.5"),
+])
+def test_dataset_options_of_the_wrong_type_are_named(capsys, arch_file, options, message):
+    line = one_line_error(capsys, "train", SPACE, arch_file, "--dataset", "synthetic",
+                          "--dataset-options", options, "--epochs", "1", "--quiet")
+    assert message in line
+
+
+def test_workers_are_capped_at_the_cores_and_the_cap_is_said(capsys, tmp_path):
+    code, _, err = run(capsys, "search", SPACE, "--proxy", "params", "--budget", "2",
+                       "--population", "2", "--dataset", "gaussian", "--batch-size", "2",
+                       "--workers", "1000", "--quiet", "--out", tmp_path / "run",
+                       "--db", tmp_path / "s.sqlite")
+    assert code == 0 and "--workers 1000 capped at" in err
+
+
+# --- degenerate batches -----------------------------------------------------------------------
+def test_proxies_that_compare_samples_say_a_batch_of_one_is_too_small(capsys, arch_file):
+    needy = [name for name in PROXIES.names() if PROXIES.get(name).min_batch > 1]
+    assert {"jacov", "ntk_cond", "ntk_eigen", "vintk", "nwot", "zico"} <= set(needy)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 4), torch.nn.ReLU(),
+                                torch.nn.Linear(4, 2))
+    ctx = proxy_context(torch.randn(1, 3, 2, 2))
+    for name in ("jacov", "ntk_cond", "ntk_eigen"):
+        result = get_proxy(name)(model, proxy_context(torch.randn(1, 3, 2, 2)))
+        assert math.isnan(result.raw) and "at least 2 samples, got 1" in result.warnings[0]
+    assert math.isfinite(get_proxy("grad_norm")(model, ctx).raw)  # needs one sample only
+    line = one_line_error(capsys, "score", SPACE, arch_file, "--proxy", "params,jacov,ntk_cond",
+                          "--dataset", "gaussian", "--batch-size", "1")
+    assert "--batch-size 1 is too small for jacov, ntk_cond" in line
+
+
+# --- paths ----------------------------------------------------------------------------------
+def test_outputs_that_cannot_be_written_are_refused_before_any_work(capsys, tmp_path, arch_file,
+                                                                     trained):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    a_dir = tmp_path / "folder"
+    a_dir.mkdir()
+    cases = [
+        (["search", SPACE, "--out", a_file, "--db", tmp_path / "s.sqlite"], "is a file"),
+        (["search", SPACE, "--out", a_file / "run", "--db", tmp_path / "s.sqlite"],
+         f"{a_file} is a file"),
+        (["search", SPACE, "--out", tmp_path / "run", "--db", a_dir], "is a directory"),
+        (["search", SPACE, "--out", tmp_path / "run", "--db", a_file / "s.sqlite"], "is a file"),
+        (["train", SPACE, arch_file, "--out", a_dir, "--dataset", "synthetic"], "is a directory"),
+        (["export", trained, a_file / "m.pt2"], "is a file"),
+        (["merge", a_file / "out.sqlite", tmp_path / "in.sqlite"], "is a file"),
+        (["bench", "correlate", "--benchmark", "x.json", "--out", a_dir], "is a directory"),
+        (["revit", "train", "--out", a_file / "r.pt", "--dataset", "synthetic"], "is a file"),
+        (["revit", "eval", "r.pt", "t.pt", "--out", a_dir], "is a directory"),
+    ]
+    for argv, message in cases:
+        assert message in one_line_error(capsys, *argv), argv
+    assert not (tmp_path / "s.sqlite").exists() and not (tmp_path / "run").exists()
+
+
+def test_a_cache_directory_that_is_a_file_is_one_line(capsys, tmp_path, monkeypatch):
+    blocker = tmp_path / "cache"
+    blocker.write_text("x")
+    monkeypatch.setenv("VITNAS_CACHE_DIR", str(blocker))
+    line = one_line_error(capsys, "search", SPACE, "--out", tmp_path / "run")
+    assert "$VITNAS_CACHE_DIR" in line and "is a file" in line
+
+
+# --- nothing lost, nothing overwritten ---------------------------------------------------------
+def test_export_never_overwrites_its_input(capsys, trained):
+    before = trained.read_bytes()
+    assert "would overwrite the model" in one_line_error(capsys, "export", trained, trained)
+    assert trained.read_bytes() == before
+
+
+def test_a_checkpoint_with_flipped_bytes_is_named_as_damaged(capsys, tmp_path, trained):
+    weights = torch.load(trained, weights_only=True)["state_dict"]
+    raw = max(weights.values(), key=lambda t: t.numel()).contiguous().numpy().tobytes()[:64]
+    data = bytearray(trained.read_bytes())
+    at = data.find(raw)
+    assert at > 0
+    data[at + 3] ^= 0x40
+    damaged = tmp_path / "damaged.pt"
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(ConfigError, match="damaged"):
+        load_trained(damaged)
+    assert "is damaged" in one_line_error(capsys, "export", damaged, tmp_path / "m.pt2")
+    assert not (tmp_path / "m.pt2").exists()
+
+
+def test_a_checkpoint_from_before_the_checksum_still_loads(tmp_path, trained):
+    checkpoint = torch.load(trained, weights_only=True)
+    assert len(checkpoint.pop("sha256")) == 64
+    old = tmp_path / "old.pt"
+    torch.save(checkpoint, old)
+    assert load_trained(old).meta == {"top1": 10.0}
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c.pop("arch"), "holds no architecture"),
+    (lambda c: c.update(version=99), "version 99 is not one this vitnas reads"),
+    (lambda c: c.update(version="1"), "version '1' is not one"),
+    (lambda c: c.update(state_dict={"w": "text"}), "something other than tensors"),
+    (lambda c: c.update(meta="a string"), "'meta' is missing or not a dict"),
+])
+def test_a_model_file_that_is_not_ours_is_refused_by_its_format(tmp_path, trained, change,
+                                                                message):
+    checkpoint = torch.load(trained, weights_only=True)
+    change(checkpoint)
+    path = tmp_path / "tampered.pt"
+    torch.save(checkpoint, path)
+    with pytest.raises(ConfigError, match=message):
+        load_trained(path)
+
+
+def _store(path, rows=1):
+    with ScoreStore(path) as store:
+        store.put([StoredScore(ScoreKey("s", f'{{"a":{i}}}', "nwot", 0, "b"), i, i, 0.1)
+                   for i in range(rows)])
+    return path
+
+
+def test_merge_reads_its_inputs_and_writes_only_its_output(capsys, tmp_path):
+    first, second = _store(tmp_path / "a.sqlite", 2), _store(tmp_path / "b.sqlite", 3)
+    before = first.read_bytes(), second.read_bytes()
+    assert "both the output and an input" in one_line_error(capsys, "merge", first, second,
+                                                            first)
+    code, out, _ = run(capsys, "merge", tmp_path / "all.sqlite", first, second)
+    assert code == 0 and "3 rows" in out
+    assert (first.read_bytes(), second.read_bytes()) == before
+
+
+# --- stores and files that are not ours, or are damaged ---------------------------------------
+def _foreign(path):
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE invoices (id INTEGER, total REAL)")
+    db.commit()
+    db.close()
+    return path
+
+
+def test_a_foreign_sqlite_file_is_never_written(capsys, tmp_path):
+    foreign = _foreign(tmp_path / "accounts.sqlite")
+    before = foreign.read_bytes()
+    for argv in (["merge", foreign, _store(tmp_path / "in.sqlite")],
+                 ["merge", tmp_path / "out.sqlite", foreign],
+                 ["search", SPACE, "--proxy", "params", "--dataset", "gaussian", "--budget", "2",
+                  "--db", foreign, "--out", tmp_path / "run", "--quiet"]):
+        assert "not a vitnas score store" in one_line_error(capsys, *argv)
+    assert foreign.read_bytes() == before
+
+
+def test_a_damaged_store_is_named_as_damaged_by_merge(capsys, tmp_path):
+    store = _store(tmp_path / "in.sqlite")
+    db = sqlite3.connect(store)
+    db.execute("UPDATE scores SET warnings = '{broken'")
+    db.commit()
+    db.close()
+    line = one_line_error(capsys, "merge", tmp_path / "out.sqlite", store)
+    assert "is damaged" in line and "warnings" in line
+
+
+@pytest.mark.parametrize("values, message", [
+    ([70.0, 70.0, 70.0], "does not vary (every architecture has 70)"),
+    ([70.0, "high", 71.0], "record 1 has top1 = 'high', not a number"),
+    ([70.0, 10**400, 71.0], "not a number a float can hold"),
+])
+def test_benchmark_labels_that_cannot_be_ranked_are_named(capsys, tmp_path, values, message):
+    space = get_space(SPACE)
+    records = [{"arch": space.to_json(space.sample(i)), "top1": v} for i, v in enumerate(values)]
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps({"space": SPACE, "metric": "top1", "records": records}))
+    assert parse_benchmark(json.loads(path.read_text()), str(path)).records
+    line = one_line_error(capsys, "bench", "correlate", "--benchmark", path, "--proxies",
+                          "params", "--db", tmp_path / "s.sqlite", "--quiet")
+    assert message in line
+
+
+def _nb201_table(path, change=None):
+    rows = [{"ArchitectureString": "|{}~0|+|{}~0|{}~1|+|{}~0|{}~1|{}~2|".format(*ops),
+             **{column: 50.0 for column in DATASET_COLUMNS.values()}}
+            for ops in itertools.product(OPS, repeat=len(EDGES))]
+    if change:
+        change(rows)
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    load_table.cache_clear()
+    return path
+
+
+def test_a_good_nb201_table_loads(tmp_path):
+    assert len(load_table(_nb201_table(tmp_path / "t.csv")).strings) == 15625
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda rows: rows[7].update({DATASET_COLUMNS["cifar10"]: "1e999"}), "row 9 has cifar10"),
+    (lambda rows: rows[7].update({DATASET_COLUMNS["cifar100"]: "nan"}), "not a percentage"),
+    (lambda rows: rows[3].update({DATASET_COLUMNS["cifar10"]: "ninety"}), "non-numeric"),
+    (lambda rows: rows[5].update(ArchitectureString=rows[4]["ArchitectureString"]),
+     "row 7 repeats the cell of row 6"),
+    (lambda rows: rows[2].update(ArchitectureString="|conv~0|"), "row 4"),
+])
+def test_an_nb201_table_with_bad_rows_is_refused(tmp_path, change, message):
+    with pytest.raises(DatasetError, match=message):
+        load_table(_nb201_table(tmp_path / "t.csv", change))
+
+
+def test_a_binary_nb201_table_is_refused(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_bytes(bytes(range(256)) * 8)
+    load_table.cache_clear()
+    with pytest.raises(DatasetError, match="not a CSV text file"):
+        load_table(path)
+
+
+# --- ray: every case one line, quickly ---------------------------------------------------------
+@pytest.mark.parametrize("address, message", [
+    ("127.0.0.1:1", "nothing answers at Ray address 127.0.0.1:1"),
+    ("auto", "cannot start or join Ray at auto"),
+    ("host:port", "is not host:port"),
+    ("ray://127.0.0.1:1", "cannot start or join Ray at ray://127.0.0.1:1"),
+])
+def test_a_ray_cluster_that_cannot_be_reached_is_one_line_and_quick(capsys, tmp_path, address,
+                                                                     message):
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        pytest.skip("a Ray instance is running in this process")
+    start = time.perf_counter()
+    line = one_line_error(capsys, "search", SPACE, "--proxy", "params", "--budget", "2",
+                          "--dataset", "gaussian", "--backend", "ray", "--address", address,
+                          "--db", tmp_path / "s.sqlite", "--out", tmp_path / "run", "--quiet")
+    assert message in line and time.perf_counter() - start < 30
+
+
+# --- long quiet work: what a user must read stays on screen -------------------------------------
+def test_info_says_where_its_architecture_came_from(capsys, arch_file):
+    code, out, _ = run(capsys, "info", SPACE, arch_file)
+    assert code == 0 and f"(from file {arch_file})" in out.splitlines()[0]
+    code, out, _ = run(capsys, "info", SPACE, arch_file.read_text(), "--json")
+    assert json.loads(out)["source"] == "the command line"

@@ -1,0 +1,316 @@
+"""The simple peers a learned token-length policy is measured against (ToMe, confidence-skip,
+the fair cascade), the pool-only choice of their thresholds, and the timing statistics."""
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from vitnas.models.vit import VisionTransformer
+from vitnas.revit import ReViTConfig, build_revit
+from vitnas.revit.evaluate import (
+    Pool,
+    calibrate,
+    cascade_point,
+    choose_peers,
+    evaluate_revit,
+    rule_point,
+    top_probability,
+)
+from vitnas.revit.inference import cascade_predict, lengths_flops, skip_predict
+from vitnas.revit.labels import correct_by_length
+from vitnas.revit.metrics import TimingBootstrap, curve_ratio, low_median, rank_interval
+from vitnas.revit.peers import CascadeRule, SkipRule, rule_grid, rule_outcome, shared_cascade
+from vitnas.revit.tome import (
+    _attention,
+    bipartite_soft_matching,
+    merge_tokens,
+    token_schedule,
+    tome_features,
+    tome_flops,
+    tome_forward,
+)
+
+TINY = dict(embed_dim=16, depth=3, num_heads=2, mlp_ratio=2.0)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_thread):
+    yield
+
+
+def tiny_revit(seed=0, **options):
+    return build_revit(ReViTConfig(**{**TINY, **options}), seed=seed).eval()
+
+
+def plain_vit(pool="cls"):
+    torch.manual_seed(0)
+    return VisionTransformer(embed_dim=16, depth=3, num_heads=[2] * 3, mlp_ratio=[2.0] * 3,
+                             img_size=32, patch_size=4, num_classes=10, head_dim=None,
+                             pool=pool).eval()
+
+
+# --------------------------------------------------------------------------- ToMe
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("pool", ["cls", "mean"])
+def test_tome_with_r0_is_the_plain_model_bit_for_bit(pool):
+    x = torch.randn(4, 3, 32, 32)
+    vit = plain_vit(pool)
+    assert torch.equal(tome_forward(vit, x, 0), vit(x))
+    model = tiny_revit()
+    for length in range(model.num_lengths):
+        assert torch.equal(tome_forward(model, x, 0, length=length), model(x, length=length))
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("r", [1, 3, 8, 40])
+def test_merging_removes_exactly_r_tokens_per_block_and_keeps_every_patch(r):
+    model = tiny_revit()
+    x = torch.randn(3, 3, 32, 32)
+    features, size = tome_features(model, x, r)
+    expected = token_schedule(64, 1, 3, r)
+    assert features.shape[1] == expected[-1]
+    steps = [a - b for a, b in zip(expected, expected[1:])]
+    if r <= 16:
+        assert steps == [r, r, r]  # 64 patches never run short of pairs at this r
+    else:
+        assert steps == [32, 16, 8]  # clipped at half the mergeable tokens
+    assert size[:, 0].eq(1).all()  # the class token is never merged
+    assert torch.allclose(size[:, 1:].sum(dim=1), torch.full((3, 1), 64.0))
+
+
+class _ToMe(nn.Module):
+    def __init__(self, model, r, length=None):
+        super().__init__()
+        self.model, self.r, self.length = model, r, length
+
+    def forward(self, x):
+        return tome_forward(self.model, x, self.r, self.length)
+
+
+@pytest.mark.parametrize("r", [0, 1, 4, 9, 40])
+@pytest.mark.parametrize("which", ["revit", "revit-short", "mean"])
+def test_tome_flops_equal_the_flop_counter(r, which):
+    model = plain_vit("mean") if which == "mean" else tiny_revit()
+    length = 1 if which == "revit-short" else None
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        _ToMe(model, r, length)(torch.randn(1, 3, 32, 32))
+    assert counter.get_total_flops() == tome_flops(model, r, length)
+    if r == 0 and which != "mean":
+        index = model.num_lengths - 1 if length is None else length
+        assert tome_flops(model, 0, length) == model.flops_at(index)
+
+
+def test_merged_tokens_are_size_weighted_averages():
+    # A = tokens 0, 2; B = tokens 1, 3. Token 2 (size 3) merges into token 3 (size 1).
+    x = torch.tensor([[[0.0], [1.0], [4.0], [8.0]]])
+    size = torch.tensor([[[1.0], [1.0], [3.0], [1.0]]])
+    kept, merged, partner = torch.tensor([[0]]), torch.tensor([[1]]), torch.tensor([[1]])
+    out, new_size = merge_tokens(x, size, kept, merged, partner)
+    assert out.flatten().tolist() == [0.0, 1.0, (3 * 4.0 + 8.0) / 4]
+    assert new_size.flatten().tolist() == [1.0, 1.0, 4.0]
+
+
+def test_bipartite_matching_merges_the_most_similar_pairs():
+    e = torch.eye(4)
+    # A = rows 0, 2, 4; B = rows 1, 3, 5. Row 4 copies row 1 (cosine 1), row 2 nearly row 3.
+    metric = torch.stack([e[0], e[1], e[2] + 0.1 * e[3], e[3], e[1], -e[0]]).unsqueeze(0)
+    kept, merged, partner = bipartite_soft_matching(metric, 2)
+    assert merged.tolist() == [[2, 1]] and partner.tolist() == [[0, 1]]
+    assert kept.tolist() == [[0]]
+
+
+@torch.no_grad()
+def test_proportional_attention_counts_a_merged_token_as_its_copies():
+    block = plain_vit().blocks[0]
+    a, b = torch.randn(1, 1, 16), torch.randn(1, 1, 16)
+    duplicated, _ = _attention(block, torch.cat([a, b, b], dim=1), None)
+    merged, _ = _attention(block, torch.cat([a, b], dim=1), torch.tensor([[[1.0], [2.0]]]))
+    assert torch.allclose(duplicated[:, :2], merged, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def cached(model, x, y):
+    logits = torch.stack([model(x, length=k) for k in range(model.num_lengths)])
+    return logits, correct_by_length(logits, y), top_probability(logits)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("thresholds", [(1.01, 1.01), (0.0, 0.0), (0.12, 0.105), (0.11, 0.0)])
+def test_confidence_skip_end_to_end_matches_its_cached_outcome(thresholds):
+    model = tiny_revit()
+    x, y = torch.randn(60, 3, 32, 32), torch.randint(0, 10, (60,))
+    _, correct, confidence = cached(model, x, y)
+    rule = SkipRule(thresholds)
+    live = skip_predict(model, x, rule.thresholds)
+    hit, spent, length = rule_outcome(rule, confidence, correct, lengths_flops(model))
+    assert torch.equal(live.length, length)
+    assert torch.equal(live.logits.argmax(-1) == y, hit)
+    assert torch.equal(live.flops, spent)
+    costs = lengths_flops(model)
+    # the shortest pass is always paid; a length in between is never run
+    assert torch.equal(spent, torch.where(length > 0, costs[0] + costs[length], costs[0]))
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("exit_, skip", [((0.11, 0.11), (0.0, 0.0)), ((0.12, 0.1), (0.105, 0.0)),
+                                        ((1.01, 0.0), (1.01, 0.0)), ((0.0, 0.0), (0.0, 0.0))])
+def test_fair_cascade_end_to_end_matches_its_cached_outcome(exit_, skip):
+    model = tiny_revit()
+    x, y = torch.randn(60, 3, 32, 32), torch.randint(0, 10, (60,))
+    _, correct, confidence = cached(model, x, y)
+    rule = CascadeRule(exit_, skip)
+    live = cascade_predict(model, x, rule.exit, rule.skip)
+    hit, spent, length = rule_outcome(rule, confidence, correct, lengths_flops(model))
+    assert torch.equal(live.length, length)
+    assert torch.equal(live.logits.argmax(-1) == y, hit)
+    assert torch.equal(live.flops, spent)
+    if skip[0] == 1.01:  # everything below the exit skips the middle length
+        costs = lengths_flops(model)
+        assert (spent[length == 2] == costs[0] + costs[2]).all()
+
+
+@torch.no_grad()
+def test_a_shared_threshold_cascade_rule_is_the_plain_cascade():
+    model = tiny_revit()
+    x, y = torch.randn(50, 3, 32, 32), torch.randint(0, 10, (50,))
+    logits, correct, confidence = cached(model, x, y)
+    costs = lengths_flops(model)
+    for threshold in (0.0, 0.105, 0.11, 1.0):
+        old = cascade_point(threshold, logits, correct, costs)
+        new = rule_point(shared_cascade(threshold, 3), confidence, correct, costs)
+        assert (old.accuracy, old.flops, old.shares) == (new.accuracy, new.flops, new.shares)
+
+
+def pool_of(seed, shares=(0.5, 0.7, 0.85), n=300, classes=10):
+    """A pool whose length k is right on a ``shares[k]`` of the images, confidently (its true
+    class far ahead), and wrong otherwise, less confidently."""
+    generator = torch.Generator().manual_seed(seed)
+    targets = torch.randint(0, classes, (n,), generator=generator)
+    logits = torch.randn(3, n, classes, generator=generator)
+    for k, share in enumerate(shares):
+        right = torch.rand(n, generator=generator) < share
+        logits[k, right, targets[right]] += 6.0
+        wrong = torch.nonzero(~right).flatten()
+        logits[k, wrong, (targets[wrong] + 1) % classes] += 3.0 * torch.rand(
+            len(wrong), generator=generator)
+    return Pool(logits, targets, max_loss=1.0, source=f"pool {seed}")
+
+
+def test_the_fair_cascade_grid_contains_the_skip_rule_and_the_shared_cascade():
+    pool = pool_of(0)
+    costs = torch.tensor([16, 36, 64])
+    choices, _ = choose_peers(pool, costs, {})
+    by_kind = {c.kind: c for c in choices}
+    fair = by_kind["fair cascade"].pool_point
+    for other in ("confidence-skip", "cascade"):
+        assert fair.flops <= by_kind[other].pool_point.flops
+    full = pool.full_accuracy
+    for choice in choices:
+        assert choice.pool_point.accuracy >= full - 1.0
+    rules = rule_grid("fair cascade", 3)
+    assert CascadeRule((0.9, 0.0), (0.5, 0.0)) in rules  # a confidence-skip rule, as a cascade
+    assert shared_cascade(0.9, 3) in rules
+
+
+def test_peer_choices_are_made_on_the_pool_and_match_each_tla_there():
+    costs = torch.tensor([16, 36, 64])
+    pool = pool_of(1)
+    choices, frontiers = choose_peers(pool, costs, {"TLA x": 60.0})
+    confidence, correct = top_probability(pool.logits), pool.correct
+    for kind in ("confidence-skip", "fair cascade"):
+        points = [rule_point(r, confidence, correct, costs, kind) for r in rule_grid(kind, 3)]
+        best = calibrate(points, pool.full_accuracy, 1.0)
+        chosen = next(c for c in choices if c.kind == kind and c.name == kind)
+        assert chosen.pool_point.rule == best.rule
+        assert chosen.pool_point.flops == best.flops
+        matched = next(c for c in choices if c.kind == kind and
+                       any("TLA x" in reason for reason in c.chosen_for))
+        reaching = [p for p in points if p.accuracy >= 60.0]
+        assert matched.pool_point.flops == min(p.flops for p in reaching)
+        assert all(a.flops < b.flops and a.accuracy < b.accuracy
+                   for a, b in zip(frontiers[kind], frontiers[kind][1:]))
+
+
+@torch.no_grad()
+def test_evaluation_takes_peer_thresholds_from_the_pool_never_the_test_images():
+    model = tiny_revit(depth=1)
+    x, y = torch.randn(40, 3, 32, 32), torch.randint(0, 10, (40,))
+    rules = {}
+    for seed, shares in ((2, (0.5, 0.7, 0.85)), (3, (0.85, 0.85, 0.85))):
+        pool = pool_of(seed, shares)
+        evaluation = evaluate_revit(model, [], x, y, batch_size=16, repeats=1, pool=pool,
+                                    tome_rates=(2,), resamples=0)
+        choices, _ = choose_peers(pool, lengths_flops(model), {})
+        measured = {p.name: p for p in evaluation.measured}
+        for choice in choices:
+            assert measured[choice.name].rule == choice.rule.as_dict()
+            assert measured[choice.name].pool_accuracy == choice.pool_point.accuracy
+        rules[seed] = [measured[c.name].rule for c in choices]
+        assert evaluation.pool["source"] == f"pool {seed}"
+    assert rules[2] != rules[3]  # the same test images; other pools, other thresholds
+
+
+@torch.no_grad()
+def test_without_a_pool_only_the_given_cascade_and_tome_run_and_tome_costs_are_exact():
+    model = tiny_revit(depth=1)
+    x, y = torch.randn(40, 3, 32, 32), torch.randint(0, 10, (40,))
+    evaluation = evaluate_revit(model, [], x, y, cascade_threshold=0.5, batch_size=16,
+                                repeats=2, tome_rates=(2, 30), resamples=10)
+    measured = {p.name: p for p in evaluation.measured}
+    assert set(measured) == {"fixed 16 tokens", "fixed 36 tokens", "fixed 64 tokens", "oracle",
+                             "cascade", "ToMe r=2", "ToMe r=30"}
+    assert measured["cascade"].rule["exit"] == [0.5, 0.5]
+    assert measured["cascade"].pool_accuracy is None
+    assert measured["ToMe r=2"].flops == tome_flops(model, 2, length=2)
+    # the matching's similarity matmul costs more than r = 2 saves in a 16-wide, 1-block model
+    assert measured["ToMe r=30"].flops < model.flops_at(2) < measured["ToMe r=2"].flops
+    for name in ("ToMe r=2", "cascade", "oracle"):
+        entry = evaluation.comparisons[name]
+        assert len(entry["throughput_vs_fixed_curve"]["per_round"]) == 2
+        assert "ratio" in entry["flops_ratio_vs_fixed"]
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def test_curve_ratio_at_equal_accuracy_and_above_the_curve():
+    reference = [(1.0, 70.0), (2.0, 80.0)]
+    assert curve_ratio(reference, 0.75, 75.0) == pytest.approx(2.0)
+    assert curve_ratio(reference, 1.0, 85.0) == pytest.approx(2.0)  # dominates the top point
+    assert curve_ratio(reference, 3.0, 85.0) != curve_ratio(reference, 3.0, 85.0)  # NaN
+
+
+def test_nan_ranks_lowest_in_medians_and_intervals():
+    values = torch.tensor([float("nan"), 1.0, 2.0, 3.0, 4.0])
+    assert low_median(values) == 2.0
+    assert rank_interval(values, 0.5)[0] == 1.0
+    assert rank_interval(torch.tensor([float("nan")] * 4))[0] == float("-inf")
+
+
+def test_timing_bootstrap_recovers_a_known_speedup_and_ignores_one_slow_round():
+    n, rounds = 200, 5
+    generator = torch.Generator().manual_seed(0)
+    correct = torch.stack([torch.rand(n, generator=generator) < 0.6,
+                           torch.rand(n, generator=generator) < 0.8])
+    correct = torch.cat([correct, correct[1:]])  # policy 2 answers as the long length does
+    seconds = torch.tensor([1.0, 4.0, 2.0]).view(3, 1, 1).expand(3, rounds, n).clone()
+    seconds[:, 2] *= 3.0  # one slow round slows everything in it
+    seconds[2, 4] *= 1.5  # one noisy measurement of the policy alone
+    flops = torch.tensor([1.0, 4.0, 2.0]).view(3, 1).expand(3, n)
+    stats = TimingBootstrap(seconds, correct, flops, resamples=200, seed=0)
+    versus = stats.versus_curve(2, [0, 1])
+    assert versus["ratio"] == pytest.approx(2.0)  # median over rounds: the noisy one is out
+    assert versus["per_round"][2] == pytest.approx(2.0)  # the slow round is slow for all
+    low, high = versus["ci"]
+    assert low == pytest.approx(4.0 / 3.0, rel=1e-3) and high == pytest.approx(2.0)
+    assert stats.flops_versus_curve(2, [0, 1]) == {"ratio": 2.0, "ci": [2.0, 2.0]}
+    matched = stats.versus_policy(2, 1)
+    assert matched["throughput_ratio"]["ratio"] == pytest.approx(2.0)
+    assert matched["accuracy_difference"] == {"points": 0.0, "ci": [0.0, 0.0]}
+    lo, hi = stats.accuracy_interval(0)
+    assert lo < 100.0 * float(correct[0].float().mean()) < hi
