@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from vitnas.errors import ConfigError
 from vitnas.registry import Registry
 
 PROXIES: Registry = Registry("proxy")
@@ -49,6 +50,12 @@ class ProxyContext:
     # Kernels already computed for this (architecture, seed, batch), shared by the proxies of
     # one scoring call: every proxy gets an identical fresh copy of the same initial model.
     cache: dict = field(default_factory=dict)
+
+    def require_architecture(self, proxy: str) -> None:
+        """Proxies that read the architecture (shape counts, brief training) need both."""
+        if self.space is None or self.arch is None:
+            raise ConfigError(f"{proxy} needs the search space and architecture (score "
+                              f"through score_architecture, a search or a scoreboard)")
 
     def warn(self, message: str) -> None:
         if message not in self.warnings:

@@ -98,9 +98,7 @@ def low_resolution_model(ctx: ProxyContext, config: BriefConfig, num_classes: in
     """The candidate's shape at ``config.img_size`` px with ``num_classes`` outputs."""
     from vitnas.spaces.base import respaced
 
-    if ctx.space is None or ctx.arch is None:
-        raise ConfigError("brief needs the search space and architecture (score through "
-                          "score_architecture, a search or a scoreboard)")
+    ctx.require_architecture("brief")
     if getattr(ctx.space, "task", "classification") != "classification":
         raise ConfigError(f"brief trains classifiers; {ctx.space.name} is set up for "
                           f"{ctx.space.task}")

@@ -18,7 +18,6 @@ import math
 
 from torch import nn
 
-from vitnas.errors import ConfigError
 from vitnas.proxies.base import FREE, PROXIES, Proxy, ProxyContext
 
 # depth>params: depth x this + #params orders by depth, then #params (exact in a float64 for
@@ -27,9 +26,7 @@ _DEPTH_UNIT = 1e12
 
 
 def architecture_shape(ctx: ProxyContext, proxy: str):
-    if ctx.space is None or ctx.arch is None:
-        raise ConfigError(f"{proxy} needs the search space and architecture (score through "
-                          f"score_architecture, a search or a scoreboard)")
+    ctx.require_architecture(proxy)
     return ctx.space.shape(ctx.arch)
 
 
