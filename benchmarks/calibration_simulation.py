@@ -70,7 +70,9 @@ KD_LABELS = ("c100_kd_acc", "flower_kd_acc", "chaoyang_kd_acc")
 BASE_LABELS = ("c100_base_acc", "flower_base_acc", "chaoyang_base_acc")
 SHAPE_FEATURES = ("params", "flops", "depth", "width", "logsize")
 # cheap proxies the dev tuning may add (each under 3 s per architecture at 224 px here, and
-# scored on both spaces' boards); lswag, the search default, is in the pool too (6 s)
+# scored on both spaces' boards); lswag, the search default, is in the pool too (6 s). These are
+# committed boards' row names: "swap:unit=channel" is one initialisation, "lswag" every layer and
+# "meco:opt_channels=8" the tagged, channel-major MeCo (the defaults when the boards were scored)
 PROXY_POOL = ("nwot", "l2_norm", "swap:unit=channel", "synflow", "zico", "lswag", "snip", "zen",
               "jacov", "grad_norm", "dss", "meco:opt_channels=8", "aznas_expressivity",
               "token_entropy:estimator=spectral")

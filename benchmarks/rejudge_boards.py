@@ -1,7 +1,7 @@
 """Give committed scoreboards the shape baselines and the beyond-shape columns, scoring nothing.
 
     python benchmarks/rejudge_boards.py BOARD.json [BOARD.json ...] [--shape-baseline NAME]
-        [--resamples 1000]
+        [--resamples 1000] [--benchmark FILE] [--second-seed FILE]
 
 Hardware: the project's 2-core CPU. Expected runtime: a minute or two per board (the shape
 baselines are counts; ``logsize`` builds each model once). Expected result: every board gets
@@ -15,6 +15,10 @@ n records) and the match is accepted only if every architecture's #params equals
 stored ``params`` row, in order. The shape baseline is the one given (chosen on a dev split
 elsewhere) or else the best on the board itself, and the JSON says which. Each board is
 rewritten in place with its ``.md``; the ``rejudged`` field records this command.
+
+``--second-seed FILE`` (a ground truth of some of the same architectures trained under another
+seed) adds the board's reliability: the seed-vs-seed Kendall tau with its interval, the pairs,
+the noise ceiling, and ``at_noise`` when that tau is below 0.5 (``vitnas.bench.noise``).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from vitnas.bench.correlate import (
     split_indices,
     with_shape_baselines,
 )
+from vitnas.bench.noise import seed_reliability
 from vitnas.bench.report import markdown_table
 from vitnas.errors import ConfigError
 
@@ -73,6 +78,8 @@ def main(argv: list[str]) -> None:
     p.add_argument("--shape-baseline", default="", help="default: the best on each board")
     p.add_argument("--resamples", type=int, default=1000)
     p.add_argument("--benchmark", help="the benchmark file, when the board names it otherwise")
+    p.add_argument("--second-seed", help="the same architectures (some) trained under another "
+                                         "seed: records the board's reliability")
     args = p.parse_args(argv)
     command = "python benchmarks/rejudge_boards.py " + " ".join(argv)
     for path in map(Path, args.boards):
@@ -86,6 +93,12 @@ def main(argv: list[str]) -> None:
             "proxies": tuple(board.config["proxies"]), "resamples": args.resamples,
             "shape_baseline": args.shape_baseline})
         judged = rejudge(board, config=config)
+        if args.second_seed:
+            first, _ = benchmark_of(board, data.get("command", ""), args.benchmark)
+            reliability = seed_reliability(first, load_benchmark(args.second_seed),
+                                           board.metric, args.resamples)
+            judged.at_noise = reliability.pop("at_noise")
+            judged.reliability = reliability
         out = {**judged.as_dict(), "command": data.get("command", ""), "rejudged": command}
         path.write_text(json.dumps(out, indent=1) + "\n")
         path.with_suffix(".md").write_text(markdown_table(judged) + "\n")

@@ -345,3 +345,87 @@ def test_correlate_builds_ensemble_rows_from_member_scores(tmp_path):
     assert board.scores["ens:params+l2_norm"] == fitness(members).tolist()
     assert board.params == [float(space.params(r.arch)) for r in records]
     assert board.row("params").delta_kendall == 0 and math.isfinite(board.random_regret)
+
+
+# --- reliability: a board says when its ground truth is at noise --------------------------------
+class NamedKeySpace(KeySpace):
+    name = "toy"
+
+
+def seeds(first_values, second_values, space=None):
+    """A ground truth and a second training of its architectures 0..k-1."""
+    first = Benchmark("gt", NamedKeySpace(), [BenchmarkRecord(i, {"miou": v})
+                                              for i, v in enumerate(first_values)])
+    second = Benchmark("gt_seed1", space or NamedKeySpace(),
+                       [BenchmarkRecord(i, {"miou": v}) for i, v in enumerate(second_values)])
+    return first, second
+
+
+def test_seed_reliability_and_the_at_noise_flag_by_hand():
+    from vitnas.bench.noise import seed_reliability
+
+    # two adjacent swaps: 8 of the 10 pairs concordant, tau = (8 - 2) / 10 = 0.6
+    first, second = seeds([1.0, 2, 3, 4, 5, 6], [2.0, 1, 3, 5, 4])
+    clear = seed_reliability(first, second, "miou", resamples=200)
+    assert clear["seed_kendall"] == pytest.approx(0.6) and clear["pairs"] == 5
+    assert clear["ceiling"] == pytest.approx(noise_ceiling(0.6)) and not clear["at_noise"]
+    low, high = clear["seed_kendall_ci"]
+    assert -1 <= low < 0.6 < high <= 1 and clear["second_seed"] == "gt_seed1"
+    # (1, 2), (2, 3) -> (2, 3), (3, 1): 7 concordant, 3 discordant, tau 0.4 < 0.5
+    noisy = seed_reliability(*seeds([1.0, 2, 3, 4, 5], [2.0, 3, 1, 5, 4]), "miou",
+                             resamples=0)
+    assert noisy["seed_kendall"] == pytest.approx(0.4) and noisy["at_noise"]
+    assert all(math.isnan(v) for v in noisy["seed_kendall_ci"])  # no resamples, no interval
+    with pytest.raises(ConfigError, match="trained 2 of the architectures"):
+        seed_reliability(*seeds([1.0, 2, 3], [1.0, 2]), "miou")
+
+    class Other(KeySpace):
+        name = "other"
+
+    with pytest.raises(ConfigError, match="ground truth of other, not of toy"):
+        seed_reliability(*seeds([1.0, 2, 3], [1.0, 2, 3], Other()), "miou")
+
+
+def test_a_board_records_its_reliability_and_its_report_says_at_noise():
+    import dataclasses
+
+    from vitnas.bench.report import markdown_table
+
+    old = Scoreboard.from_dict(json.loads(json.dumps(old_board())))
+    assert old.reliability is None and old.at_noise is None  # boards before the field load
+    assert "Reliability" not in markdown_table(rejudge(old))
+    reliability = {"seed_kendall": 0.36, "seed_kendall_ci": [-0.12, 0.83], "pairs": 8,
+                   "ceiling": 0.53, "second_seed": "s3seg_seed1"}
+    board = dataclasses.replace(rejudge(old), reliability=reliability, at_noise=True)
+    text = markdown_table(board)
+    assert ("seed-vs-seed Kendall tau 0.360 [95% CI -0.12, 0.83] on 8 architectures trained "
+            "twice; noise ceiling (a perfect proxy's expected tau) 0.530") in text
+    assert "**At noise**" in text
+    saved = json.loads(json.dumps(board.as_dict(), allow_nan=False))
+    assert saved["reliability"] == reliability and saved["at_noise"] is True
+    again = Scoreboard.from_dict(saved)
+    assert again.reliability == reliability and again.at_noise
+    assert rejudge(again).reliability == reliability  # the same truth keeps it
+    assert rejudge(again, keep=[0, 1, 2]).reliability is None  # another truth has not one
+    fine = dataclasses.replace(board, reliability={**reliability, "seed_kendall": 0.7},
+                               at_noise=False)
+    assert "0.700" in markdown_table(fine) and "At noise" not in markdown_table(fine)
+
+
+def test_correlate_with_a_second_seed_records_the_reliability(tmp_path):
+    from vitnas.bench.correlate import correlate
+    from vitnas.spaces import get_space
+    from vitnas.store import ScoreStore
+
+    space = get_space("autoformer-tiny-micro")
+    archs = [space.sample(i) for i in range(8)]
+    bench = Benchmark("b", space, [BenchmarkRecord(a, {"top1": float(i)})
+                                   for i, a in enumerate(archs)])
+    repeat = Benchmark("b_seed1", space, [BenchmarkRecord(a, {"top1": float(-i)})
+                                          for i, a in enumerate(archs[:4])])
+    config = ScoreboardConfig(proxies=("params",), metric="top1", batch="gaussian",
+                              batch_size=2, resamples=20)
+    with ScoreStore(tmp_path / "s.sqlite") as store:
+        board = correlate(bench, config, store, repeat=repeat)
+    assert board.reliability["pairs"] == 4 and board.reliability["seed_kendall"] == -1.0
+    assert board.at_noise is True and "at_noise" not in board.reliability

@@ -3,11 +3,14 @@ and exit code 2, refused before any work, with nothing lost and no input overwri
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import itertools
 import json
 import math
+import socket
 import sqlite3
+import threading
 import time
 
 import pytest
@@ -15,10 +18,12 @@ import torch
 
 from conftest import proxy_context
 from vitnas.bench.files import parse_benchmark
-from vitnas.cli import main
+from vitnas.cli import build_parser, main
+from vitnas.cli.common import usable_cores
 from vitnas.errors import ConfigError, DatasetError
 from vitnas.models.nb201 import EDGES, OPS
 from vitnas.proxies import PROXIES, get_proxy
+from vitnas.search.runner import check_ray_address
 from vitnas.spaces import get_space
 from vitnas.spaces.nasbench201 import DATASET_COLUMNS, load_table
 from vitnas.store import ScoreKey, ScoreStore, StoredScore
@@ -124,6 +129,88 @@ def test_a_model_with_fewer_classes_than_the_dataset_is_refused(capsys, arch_fil
 def test_dataset_options_of_the_wrong_type_are_named(capsys, arch_file, options, message):
     line = one_line_error(capsys, "train", SPACE, arch_file, "--dataset", "synthetic",
                           "--dataset-options", options, "--epochs", "1", "--quiet")
+    assert message in line
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--fixed-grids", "4.5", "--fixed-grids: '4.5' is not an integer"),
+    ("--fixed-grids", "nan", "--fixed-grids: 'nan' is not an integer"),
+    ("--fixed-grids", "", "--fixed-grids: expected comma-separated integers >= 1, got ''"),
+    ("--fixed-grids", "-1", "--fixed-grids: must be >= 1, got -1"),
+    ("--fixed-grids", "4,,8", "expected comma-separated integers >= 1"),
+    ("--tome-rates", "4.5", "--tome-rates: '4.5' is not an integer"),
+    ("--tome-rates", "nan", "--tome-rates: 'nan' is not an integer"),
+    ("--tome-rates", "-1", "--tome-rates: must be >= 1, got -1"),
+    ("--tome-rates", "2,0", "--tome-rates: must be >= 1, got 0"),
+    ("--tome-rates", " , ", "expected comma-separated integers >= 1"),
+])
+def test_revit_eval_grids_and_rates_are_whole_positive_numbers(capsys, option, value, message):
+    assert message in one_line_error(capsys, "revit", "eval", "r.pt", "t.pt", option, value)
+
+
+def test_revit_eval_grids_and_rates_parse_once_into_whole_numbers():
+    parse = build_parser().parse_args
+    args = parse(["revit", "eval", "r.pt", "t.pt"])
+    assert args.tome_rates == (2, 4, 6, 8, 10) and args.fixed_grids is None
+    args = parse(["revit", "eval", "r.pt", "t.pt", "--tome-rates", "", "--fixed-grids", "3, 4,8"])
+    assert args.tome_rates == () and args.fixed_grids == (3, 4, 8)  # '' is "no ToMe rates"
+
+
+@pytest.mark.parametrize("argv", [
+    ["search", SPACE, "--threads", "0"],
+    ["search", SPACE, "--threads", "-3"],
+    ["train", SPACE, "{}", "--threads", "0"],
+    ["bench", "correlate", "--benchmark", "x.json", "--threads", "-1"],
+    ["revit", "eval", "r.pt", "t.pt", "--threads", "0"],
+    ["calibrate", "--benchmark", "x.json", "--out", "r.json", "--threads", "0"],
+])
+def test_threads_below_one_are_refused(capsys, argv):
+    assert "argument --threads: must be >= 1" in one_line_error(capsys, *argv)
+
+
+def test_absurd_threads_are_capped_at_the_cores_and_the_cap_is_said(capsys, tmp_path,
+                                                                    arch_file):
+    cores, before = usable_cores(), torch.get_num_threads()
+    try:
+        code, _, err = run(capsys, "search", SPACE, "--proxy", "params", "--budget", "2",
+                           "--population", "2", "--dataset", "gaussian", "--batch-size", "2",
+                           "--threads", str(10**9), "--quiet", "--out", tmp_path / "run",
+                           "--db", tmp_path / "s.sqlite")
+        assert code == 0 and f"--threads 1000000000 capped at {cores}" in err
+        code, _, err = run(capsys, "train", SPACE, arch_file, "--dataset", "synthetic",
+                           "--dataset-options", "n=8", "--epochs", "1", "--batch-size", "8",
+                           "--device", "cpu", "--threads", str(10**9), "--quiet")
+        assert code == 0 and f"--threads 1000000000 capped at {cores}" in err
+        assert torch.get_num_threads() == cores  # what train set, not a billion
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture
+def segmentation_arch(tmp_path):
+    space = get_space("s3-tiny-micro", task="segmentation", num_classes=11, img_size=16)
+    path = tmp_path / "seg.json"
+    path.write_text(json.dumps(space.to_json(space.sample(0))))
+    return path
+
+
+@pytest.mark.parametrize("dataset, options, message", [
+    ("paste-fashion", "noise=nan", "does not take option(s) noise"),
+    ("paste-fashion", "threshold=nan", "option threshold must be a finite number, got 'nan'"),
+    ("paste-fashion", "n=abc", "option n must be an integer, got 'abc'"),
+    ("paste-fashion", "n=-5", "needs option n >= 1 images, got -5"),
+    ("paste-fashion", "size=0", "option size must be >= 8 pixels, got 0"),
+    ("paste-mnist", "min_scale=big", "option min_scale must be a finite number, got 'big'"),
+    ("ade20k", "size=0", "'ade20k' option size must be >= 1, got 0"),
+    ("ade20k", "fit=bogus", "'ade20k' option fit 'bogus' is not one of squash, crop"),
+    ("cityscapes", "limit=0", "'cityscapes' option limit must be >= 1"),
+    ("cityscapes", "size=2.5", "option size must be an integer, got 2.5"),
+])
+def test_segmentation_dataset_options_of_the_wrong_type_or_value_are_named(
+        capsys, segmentation_arch, dataset, options, message):
+    line = one_line_error(capsys, "train", "s3-tiny-micro", segmentation_arch, "--task",
+                          "segmentation", "--num-classes", "11", "--img-size", "16",
+                          "--dataset", dataset, "--dataset-options", options, "--quiet")
     assert message in line
 
 
@@ -350,6 +437,87 @@ def test_a_ray_cluster_that_cannot_be_reached_is_one_line_and_quick(capsys, tmp_
                           "--dataset", "gaussian", "--backend", "ray", "--address", address,
                           "--db", tmp_path / "s.sqlite", "--out", tmp_path / "run", "--quiet")
     assert message in line and time.perf_counter() - start < 30
+
+
+def _closed_port() -> int:
+    """A local port nothing listens on: bound, read, closed."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _listener(greeting: bytes | None):
+    """A local port that accepts connections and says nothing (``greeting`` None) or says
+    ``greeting`` and nothing more: open, but no Ray cluster."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.1)
+    accepted, stop = [], threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                connection = server.accept()[0]
+            except OSError:
+                continue
+            accepted.append(connection)
+            if greeting:
+                connection.sendall(greeting)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        for connection in accepted:
+            connection.close()
+        server.close()
+
+
+RAY_DEAD_ENDS = [(None, "nothing answers at Ray address"),
+                 (b"", "accepts connections but said nothing within"),
+                 (b"SSH-2.0-OpenSSH_9.6\r\n", "accepts connections but did not answer as gRPC")]
+
+
+@contextlib.contextmanager
+def _dead_end(greeting: bytes | None):
+    """An address where no Ray is: a closed port (None), a silent listener (b""), or one that
+    speaks another protocol."""
+    if greeting is None:
+        yield f"127.0.0.1:{_closed_port()}"
+        return
+    with _listener(greeting or None) as address:
+        yield address
+
+
+@pytest.mark.parametrize("greeting, message", RAY_DEAD_ENDS)
+def test_a_ray_address_closed_or_open_but_not_ray_is_refused_within_the_timeout(greeting,
+                                                                                message):
+    """Ray itself retries such addresses for minutes; the probe needs no Ray installed."""
+    with _dead_end(greeting) as address:
+        start = time.perf_counter()
+        with pytest.raises(ConfigError, match=message):
+            check_ray_address(address, timeout=1.0)
+        assert time.perf_counter() - start < 3
+
+
+@pytest.mark.parametrize("greeting, message", RAY_DEAD_ENDS)
+def test_a_ray_address_closed_or_open_but_not_ray_is_one_line_in_seconds(capsys, tmp_path,
+                                                                         greeting, message):
+    ray = pytest.importorskip("ray", reason="the ray backend needs Ray (pip install ray)")
+    if ray.is_initialized():
+        pytest.skip("a Ray instance is running in this process")
+    with _dead_end(greeting) as address:
+        start = time.perf_counter()
+        line = one_line_error(capsys, "search", SPACE, "--proxy", "params", "--budget", "2",
+                              "--dataset", "gaussian", "--backend", "ray", "--address",
+                              address, "--db", tmp_path / "s.sqlite", "--out", tmp_path / "run",
+                              "--quiet")
+        assert message in line and address in line and time.perf_counter() - start < 15
 
 
 # --- long quiet work: what a user must read stays on screen -------------------------------------

@@ -7,10 +7,13 @@ import torch
 
 from vitnas.errors import ConfigError
 from vitnas.metrics import (
+    accuracy_per_class,
     confusion_matrix,
     iou_per_class,
+    mean_accuracy,
     mean_iou,
     pixel_accuracy,
+    segmentation_scores,
     top1,
 )
 
@@ -29,6 +32,25 @@ def test_hand_made_case_gives_the_known_miou_and_pixel_accuracy():
     assert math.isnan(float(iou[3]))
     assert mean_iou(confusion) == pytest.approx(100 / 3)
     assert pixel_accuracy(confusion) == pytest.approx(60.0)
+
+
+def test_per_class_iou_and_mean_accuracy_on_a_3x3_map_by_hand():
+    """Rows true, columns predicted: [[1, 1, 0], [1, 2, 0], [0, 1, 3]]. IoU = TP / (TP + FP +
+    FN): 1/3, 2/5, 3/4. Recall = TP / true pixels: 1/2, 2/3, 3/4, so mAcc = 63.89, neither the
+    pixel accuracy (6/9 = 66.67) nor the mean precision (1/2, 2/4, 3/3: 66.67). Class 3 is in
+    neither map: no IoU (None in the list), no recall, left out of both means."""
+    target = torch.tensor([[[0, 0, 1], [1, 1, 2], [2, 2, 2]]])
+    pred = torch.tensor([[[0, 1, 1], [1, 0, 2], [2, 1, 2]]])
+    confusion = confusion_matrix(pred, target, num_classes=4)
+    assert confusion[:3, :3].tolist() == [[1, 1, 0], [1, 2, 0], [0, 1, 3]]
+    assert accuracy_per_class(confusion)[:3].tolist() == pytest.approx([50, 200 / 3, 75])
+    assert math.isnan(float(accuracy_per_class(confusion)[3]))
+    assert mean_accuracy(confusion) == pytest.approx((50 + 200 / 3 + 75) / 3)
+    scores = segmentation_scores(confusion)
+    assert scores["iou_per_class"] == pytest.approx([100 / 3, 40, 75, None])
+    assert scores["miou"] == pytest.approx((100 / 3 + 40 + 75) / 3)
+    assert scores["macc"] == pytest.approx(63.8889, abs=1e-4)
+    assert scores["pixel_acc"] == pytest.approx(200 / 3)
 
 
 def test_matrices_of_batches_add_up_to_the_matrix_of_the_whole():

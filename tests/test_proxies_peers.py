@@ -45,7 +45,8 @@ def test_peers_are_registered_with_direction_cost_and_reference():
         assert cls.name == name and cls.direction == 1 and cls.reference
     for spec in ("lswag:layers=80-20", "lswag:splits=1", "lswag:gradient=mean", "swap:sigma=0",
                  "token_entropy:sites=qkv+mlp", "token_entropy:estimator=knn",
-                 "autoprox:t2=bias", "autoprox:pairing=outer", "swap:unit=token"):
+                 "autoprox:t2=bias", "autoprox:pairing=outer", "swap:unit=token", "swap:inits=0",
+                 "swap:param_unit=billions"):
         with pytest.raises(ConfigError):
             get_proxy(spec)
 
@@ -107,16 +108,20 @@ def swap_net() -> nn.Module:
 
 def test_swap_counts_distinct_unit_patterns_over_samples():
     # samples x = 1, -1: unit patterns (1,0), (0,1), (1,0), (1,0) -> two distinct
+    # (inits=1: the hand-set weights are scored as they are, not re-drawn)
     x = torch.tensor([[1.0], [-1.0]])
-    assert get_proxy("swap")(swap_net(), ctx_for(x)).raw == 2
+    assert get_proxy("swap:inits=1")(swap_net(), ctx_for(x)).raw == 2
     # a second, identical activation layer adds units but no new pattern
     doubled = nn.Sequential(*swap_net(), nn.ReLU())
-    assert get_proxy("swap")(doubled, ctx_for(x)).raw == 2
+    assert get_proxy("swap:inits=1")(doubled, ctx_for(x)).raw == 2
 
 
-def test_swap_size_regulariser_is_a_gaussian_in_millions_of_params():
+def test_swap_size_regulariser_is_a_gaussian_in_thousands_of_params_by_default():
+    # 4 parameters: 0.004 thousand (the reference code's unit) or 4e-6 million
     x = torch.tensor([[1.0], [-1.0]])
-    raw = get_proxy("swap:mu=1,sigma=0.5")(swap_net(), ctx_for(x)).raw  # 4 parameters
+    raw = get_proxy("swap:inits=1,mu=0.005,sigma=1e-6")(swap_net(), ctx_for(x)).raw
+    assert raw == pytest.approx(2 * math.exp(-1))  # (0.004 - 0.005)^2 / 1e-6 = 1
+    raw = get_proxy("swap:inits=1,mu=1,sigma=0.5,param_unit=millions")(swap_net(), ctx_for(x)).raw
     assert raw == pytest.approx(2 * math.exp(-((4e-6 - 1) ** 2) / 0.5))
 
 
@@ -128,10 +133,10 @@ def test_swap_channel_units_run_over_tokens_and_position_units_saturate():
     model = nn.Sequential(layer, nn.ReLU())
     tokens = torch.tensor([[[1.0], [3.0], [5.0]]])  # one image, three tokens
     # channel patterns over the tokens: 111, 011, 001, 111 -> three distinct
-    by_channel = get_proxy("swap:unit=channel")(model, ctx_for(tokens))
+    by_channel = get_proxy("swap:unit=channel,inits=1")(model, ctx_for(tokens))
     assert by_channel.raw == 3 and not by_channel.warnings
     # twelve one-bit position units can only show 2^1 patterns, and the proxy says so
-    result = get_proxy("swap")(model, ctx_for(tokens))
+    result = get_proxy("swap:inits=1")(model, ctx_for(tokens))
     assert result.raw == 2 and "saturated" in " ".join(result.warnings)
 
 
@@ -178,7 +183,7 @@ def test_lswag_by_hand_on_a_two_unit_network():
         head.weight.zero_()
     model = nn.Sequential(first, nn.ReLU(), tags.tag(head, tags.HEAD))
     x, y = torch.tensor([[1.0], [2.0], [-1.0], [-3.0]]), torch.tensor([0, 1, 0, 1])
-    assert get_proxy("swap")(model, ctx_for(x)).raw == 2
+    assert get_proxy("swap:inits=1")(model, ctx_for(x)).raw == 2
     assert get_proxy("lswag:splits=2")(model, ctx_for(x, y)).raw == pytest.approx(
         2 * math.log(24))
     assert get_proxy("lswag:splits=2,gradient=zico")(model, ctx_for(x, y)).raw == pytest.approx(
@@ -196,7 +201,9 @@ def test_peers_run_deterministically_on_every_space(name, options):
     arch = space.sample(0)
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(8, 3, space.img_size, space.img_size, generator=gen), torch.arange(8) % 10
-    proxies = PEERS + ["swap:unit=channel"]  # PiT's stages give channel patterns of two lengths
+    # PiT's stages give channel patterns of two lengths; three initialisations (not SWAP's 32)
+    # keep the re-drawing of every family's weights in the test at a tenth of the time
+    proxies = [p for p in PEERS if p != "swap"] + ["swap:inits=3", "swap:unit=channel,inits=3"]
     first = score_architecture(space, arch, proxies, x, y, seed=3)
     again = score_architecture(space, arch, proxies, x, y, seed=3)
     for a, b in zip(first, again):

@@ -14,14 +14,14 @@ from torch.utils.flop_counter import FlopCounterMode
 from conftest import proxy_context
 from vitnas.errors import ConfigError
 from vitnas.models import tags
-from vitnas.proxies import aznas, meco, zico
+from vitnas.proxies import aznas, zico
 from vitnas.proxies.base import PROXIES
 from vitnas.proxies.scoring import score_architecture, score_model
 from vitnas.proxies.spec import get_proxy
 from vitnas.spaces import get_space
 
 AZNAS = ["aznas_expressivity", "aznas_progressivity", "aznas_trainability", "aznas_complexity"]
-NAMES = ["meco", "meco:opt_channels=8", "meco:layout=tokens,layers=all", "zico", *AZNAS]
+NAMES = ["meco", "meco:opt_channels=8", "meco:layers=tagged,layout=channels", "zico", *AZNAS]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -44,21 +44,27 @@ HADAMARD_8 = torch.tensor([[1.0 if bin(i & j).count("1") % 2 == 0 else -1.0 for 
 
 
 # --- MeCo -------------------------------------------------------------------------------------
+# the hand-built nets below are read channel-major at their tagged layers (the package's earlier
+# default); the authors' every-module reading is tested in test_proxies_faithful.py
+CHANNELS = "meco:layers=tagged,layout=channels"
+
+
 def test_meco_of_two_channels_with_correlation_one_over_root_two():
     # channels x1, x1 + x2 with x1 _|_ x2, zero mean, equal norm: rho = 1/sqrt(2), and the
     # 2 x 2 correlation matrix has eigenvalues 1 +- rho.
     x = HADAMARD_8[[1, 2]].reshape(1, 2, 2, 4)
     net = pointwise_conv(torch.tensor([[1.0, 0.0], [1.0, 1.0]]))
-    assert meco.MeCo()(net, ctx_for(x)).raw == pytest.approx(1 - 1 / math.sqrt(2), abs=1e-12)
+    raw = get_proxy(CHANNELS)(net, ctx_for(x)).raw
+    assert raw == pytest.approx(1 - 1 / math.sqrt(2), abs=1e-12)
 
 
 def test_meco_ignores_positive_scale_and_shift_of_channels():
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(1, 3, 4, 4, generator=gen)
     weight = torch.randn(3, 3, generator=gen)
-    plain = meco.MeCo()(pointwise_conv(weight), ctx_for(x)).raw
+    plain = get_proxy(CHANNELS)(pointwise_conv(weight), ctx_for(x)).raw
     rescaled = pointwise_conv(weight * torch.tensor([[2.0], [0.5], [7.0]]), torch.randn(3))
-    assert meco.MeCo()(rescaled, ctx_for(x)).raw == pytest.approx(plain, rel=1e-6)
+    assert get_proxy(CHANNELS)(rescaled, ctx_for(x)).raw == pytest.approx(plain, rel=1e-6)
     assert 0 < plain < 1
 
 
@@ -66,20 +72,21 @@ def test_meco_opt_rescales_the_sampled_eigenvalue_by_channels_over_n():
     # four orthogonal zero-mean channels: P = I, so MeCo = 1 and MeCo_opt(n=2) = 4/2 x 1
     x = HADAMARD_8[[1, 2, 3, 4]].reshape(1, 4, 2, 4)
     net = pointwise_conv(torch.eye(4))
-    assert meco.MeCo()(net, ctx_for(x)).raw == pytest.approx(1.0, abs=1e-12)
-    assert get_proxy("meco:opt_channels=2")(net, ctx_for(x)).raw == pytest.approx(2.0, abs=1e-12)
-    assert get_proxy("meco:opt_channels=8")(net, ctx_for(x)).raw == pytest.approx(1.0, abs=1e-12)
+    for options, expected in (("", 1.0), (",opt_channels=2", 2.0), (",opt_channels=8", 1.0)):
+        raw = get_proxy(CHANNELS + options)(net, ctx_for(x)).raw
+        assert raw == pytest.approx(expected, abs=1e-12), options
 
 
 def test_meco_sets_a_constant_channel_s_correlations_to_zero():
     x = torch.stack([HADAMARD_8[1], torch.ones(8)]).reshape(1, 2, 2, 4)
-    assert meco.MeCo()(pointwise_conv(torch.eye(2)), ctx_for(x)).raw == pytest.approx(0.0)
+    assert get_proxy(CHANNELS)(pointwise_conv(torch.eye(2)), ctx_for(x)).raw == pytest.approx(0.0)
 
 
 def test_meco_warns_when_a_layer_has_more_channels_than_tokens():
     space = get_space("autoformer-tiny-micro", img_size=16, patch_size=4)  # 16 tokens
     x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
-    (result,) = score_architecture(space, space.sample(0), ["meco"], x, torch.zeros(2).long())
+    (result,) = score_architecture(space, space.sample(0), [CHANNELS], x,
+                                   torch.zeros(2).long())
     assert any("singular" in w for w in result.warnings)
     assert abs(result.raw) < 1e-8  # the exact value degenerates: every lambda_min is 0
 

@@ -21,6 +21,7 @@ from vitnas.data.segmentation import (
     paste_scenes,
     segmentation_batches,
 )
+from vitnas.data.transforms import CIFAR10_MEAN
 from vitnas.errors import ConfigError, DatasetError
 from vitnas.proxies.scoring import proxy_batch
 from vitnas.proxies.targets import IGNORE
@@ -166,7 +167,9 @@ def test_segmentation_training_learns_and_reports_miou():
     before = evaluate_segmentation(model, data)
     result = train_model(model, data, TrainConfig(epochs=30, batch_size=16, lr=1e-2,
                                                   augment=False), eval_set=data)
-    assert result.top1 is None and set(result.metrics) == {"miou", "pixel_acc"}
+    assert result.top1 is None
+    assert set(result.metrics) == {"miou", "pixel_acc", "macc", "iou_per_class"}
+    assert len(result.metrics["iou_per_class"]) == data.num_classes
     assert result.metrics["miou"] > before["miou"] + 20 and result.metrics["miou"] > 60
     assert result.losses[-1] < result.losses[0]
 
@@ -223,6 +226,8 @@ def test_segmentation_ground_truth_records_miou(pasted, tmp_path):
     content = build_ground_truth(config, tmp_path / "gt.json", progress=False)
     record = content["records"][0]
     assert content["metric"] == "miou" and 0 <= record["miou"] <= 100 and "top1" not in record
+    assert 0 <= record["macc"] <= 100 and len(record["iou_per_class"]) == 11
+    assert content["normalisation"]["mean"] == [round(v, 6) for v in CIFAR10_MEAN]
     wrong = GroundTruthConfig(space="s3-tiny-micro", n=1, space_options={"num_classes": 11},
                               dataset="paste-fashion", dataset_options={"n": 12})
     with pytest.raises(ConfigError, match="pass --task segmentation"):
@@ -259,3 +264,97 @@ def test_cli_train_reports_miou_for_a_segmentation_backbone(pasted, tmp_path, ca
     code = main(["train", "s3-tiny-micro", arch, "--num-classes", "11", "--img-size", "16",
                  "--dataset", "paste-fashion", "--dataset-options", "n=12", "--quiet"])
     assert code == 2 and "pass --task segmentation" in capsys.readouterr().err
+
+
+class HalfResolution(nn.Module):
+    """Fixed (B, 2, 2, 2) logits whatever the input: class 0 at 0.8 everywhere, class 1 rising
+    from 0 (left column) to 1 (right column)."""
+
+    def __init__(self):
+        super().__init__()
+        self.anchor = nn.Parameter(torch.zeros(()))  # where the evaluation finds the device
+
+    def forward(self, x):
+        logits = torch.zeros(len(x), 2, 2, 2)
+        logits[:, 0] = 0.8
+        logits[:, 1, :, 1] = 1.0
+        return logits
+
+
+def test_segmentation_is_scored_at_the_label_resolution():
+    """Upsampled bilinearly to the 4-px-wide labels, class 1's logit is 0, 0.25, 0.75, 1 along
+    a row, above class 0's 0.8 only in the last column: the labels (0, 0, 0, 1) are predicted
+    exactly. An argmax at 2x2 upsampled after (0, 0, 1, 1) scores 75% pixel accuracy, and
+    labels shrunk to 2x2 (nearest: columns 0 and 2, i.e. 0, 0) against the coarse argmax
+    (0, 1) score 50%; only the label-resolution protocol gives 100."""
+    masks = torch.tensor([[0, 0, 0, 1]], dtype=torch.uint8).repeat(4, 1)[None]  # (1, 4, 4)
+    data = SegmentationDataset(torch.zeros(1, 3, 4, 4, dtype=torch.uint8), masks, ["a", "b"])
+    scores = evaluate_segmentation(HalfResolution(), data)
+    assert scores["pixel_acc"] == 100.0 and scores["miou"] == 100.0
+    assert scores["macc"] == 100.0 and scores["iou_per_class"] == [100.0, 100.0]
+
+
+def test_real_benchmarks_are_normalised_with_their_training_statistics(tmp_path, monkeypatch):
+    """Train frames at 200, validation frames at 40: both splits carry the training split's
+    mean (200 / 255), not their own, and say where it comes from; the test split finds it
+    again through the cache or by measuring the training images."""
+    monkeypatch.setenv("VITNAS_CACHE_DIR", str(tmp_path / "cache"))
+    for split, value in (("train", 200), ("val", 40)):
+        for k in range(2):
+            write_png(tmp_path / "leftImg8bit" / split / "c" / f"c_{k}_leftImg8bit.png",
+                      np.full((4, 4, 3), value, dtype=np.uint8), "RGB")
+            write_png(tmp_path / "gtFine" / split / "c" / f"c_{k}_gtFine_labelIds.png",
+                      np.full((4, 4), 7, dtype=np.uint8), "L")
+    trained_on = pytest.approx((200 / 255,) * 3)
+    test_first = get_segmentation_dataset("cityscapes", "test", path=tmp_path, size=4)
+    assert test_first.mean == trained_on  # measured from the training images: no cache yet
+    train = get_segmentation_dataset("cityscapes", "train", path=tmp_path, size=4)
+    test = get_segmentation_dataset("cityscapes", "test", path=tmp_path, size=4)
+    assert train.mean == trained_on and test.mean == trained_on and test.std == train.std
+    assert "cityscapes training split (2 images)" == test.statistics_source
+    assert float(test.images.float().mean()) == 40  # the test images stay themselves
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"n": "abc"}, "option n must be an integer, got 'abc'"),
+    ({"n": -5}, "option n >= 1"),
+    ({"size": 0}, "option size must be >= 8"),
+    ({"threshold": "nan"}, "option threshold must be a finite number"),
+    ({"seed": 2.5}, "option seed must be an integer"),
+    ({"noise": 0.1}, "does not take option(s) noise"),
+])
+def test_pasted_dataset_options_are_checked_before_any_data_is_read(options, message,
+                                                                   monkeypatch):
+    def no_data(*args, **kwargs):
+        raise AssertionError("the sources were read before the options were checked")
+
+    monkeypatch.setattr("vitnas.data.datasets.get_dataset", no_data)
+    with pytest.raises(ConfigError) as error:
+        get_segmentation_dataset("paste-fashion", "train", **options)
+    assert message in str(error.value)
+
+
+def test_the_next_command_after_a_segmentation_search_trains_a_segmenter():
+    """The printed suggestion must rebuild the searched backbone (task, classes, size) and
+    train it on the searched dataset, and must parse as a `vitnas train` command."""
+    import shlex
+
+    from vitnas.cli import build_parser
+    from vitnas.search.retrain import train_command
+    from vitnas.spaces import get_space
+
+    space = get_space("s3-tiny-micro", task="segmentation", num_classes=11, img_size=16)
+    command = train_command(space, "runs/x/best.json", "paste-mnist",
+                            {"task": "segmentation", "num_classes": 11, "img_size": 16})
+    args = build_parser().parse_args(shlex.split(command)[1:])
+    assert (args.command, args.space, args.arch) == ("train", "s3-tiny-micro",
+                                                     "runs/x/best.json")
+    assert (args.task, args.num_classes, args.img_size) == ("segmentation", 11, 16)
+    assert args.dataset == "paste-mnist"
+    # searched on noise: still a segmentation dataset, with the space's classes though unset
+    args = build_parser().parse_args(shlex.split(train_command(space, "b.json", "gaussian"))[1:])
+    assert (args.task, args.num_classes, args.dataset) == ("segmentation", 11, "paste-fashion")
+    classifier = get_space("autoformer-tiny-micro")
+    args = build_parser().parse_args(shlex.split(train_command(classifier, "b.json",
+                                                               "gaussian"))[1:])
+    assert args.dataset == "cifar10" and args.task is None

@@ -11,6 +11,9 @@ pixels whose target is ``ignore_index`` (255, the Cityscapes / ADE20K convention
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import torch
 
 from vitnas.errors import ConfigError
@@ -72,6 +75,45 @@ def mean_iou(confusion: torch.Tensor) -> float:
     iou = iou_per_class(confusion)
     present = ~torch.isnan(iou)
     return float(iou[present].mean()) if bool(present.any()) else float("nan")
+
+
+def accuracy_per_class(confusion: torch.Tensor) -> torch.Tensor:
+    """Recall of every class in %: its pixels predicted as it over its true pixels; NaN for a
+    class with no true pixel (nothing to recall)."""
+    confusion = confusion.to(torch.float64)
+    true = confusion.sum(1)
+    recall = 100.0 * confusion.diagonal() / true
+    return torch.where(true > 0, recall, torch.full_like(recall, float("nan")))
+
+
+def mean_accuracy(confusion: torch.Tensor) -> float:
+    """mAcc (%): the mean over classes with true pixels of their recall, as the ADE20K and
+    mmsegmentation reports give beside mIoU. Unlike pixel accuracy it weighs a rare class as
+    much as the background, so a model that paints everything background scores low."""
+    recall = accuracy_per_class(confusion)
+    present = ~torch.isnan(recall)
+    return float(recall[present].mean()) if bool(present.any()) else float("nan")
+
+
+def segmentation_scores(confusion: torch.Tensor) -> dict[str, Any]:
+    """Every split-level score of a confusion matrix: ``miou``, ``pixel_acc``, ``macc`` (%)
+    and ``iou_per_class`` (a list, None where a class's IoU is undefined, so it is strict
+    JSON)."""
+    per_class = [None if math.isnan(v) else v for v in iou_per_class(confusion).tolist()]
+    return {"miou": mean_iou(confusion), "pixel_acc": pixel_accuracy(confusion),
+            "macc": mean_accuracy(confusion), "iou_per_class": per_class}
+
+
+def predictions_at(logits: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
+    """The (B, H, W) class map of (B, classes, h, w) logits at the label map's size (H, W):
+    the logits are upsampled (bilinear) *before* the argmax. Scoring at the label's resolution
+    is the benchmark protocol; an argmax at the model's coarser resolution, upsampled after,
+    moves every boundary to the coarse grid, and labels shrunk to the model's size drop pixels
+    the benchmark counts."""
+    if tuple(logits.shape[-2:]) != tuple(size):
+        logits = torch.nn.functional.interpolate(logits, size=tuple(size), mode="bilinear",
+                                                 align_corners=False)
+    return logits.argmax(1)
 
 
 def pixel_accuracy(confusion: torch.Tensor) -> float:

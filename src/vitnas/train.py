@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -77,8 +78,9 @@ class TrainResult:
     steps: int
     losses: list[float] = field(default_factory=list)
     model: nn.Module | None = field(default=None, repr=False)  # the trained model itself
-    # every test score: {"top1"} for classification, {"miou", "pixel_acc"} for segmentation
-    metrics: dict[str, float] = field(default_factory=dict)
+    # every test score: {"top1"} for classification; for segmentation {"miou", "pixel_acc",
+    # "macc"} and the list "iou_per_class" (see ``vitnas.metrics.segmentation_scores``)
+    metrics: dict[str, Any] = field(default_factory=dict)
 
 
 def learning_rate(step: int, total: int, config: TrainConfig) -> float:
@@ -126,12 +128,14 @@ def evaluate(model: nn.Module, dataset, batch_size: int = 256,
 
 @torch.no_grad()
 def evaluate_segmentation(model: nn.Module, dataset, batch_size: int = 128,
-                          image_size: int | None = None) -> dict[str, float]:
-    """mIoU and pixel accuracy (%) over the whole split, from one confusion matrix (exact
-    however it is batched); ignored pixels do not count. A model trained at another
-    resolution sees the images resized and its logits resized back to the label maps."""
+                          image_size: int | None = None) -> dict[str, Any]:
+    """mIoU, pixel accuracy, mAcc (%) and the per-class IoU over the whole split, from one
+    confusion matrix (exact however it is batched); ignored pixels do not count. Scored at
+    the label maps' resolution: a model trained at another resolution sees the images resized,
+    and its logits are upsampled to the label maps before the argmax
+    (``vitnas.metrics.predictions_at``)."""
     from vitnas.data.segmentation import IGNORE_INDEX, segmentation_batches
-    from vitnas.metrics import confusion_matrix, mean_iou, pixel_accuracy
+    from vitnas.metrics import confusion_matrix, predictions_at, segmentation_scores
 
     device = _device_of(model)
     was_training = model.training
@@ -141,14 +145,10 @@ def evaluate_segmentation(model: nn.Module, dataset, batch_size: int = 128,
         if image_size and image_size != x.shape[-1]:
             x = F.interpolate(x, size=(image_size, image_size), mode="bilinear",
                               align_corners=False)
-        logits = model(x.to(device))
-        if logits.shape[-2:] != y.shape[-2:]:
-            logits = F.interpolate(logits, size=y.shape[-2:], mode="bilinear",
-                                   align_corners=False)
-        confusion += confusion_matrix(logits.argmax(1).cpu(), y, dataset.num_classes,
-                                      IGNORE_INDEX)
+        predicted = predictions_at(model(x.to(device)).float(), y.shape[-2:])
+        confusion += confusion_matrix(predicted.cpu(), y, dataset.num_classes, IGNORE_INDEX)
     model.train(was_training)
-    return {"miou": mean_iou(confusion), "pixel_acc": pixel_accuracy(confusion)}
+    return segmentation_scores(confusion)
 
 
 def is_segmentation(dataset) -> bool:

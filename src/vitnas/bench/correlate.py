@@ -205,6 +205,10 @@ class Scoreboard:
     shape: dict[str, list[float]] = field(default_factory=dict)  # SHAPE_COLUMNS per arch
     shape_baseline: str = ""
     shape_baseline_rule: str = ""
+    # the ground truth's seed-vs-seed agreement where a second-seed file was given
+    # (``vitnas.bench.noise.seed_reliability``); absent from older boards, hence optional
+    reliability: dict[str, Any] | None = None
+    at_noise: bool | None = None  # seed tau below noise.AT_NOISE: proxies cannot be told apart
 
     def caveats(self) -> list[str]:
         """What a reader must know before trusting the intervals."""
@@ -237,8 +241,8 @@ class Scoreboard:
         """Rebuild a scoreboard from the JSON ``vitnas bench correlate --out`` wrote, today's or
         an older one (NaN or null for a missing value; columns it lacks stay NaN)."""
         numeric = ("scores", "accuracy", "params", "random_regret", "shape")
-        fields = {k: _none_to_nan(v) if k in numeric else v for k, v in data.items()
-                  if k in cls.__dataclass_fields__}
+        fields = {k: _none_to_nan(v) if k in numeric or (k == "reliability" and v) else v
+                  for k, v in data.items() if k in cls.__dataclass_fields__}
         rows = []
         for row in data["rows"]:
             row = {k: _none_to_nan(v) for k, v in row.items() if k in ProxyRow.__dataclass_fields__}
@@ -465,10 +469,14 @@ def correlate(
     store: ScoreStore,
     data_dir: str | None = None,
     progress: bool = False,
+    repeat: Benchmark | None = None,
     **execution: Any,
 ) -> Scoreboard:
     """Score (cached) and judge every proxy and ensemble on the chosen split of ``bench``;
-    ``execution`` (workers, threads, backend, address) goes to ``score_benchmark``."""
+    ``execution`` (workers, threads, backend, address) goes to ``score_benchmark``.
+    ``repeat``: architectures of ``bench`` trained again under another seed; the board then
+    records the split's reliability and whether it is at noise (``noise.seed_reliability``),
+    so no reader ranks proxies on a ground truth that cannot rank them."""
     accuracy = bench.values(config.metric)
     specs, ensembles = scoreboard_plan(list(config.proxies))
     indices = [i for i in split_indices(bench, config.split, config.dev_fraction,
@@ -477,6 +485,7 @@ def correlate(
         raise ConfigError(f"the {config.split} split of {bench.name} has {len(indices)} "
                           f"architectures with a {config.metric}; need at least 3")
     subset = Benchmark(bench.name, bench.space, [bench.records[i] for i in indices], bench.meta)
+    reliability = _reliability(subset, repeat, config)  # before the scoring: it may refuse
     scores, seconds = score_benchmark(subset, specs, store, config.batch, config.batch_size,
                                       config.seed, data_dir, progress, **execution)
     for ensemble in ensembles:
@@ -503,7 +512,20 @@ def correlate(
         shape={c: shape[:, j].tolist() for j, c in enumerate(SHAPE_COLUMNS)},
         shape_baseline=baseline,
         shape_baseline_rule=rule,
+        **reliability,
     )
+
+
+def _reliability(subset: Benchmark, repeat: Benchmark | None,
+                 config: ScoreboardConfig) -> dict[str, Any]:
+    """The board's ``reliability`` and ``at_noise`` fields; none without a second seed."""
+    if repeat is None:
+        return {}
+    from vitnas.bench.noise import seed_reliability
+
+    reliability = seed_reliability(subset, repeat, config.metric, config.resamples,
+                                   config.level, config.seed)
+    return {"at_noise": reliability.pop("at_noise"), "reliability": reliability}
 
 
 def with_shape_baselines(board: Scoreboard, space: Any) -> Scoreboard:
@@ -570,4 +592,7 @@ def rejudge(board: Scoreboard, truth: Sequence[float] | None = None,
         random_regret=random_pick_regret(target, size, config.regret_window),
         shape={k: [v[i] for i in keep] for k, v in board.shape.items()},
         shape_baseline=baseline, shape_baseline_rule=rule,
+        # the same ground truth keeps its measured reliability; another truth has not one
+        **({"reliability": board.reliability, "at_noise": board.at_noise}
+           if truth is None and keep == list(range(board.n)) else {}),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import random
 from collections.abc import Callable
@@ -186,6 +187,28 @@ def check_task(space: SearchSpace, train: Any, dataset: str) -> str:
     return "miou" if dense else "top1"
 
 
+def _rounded(value: Any) -> Any:
+    """A score to 4 decimals; a per-class list element-wise, an undefined class (NaN) as null
+    so the file stays strict JSON."""
+    if isinstance(value, (list, tuple)):
+        return [_rounded(v) for v in value]
+    if value is None or not math.isfinite(value):
+        return None
+    return round(value, 4)
+
+
+def _normalisation(train: Any) -> dict[str, Any]:
+    """The per-channel statistics every split was normalised with, and where they come from
+    (a real segmentation benchmark: its training split), for the file's header."""
+    mean, std = getattr(train, "mean", None), getattr(train, "std", None)
+    if mean is None or std is None:
+        return {}
+    source = getattr(train, "statistics_source", None)
+    return {"normalisation": {"mean": [round(float(v), 6) for v in mean],
+                              "std": [round(float(v), 6) for v in std],
+                              **({"source": source} if source else {})}}
+
+
 def build_ground_truth(
     config: GroundTruthConfig,
     out: str | Path,
@@ -232,6 +255,7 @@ def build_ground_truth(
         "recipe": config.recipe(),
         "train_images": len(train),
         "test_images": len(test),
+        **_normalisation(train),
         "command": command,
         "n": config.n,
         **({"shard": f"{shard[0]}/{shard[1]}"} if shard else {}),
@@ -252,7 +276,7 @@ def build_ground_truth(
         record = {
             **({"plan_index": i} if shard else {}),
             "arch": space.to_json(arch),
-            **{k: round(v, 4) for k, v in scores.items()},
+            **{k: _rounded(v) for k, v in scores.items()},
             "params": space.params(arch),
             "flops": space.flops(arch),
             "final_loss": round(sum(result.losses[-20:]) / max(1, len(result.losses[-20:])), 5),

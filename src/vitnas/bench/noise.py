@@ -14,11 +14,17 @@ ceiling compares truth with one (for seed-vs-seed tau 0.31 the one-seed ceiling 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from vitnas.bench.files import Benchmark, BenchmarkRecord
-from vitnas.bench.stats import kendall_tau_b
+from vitnas.bench.stats import bootstrap_interval, kendall_tau_b
+from vitnas.errors import ConfigError
+
+# below this seed-vs-seed tau a board is "at noise": two trainings of the same architectures
+# disagree on so many pairs that no proxy's tau can be told from another's (issue 25)
+AT_NOISE = 0.5
 
 
 def reliability(seed_tau: float) -> float:
@@ -71,6 +77,28 @@ def paired_seeds(first: Benchmark, second: Benchmark,
             a.append(value)
             b.append(repeat)
     return indices, np.array(a), np.array(b)
+
+
+def seed_reliability(first: Benchmark, second: Benchmark, metric: str, resamples: int = 1000,
+                     level: float = 0.95, seed: int = 0) -> dict[str, Any]:
+    """How far a ground truth can be trusted, from the architectures ``second`` trained again
+    under another seed: their seed-vs-seed Kendall tau with its bootstrap interval (pairs of
+    trainings resampled together), the number of such architectures, the one-seed noise
+    ceiling it implies (``noise_ceiling``) and ``at_noise``: tau below ``AT_NOISE`` (or no tau
+    at all), where a board cannot separate proxies. NaN where there is nothing to measure."""
+    if first.space.name != second.space.name:
+        raise ConfigError(f"{second.name} is a ground truth of {second.space.name}, not of "
+                          f"{first.space.name}: it cannot repeat {first.name}'s trainings")
+    _, a, b = paired_seeds(first, second, metric)
+    if len(a) < 3:
+        raise ConfigError(f"{second.name} trained {len(a)} of the architectures of "
+                          f"{first.name} again (with a {metric}); a seed-vs-seed tau needs at "
+                          "least 3")
+    tau = kendall_tau_b(a, b)
+    interval = bootstrap_interval(a, b, kendall_tau_b, resamples, level, seed)
+    return {"seed_kendall": tau, "seed_kendall_ci": [interval.low, interval.high],
+            "pairs": len(a), "ceiling": noise_ceiling(tau) if math.isfinite(tau) else math.nan,
+            "second_seed": second.name, "at_noise": not tau >= AT_NOISE}
 
 
 def average_seeds(first: Benchmark, second: Benchmark, metric: str,

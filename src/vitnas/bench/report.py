@@ -79,8 +79,33 @@ def markdown_table(board: Scoreboard) -> str:
                      "partial tau given shape: Kendall tau of the residual ranks after both are "
                      "regressed on the ranks of (#params, depth, width); a curved shape count "
                      "(logsize, depth>params) keeps a small residual of its own.")
+    if board.reliability:
+        lines.append("\n" + reliability_line(board))
     lines += [f"\nNote: {caveat}." for caveat in board.caveats()]
     return "\n".join(lines)
+
+
+def reliability_line(board: Scoreboard) -> str:
+    """One sentence on how far the ground truth can rank anything: the seed-vs-seed tau with
+    its interval and the noise ceiling, and "at noise" when the tau is below
+    ``noise.AT_NOISE`` (then no tau difference on this board means a proxy is better)."""
+    from vitnas.bench.noise import AT_NOISE
+
+    r = board.reliability or {}
+    level = int(round(board.config.get("level", 0.95) * 100))
+    interval = _ci(tuple(r.get("seed_kendall_ci") or (math.nan, math.nan)), "")
+    line = (f"Reliability: seed-vs-seed Kendall tau {_fmt(_number(r.get('seed_kendall')))}"
+            + (f" [{level}% CI {interval[1:-1]}]" if interval else "")
+            + f" on {r.get('pairs', 0)} architectures trained twice; noise ceiling (a perfect "
+            f"proxy's expected tau) {_fmt(_number(r.get('ceiling')))}.")
+    if board.at_noise:
+        line += (f" **At noise**: below {AT_NOISE:g} two trainings disagree too often for "
+                 "this board to tell proxies apart.")
+    return line
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, (int, float)) else math.nan
 
 
 def score_axis(score: np.ndarray) -> tuple[np.ndarray, str]:

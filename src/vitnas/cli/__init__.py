@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from vitnas import __version__
 from vitnas.cli import bench, calibrate, proxies, revit, search, spaces
-from vitnas.cli.common import MAIN_JOB, Parser
+from vitnas.cli.common import MAIN_JOB, Parser, usable_threads, usable_workers
 from vitnas.errors import VitnasError
 
 __all__ = ["MAIN_JOB", "build_parser", "main"]
@@ -37,6 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as stop:  # --help, --version, or a one-line usage error
         return stop.code if isinstance(stop.code, int) else 0
     try:
+        _cap_to_cores(args)
         args.func(args)
     except VitnasError as err:
         print(f"vitnas: error: {err}", file=sys.stderr)
@@ -53,6 +54,16 @@ def main(argv: Sequence[str] | None = None) -> int:
               "--batch-size or --img-size", file=sys.stderr)
         return 2
     return 0
+
+
+def _cap_to_cores(args: argparse.Namespace) -> None:
+    """Every command's --workers and --threads capped at this machine's cores in one place,
+    so no command can forget it (a Ray backend counts its cluster's own)."""
+    backend = getattr(args, "backend", "local")
+    if getattr(args, "workers", None) is not None:
+        args.workers = usable_workers(args.workers, backend)
+    if getattr(args, "threads", None) is not None:
+        args.threads = usable_threads(args.threads, backend)
 
 
 def _out_of_memory(err: BaseException) -> bool:

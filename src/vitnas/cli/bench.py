@@ -19,7 +19,6 @@ from vitnas.cli.common import (
     share,
     smoothing,
     space_options,
-    usable_workers,
     writable,
 )
 
@@ -92,7 +91,7 @@ def cmd_bench_import(args: argparse.Namespace) -> None:
 def cmd_bench_correlate(args: argparse.Namespace) -> None:
     from vitnas.bench import load_benchmark
     from vitnas.bench.correlate import ScoreboardConfig, correlate
-    from vitnas.bench.report import table_rows, write_scoreboard
+    from vitnas.bench.report import reliability_line, table_rows, write_scoreboard
     from vitnas.device import check_fits
     from vitnas.errors import ConfigError
     from vitnas.store import ScoreStore, default_store_path
@@ -102,7 +101,6 @@ def cmd_bench_correlate(args: argparse.Namespace) -> None:
                           f"or --proxies registered (params and FLOPs are always added)")
     writable(args.out, "--out")  # before the scoring, not after it
     writable(args.db, "--db")
-    workers = usable_workers(args.workers, args.backend)
     if args.threads:
         import torch
 
@@ -111,6 +109,9 @@ def cmd_bench_correlate(args: argparse.Namespace) -> None:
                            space_options=space_options(args), n=args.limit,
                            seed=args.sample_seed, data_dir=args.data_dir)
     metric = args.metric or bench.meta.get("metric") or "top1"
+    repeat = None if args.second_seed is None else load_benchmark(
+        args.second_seed, space=args.space, space_options=space_options(args),
+        data_dir=args.data_dir)
     labels = {v for v in bench.values(metric) if v is not None}
     if len(labels) < 2:
         raise ConfigError(f"the label {metric} of {bench.name} does not vary (" + (
@@ -125,8 +126,8 @@ def cmd_bench_correlate(args: argparse.Namespace) -> None:
         top_fraction=args.top_fraction)
     with ScoreStore(args.db or default_store_path()) as store:
         board = correlate(bench, config, store, data_dir=args.data_dir, progress=not args.quiet,
-                          workers=workers, threads=args.threads, backend=args.backend,
-                          address=args.address)
+                          workers=args.workers, threads=args.threads, backend=args.backend,
+                          address=args.address, repeat=repeat)
     if args.out:
         write_scoreboard(board, args.out, "vitnas " + " ".join(sys.argv[1:]))
     for caveat in board.caveats():
@@ -138,6 +139,8 @@ def cmd_bench_correlate(args: argparse.Namespace) -> None:
           f"{board.n} architectures, {len(board.rows)} proxies")
     rows = table_rows(board)
     print_table(rows, list(rows[0]))
+    if board.reliability:
+        print(reliability_line(board).replace("**", ""))
     vintk = [r for r in board.rows if r.proxy.startswith("vintk")]
     if vintk:
         best = board.best("vintk")
@@ -212,6 +215,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_space_flags(p, more=True)
     p.add_argument("--metric", help="accuracy field (default: the file's; nasbench201: cifar10, "
                                     "cifar100 or ImageNet16-120)")
+    p.add_argument("--second-seed", help="the same architectures (or some) trained again under "
+                                         "another seed: the board records the ground truth's "
+                                         "reliability and marks it 'at noise' below tau 0.5")
     p.add_argument("--proxies", default="all",
                    help="comma list of proxy specs; 'all' = every proxy, every ViNTK variant "
                         "and LGA after 1 epoch; 'registered' = every proxy at its defaults; "

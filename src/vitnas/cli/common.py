@@ -81,17 +81,6 @@ def parse_options(text: str | None) -> dict[str, Any]:
     return out
 
 
-def _floats(text: str | None) -> tuple[float, ...] | None:
-    from vitnas.errors import ConfigError
-
-    if not text:
-        return None
-    try:
-        return tuple(float(v) for v in text.split(","))
-    except ValueError as exc:
-        raise ConfigError(f"expected comma-separated numbers, got {text!r}") from exc
-
-
 def _command_line(args: argparse.Namespace) -> str:
     """The command that is running, for the files it writes: the process's own arguments when
     it is the ``vitnas`` program, else (``main([...])`` from Python) rebuilt from ``args``."""
@@ -237,21 +226,42 @@ positive_ints = _list_of(positive_int, "integers >= 1")  # e.g. "4,6,8": grids, 
 shares = _list_of(share, "numbers in (0, 1]")  # e.g. "0.25,0.5,1": token shares
 
 
+def positive_ints_or_none(text: str) -> tuple[int, ...]:
+    """``positive_ints``, where an empty string means none (``--tome-rates ''``)."""
+    return () if not text.strip() else positive_ints(text)
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity where the OS says, else all)."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def usable_workers(workers: int, backend: str = "local") -> int:
     """``--workers`` capped at the CPU cores this process may use (a local pool of more
     processes only adds memory and contention), saying so; a Ray cluster counts its own."""
-    import os
+    return _capped("--workers", workers, backend)
 
+
+def usable_threads(threads: int | None, backend: str = "local") -> int | None:
+    """``--threads`` capped the same way: torch threads beyond the cores only contend, and
+    ``torch.set_num_threads(10**9)`` would try to start them; a Ray cluster counts its own
+    (a worker asking for more CPUs than it has is refused there). None stays unset."""
+    return None if threads is None else _capped("--threads", threads, backend)
+
+
+def _capped(option: str, value: int, backend: str) -> int:
     if backend != "local":
-        return workers
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    if workers > cores:
-        say(f"note: --workers {workers} capped at {cores}, the CPU cores this machine has")
+        return value
+    cores = usable_cores()
+    if value > cores:
+        say(f"note: {option} {value} capped at {cores}, the CPU cores this machine has")
         return cores
-    return workers
+    return value
 
 
 def writable(path: str | None, what: str, directory: bool = False) -> None:

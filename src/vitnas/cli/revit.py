@@ -8,7 +8,6 @@ import sys
 
 from vitnas.cli.common import (
     _command_line,
-    _floats,
     add_run_options,
     default_device,
     finite_float,
@@ -17,6 +16,7 @@ from vitnas.cli.common import (
     positive_float,
     positive_int,
     positive_ints,
+    positive_ints_or_none,
     probability,
     resamples,
     say,
@@ -165,14 +165,12 @@ def cmd_revit_eval(args: argparse.Namespace) -> None:
     set_threads(args.threads)
     writable(args.out, "--out")  # before the measuring, not after it
     progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
-    grids = _floats(args.fixed_grids)
-    rates = _floats(args.tome_rates)
     evaluation = eval_step(args.revit, args.tla, args.out, args.data_dir, args.batch_size,
                            args.repeats, args.test_per_class, args.tla_threshold,
                            args.cascade_threshold, args.none_correct, progress,
-                           None if grids is None else [int(g) for g in grids],
+                           None if args.fixed_grids is None else list(args.fixed_grids),
                            command=_command_line(args), pool_path=args.pool,
-                           tome_rates=() if rates is None else [int(r) for r in rates],
+                           tome_rates=list(args.tome_rates),
                            resamples=args.bootstrap, seed=args.seed, max_loss=args.max_loss)
     if args.json:
         print(json.dumps(evaluation.as_dict(), indent=1))
@@ -319,9 +317,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-loss", type=nonnegative_float,
                    help="the peers' tolerance below the full length on the pool (default: "
                         "the first assigner's)")
-    p.add_argument("--tome-rates", default="2,4,6,8,10",
+    p.add_argument("--tome-rates", type=positive_ints_or_none, default="2,4,6,8,10",
                    help="token merging rates r (tokens merged per block) at the full length, "
-                        "e.g. '2,4,6,8,10' (the default); '' for none")
+                        "whole numbers, e.g. '2,4,6,8,10' (the default); '' for none")
     p.add_argument("--test-per-class", type=positive_int, help="first K test images per class")
     p.add_argument("--tla-threshold", type=finite_float,
                    help="override the calibrated TLA threshold")
@@ -329,9 +327,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="override the calibrated cascade threshold (a confidence in [0, 1])")
     p.add_argument("--none-correct", choices=NONE_CORRECT, default="largest",
                    help="oracle route of images no length gets right")
-    p.add_argument("--fixed-grids", help="fixed token grids to measure, e.g. '3,4,5,6,7,8' "
-                                         "(default: every grid from the shortest trained one "
-                                         "to the native one)")
+    p.add_argument("--fixed-grids", type=positive_ints,
+                   help="fixed token grids to measure, whole numbers, e.g. '3,4,5,6,7,8' "
+                        "(default: every grid from the shortest trained one to the native one)")
     add_run_options(p)
     p.add_argument("--quiet", action="store_true", help="no per-round timing lines")
     p.set_defaults(func=cmd_revit_eval)

@@ -21,7 +21,6 @@ from vitnas.cli.common import (
     seed,
     space_from_args,
     space_options,
-    usable_workers,
     writable,
 )
 from vitnas.formatting import human
@@ -42,6 +41,7 @@ def cmd_search(args: argparse.Namespace) -> None:
         run_search,
     )
     from vitnas.search.report import progress_text, write_report
+    from vitnas.search.retrain import train_command
     from vitnas.store import default_store_path
 
     if args.parents is not None and args.parents > args.population:
@@ -76,9 +76,8 @@ def cmd_search(args: argparse.Namespace) -> None:
     writable(out, "--out", directory=True)  # before the work, not after it
     writable(args.db, "--db")
     check_memory(space, args.batch_size)
-    workers = usable_workers(args.workers, args.backend)
     result = run_search(space, config, store=args.db or default_store_path(),
-                        workers=workers, threads=args.threads, backend=args.backend,
+                        workers=args.workers, threads=args.threads, backend=args.backend,
                         address=args.address, gpus=args.gpus_per_worker, device=args.device,
                         shard=parse_shard(args.shard), progress=not args.quiet,
                         status=None if args.quiet else say, data_dir=args.data_dir,
@@ -121,8 +120,8 @@ def cmd_search(args: argparse.Namespace) -> None:
     if progress:
         print(progress)
     print(f"report: {report}")
-    print(f"next: vitnas train {space.name} {report.parent / 'best.json'} --dataset cifar10 "
-          "--epochs 10")
+    print("next: " + train_command(space, report.parent / "best.json", args.dataset,
+                                   space_options(args), data_dir=args.data_dir))
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -154,9 +153,12 @@ def cmd_train(args: argparse.Namespace) -> None:
         print(json.dumps(record, indent=1))
         return
     scores = ", ".join(f"{'top-1' if k == 'top1' else k} {v:.2f}%"
-                       for k, v in result.metrics.items())
+                       for k, v in result.metrics.items() if isinstance(v, float))
     print(f"{space.name}: {scores} on the {args.dataset} test split after "
           f"{args.epochs:g} epochs ({result.steps} steps, {result.seconds:.0f} s)")
+    if "iou_per_class" in result.metrics:  # '-': a class in neither labels nor predictions
+        print("IoU per class (%): " + " ".join("-" if v is None else f"{v:.1f}"
+                                               for v in result.metrics["iou_per_class"]))
     if args.out:
         print(f"saved {args.out} (load: vitnas.trained.load_trained; deploy: vitnas export "
               f"{args.out} model.pt2)")

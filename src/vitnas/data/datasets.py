@@ -534,12 +534,12 @@ def get_dataset(
             f"dataset {key!r} does not take option(s) {', '.join(unknown)}; "
             f"it takes: {', '.join(options)}"
         )
-    _check_option_types(key, inspect.signature(factory), kwargs)
+    check_option_types(key, inspect.signature(factory), kwargs)
     return factory(split, data_dir, **kwargs)
 
 
-def _check_option_types(dataset: str, signature: inspect.Signature,
-                        options: dict[str, object]) -> None:
+def check_option_types(dataset: str, signature: inspect.Signature,
+                       options: dict[str, object]) -> None:
     """A dataset option of the wrong type (``noise=nan``, ``n=abc``) is named here, before it
     fails deep in the generator: an option whose default is a number must be a finite number
     (an integer where the default is one)."""

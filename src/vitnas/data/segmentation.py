@@ -39,6 +39,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from vitnas.data.datasets import check_option_types
 from vitnas.data.formats import FASHION_MNIST_CLASSES, MNIST_CLASSES, check_split
 from vitnas.data.loader import _generators
 from vitnas.data.transforms import CIFAR10_MEAN, CIFAR10_STD, Normalize
@@ -55,7 +56,8 @@ class SegmentationDataset(Dataset):
 
     def __init__(self, images: torch.Tensor | np.ndarray, masks: torch.Tensor | np.ndarray,
                  classes: Sequence[str], *, mean: Sequence[float] | None = None,
-                 std: Sequence[float] | None = None, name: str = "segmentation") -> None:
+                 std: Sequence[float] | None = None, name: str = "segmentation",
+                 statistics_source: str | None = None) -> None:
         self.images = torch.as_tensor(np.asarray(images), dtype=torch.uint8)
         self.masks = torch.as_tensor(np.asarray(masks), dtype=torch.uint8)
         if self.images.dim() != 4 or self.masks.dim() != 3:
@@ -72,11 +74,10 @@ class SegmentationDataset(Dataset):
                                f"{len(self.classes)} classes")
         self.name = name
         if mean is None or std is None:
-            pixels = self.images.double().div(255).transpose(0, 1).reshape(self.channels, -1)
-            mean = pixels.mean(dim=1).tolist() if len(self) else [0.5] * self.channels
-            std = pixels.std(dim=1).clamp_min(1e-3).tolist() if len(self) > 1 else \
-                [0.25] * self.channels
+            mean, std = channel_statistics(self.images)
         self.mean, self.std = tuple(mean), tuple(std)
+        # where mean and std come from (a real benchmark: its training split, see _decode_all)
+        self.statistics_source = statistics_source
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -108,7 +109,44 @@ class SegmentationDataset(Dataset):
     def subset(self, indices: Sequence[int] | torch.Tensor) -> SegmentationDataset:
         idx = torch.as_tensor(indices, dtype=torch.int64)
         return SegmentationDataset(self.images[idx], self.masks[idx], self.classes,
-                                   mean=self.mean, std=self.std, name=self.name)
+                                   mean=self.mean, std=self.std, name=self.name,
+                                   statistics_source=self.statistics_source)
+
+
+class _ChannelMoments:
+    """Per-channel sums of uint8 images in [0, 1], added image by image, so the statistics of
+    a split need not hold the split in memory."""
+
+    def __init__(self) -> None:
+        self.count, self.total, self.squares = 0, None, None
+
+    def add(self, images: torch.Tensor | np.ndarray) -> None:
+        pixels = np.asarray(images, dtype=np.float64) / 255  # (N, C, H, W)
+        pixels = np.moveaxis(pixels, 1, 0).reshape(pixels.shape[1], -1)  # (C, N*H*W)
+        total, squares = pixels.sum(axis=1), np.square(pixels).sum(axis=1)
+        self.total = total if self.total is None else self.total + total
+        self.squares = squares if self.squares is None else self.squares + squares
+        self.count += pixels.shape[1]
+
+    def statistics(self, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(mean, std): std with the n - 1 divisor, floored at 1e-3 (a constant channel
+        must not divide by zero); 0.5 and 0.25 when there is nothing to measure."""
+        if not self.count:
+            return (0.5,) * channels, (0.25,) * channels
+        mean = self.total / self.count
+        if self.count < 2:
+            return tuple(map(float, mean)), (0.25,) * channels
+        variance = (self.squares - self.count * np.square(mean)) / (self.count - 1)
+        std = np.maximum(np.sqrt(np.maximum(variance, 0)), 1e-3)
+        return tuple(map(float, mean)), tuple(map(float, std))
+
+
+def channel_statistics(images: torch.Tensor | np.ndarray
+                       ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 (N, C, H, W) images scaled to [0, 1]."""
+    moments = _ChannelMoments()
+    moments.add(images)
+    return moments.statistics(np.asarray(images).shape[1])
 
 
 # --------------------------------------------------------------------------- batches
@@ -206,7 +244,7 @@ class PasteRecipe:
 
     def check(self) -> None:
         if self.size < 8:
-            raise ConfigError(f"paste size must be >= 8 pixels, got {self.size}")
+            raise ConfigError(f"paste option size must be >= 8 pixels, got {self.size}")
         if not 1 <= self.min_objects <= self.max_objects:
             raise ConfigError(f"need 1 <= min_objects <= max_objects, got {self.min_objects}, "
                               f"{self.max_objects}")
@@ -215,6 +253,8 @@ class PasteRecipe:
                               f"{self.max_scale}")
         if not 0 <= self.threshold < 1:
             raise ConfigError(f"threshold must be in [0, 1), got {self.threshold}")
+        if self.seed < 0:
+            raise ConfigError(f"paste option seed must be >= 0, got {self.seed}")
 
 
 def _vivid(rng: np.random.Generator) -> np.ndarray:
@@ -303,9 +343,10 @@ def _paste(objects_name: str, object_classes: Sequence[str], split: str,
     from vitnas.data.datasets import get_dataset
 
     check_split(split)
+    if n is not None and n < 1:
+        raise ConfigError(f"a pasted dataset needs option n >= 1 images, got {n}")
+    recipe.check()  # before the sources are loaded
     n = (10000 if split == "train" else 2000) if n is None else n
-    if n < 1:
-        raise ConfigError(f"a pasted dataset needs n >= 1 images, got {n}")
     objects = get_dataset(objects_name, split=split, data_dir=data_dir)
     scenes = get_dataset("cifar10", split=split, data_dir=data_dir)
     object_images = objects.images[:, 0].numpy()
@@ -339,12 +380,14 @@ def _paste(objects_name: str, object_classes: Sequence[str], split: str,
     return SegmentationDataset(images, masks, classes, **stats)
 
 
-def _paste_fashion(split, data_dir, *, n=None, cache=True, **recipe) -> SegmentationDataset:
+def _paste_fashion(split, data_dir, *, n: int | None = None, cache: bool = True,
+                   **recipe) -> SegmentationDataset:
     return _paste("fashion-mnist", FASHION_MNIST_CLASSES, split, data_dir, n,
                   PasteRecipe(**recipe), cache)
 
 
-def _paste_mnist(split, data_dir, *, n=None, cache=True, **recipe) -> SegmentationDataset:
+def _paste_mnist(split, data_dir, *, n: int | None = None, cache: bool = True,
+                 **recipe) -> SegmentationDataset:
     return _paste("mnist", MNIST_CLASSES, split, data_dir, n, PasteRecipe(**recipe), cache)
 
 
@@ -391,15 +434,23 @@ def _square_box(width: int, height: int, fit: str) -> tuple[int, int, int, int] 
     return left, top, left + side, top + side
 
 
-def _decode_pair(image_path: Path, label_path: Path, size: int, fit: str = "squash"
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def _decode_image(image_path: Path, size: int, fit: str = "squash"
+                  ) -> tuple[np.ndarray, tuple[int, int]]:
+    """A (3, size, size) uint8 image (bilinear) and its original (width, height)."""
     try:
         with Image.open(image_path) as im:
-            frame = im.size
-            box = _square_box(*frame, fit)
+            box = _square_box(*im.size, fit)
             image = np.asarray(im.convert("RGB").resize((size, size), Image.BILINEAR, box=box))
+            return image.transpose(2, 0, 1), im.size
     except (OSError, ValueError) as exc:
         raise DatasetError(f"{image_path}: cannot decode image ({exc})") from None
+
+
+def _decode_pair(image_path: Path, label_path: Path, size: int, fit: str = "squash"
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """An image and its label map (nearest), which must have the image's size."""
+    image, frame = _decode_image(image_path, size, fit)
+    box = _square_box(*frame, fit)
     try:
         with Image.open(label_path) as lab:
             if lab.mode not in ("L", "P", "I", "I;16"):
@@ -411,12 +462,19 @@ def _decode_pair(image_path: Path, label_path: Path, size: int, fit: str = "squa
             label = np.asarray(lab.resize((size, size), Image.NEAREST, box=box)).astype(np.int64)
     except (OSError, ValueError) as exc:
         raise DatasetError(f"{label_path}: cannot decode label map ({exc})") from None
-    return image.transpose(2, 0, 1), label
+    return image, label
 
 
-def _decode_all(pairs: list[tuple[Path, Path]], size: int, mapping: Callable[[np.ndarray],
-                np.ndarray], classes: Sequence[str], name: str,
-                limit: int | None, fit: str = "squash") -> SegmentationDataset:
+Pairs = list[tuple[Path, Path]]
+
+
+def _decode_all(pairs: Pairs, size: int, mapping: Callable[[np.ndarray], np.ndarray],
+                classes: Sequence[str], name: str, limit: int | None, fit: str = "squash",
+                train_pairs: Pairs | None = None) -> SegmentationDataset:
+    """Decode a split of a real benchmark, normalised with its *training* split's per-channel
+    statistics (``train_pairs``; None: ``pairs`` is the training split): one normalisation for
+    every split, as a deployed model sees it, and no test statistics leaking into the inputs.
+    The statistics are cached, so a test split decodes the training images once per machine."""
     if fit not in FITS:
         raise ConfigError(f"{name}: fit {fit!r} is not one of {', '.join(FITS)}")
     if not pairs:
@@ -427,26 +485,87 @@ def _decode_all(pairs: list[tuple[Path, Path]], size: int, mapping: Callable[[np
     for i, (image_path, label_path) in enumerate(pairs):
         images[i], label = _decode_pair(image_path, label_path, size, fit)
         masks[i] = mapping(label)
-    return SegmentationDataset(images, masks, classes, name=name)
+    if train_pairs is None:
+        train_pairs = pairs
+        mean, std = _train_statistics(name, train_pairs, size, fit, images)
+    else:
+        if not train_pairs:
+            raise DatasetError(f"{name}: no training image/label pairs found, and its "
+                               "statistics normalise every split")
+        train_pairs = train_pairs[:limit] if limit else train_pairs
+        mean, std = _train_statistics(name, train_pairs, size, fit)
+    return SegmentationDataset(images, masks, classes, mean=mean, std=std, name=name,
+                               statistics_source=f"{name} training split "
+                                                 f"({len(train_pairs)} images)")
+
+
+def _train_statistics(name: str, train_pairs: Pairs, size: int, fit: str,
+                      decoded: np.ndarray | None = None
+                      ) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of the training images as decoded (``size``, ``fit``), from
+    ``decoded`` when given, else from the cache or by decoding them one at a time. The cache
+    key names every training file with its size, so changed files are measured again."""
+    listing = [(str(image), image.stat().st_size) for image, _ in train_pairs]
+    key = json.dumps({"name": name, "size": size, "fit": fit, "files": listing,
+                      "version": 1}, sort_keys=True)
+    path = cache_dir() / "segmentation" / \
+        f"{name}-train-stats-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+    if decoded is None:
+        try:
+            saved = json.loads(path.read_text())
+            return tuple(saved["mean"]), tuple(saved["std"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # absent or unreadable: measured again
+        moments = _ChannelMoments()
+        for image_path, _ in train_pairs:
+            moments.add(_decode_image(image_path, size, fit)[0][None])
+        mean, std = moments.statistics(3)
+    else:
+        mean, std = channel_statistics(decoded)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json.tmp")
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"mean": mean, "std": std, "images": len(train_pairs)}, handle)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache only costs the next test split a decode
+    return mean, std
+
+
+def _check_decoding(name: str, size: int, limit: int | None, fit: str) -> None:
+    """The decoding options checked before any file is looked for (a wrong value is named at
+    once, not after minutes of decoding or as a missing-files error)."""
+    if size < 1:
+        raise ConfigError(f"segmentation dataset {name!r} option size must be >= 1, got {size}")
+    if limit is not None and limit < 1:
+        raise ConfigError(f"segmentation dataset {name!r} option limit must be >= 1 (or unset "
+                          f"for all images), got {limit}")
+    if fit not in FITS:
+        raise ConfigError(f"segmentation dataset {name!r} option fit {fit!r} is not one of "
+                          f"{', '.join(FITS)}")
 
 
 def _root(relative: str, data_dir: PathLike | None, path: PathLike | None) -> Path:
     return Path(path).expanduser() if path is not None else find_data_file(relative, data_dir)
 
 
-def _ade20k(split, data_dir, *, path=None, size=64, limit=None, fit="squash"
-            ) -> SegmentationDataset:
+def _ade20k(split, data_dir, *, path: PathLike | None = None, size: int = 64,
+            limit: int | None = None, fit: str = "squash") -> SegmentationDataset:
+    _check_decoding("ade20k", size, limit, fit)
+    check_split(split)
     root = _root("ADEChallengeData2016", data_dir, path)
     if (root / "ADEChallengeData2016").is_dir():
         root = root / "ADEChallengeData2016"
-    folder = {"train": "training", "test": "validation"}[check_split(split)]
-    images = sorted((root / "images" / folder).glob("*.jpg"))
-    pairs = []
-    for image in images:
-        label = root / "annotations" / folder / (image.stem + ".png")
-        if not label.is_file():
-            raise DatasetError(f"{image}: no label map {label}")
-        pairs.append((image, label))
+
+    def pairs_of(folder: str) -> Pairs:
+        pairs = []
+        for image in sorted((root / "images" / folder).glob("*.jpg")):
+            label = root / "annotations" / folder / (image.stem + ".png")
+            if not label.is_file():
+                raise DatasetError(f"{image}: no label map {label}")
+            pairs.append((image, label))
+        return pairs
 
     def mapping(label: np.ndarray) -> np.ndarray:
         if label.max(initial=0) > 150:
@@ -455,20 +574,28 @@ def _ade20k(split, data_dir, *, path=None, size=64, limit=None, fit="squash"
         out[out < 0] = IGNORE_INDEX
         return out.astype(np.uint8)
 
-    return _decode_all(pairs, size, mapping, ADE20K_CLASSES, "ade20k", limit, fit)
+    train = split == "train"
+    return _decode_all(pairs_of("training" if train else "validation"), size, mapping,
+                       ADE20K_CLASSES, "ade20k", limit, fit,
+                       None if train else pairs_of("training"))
 
 
-def _cityscapes(split, data_dir, *, path=None, size=64, limit=None, fit="squash"
-                ) -> SegmentationDataset:
+def _cityscapes(split, data_dir, *, path: PathLike | None = None, size: int = 64,
+                limit: int | None = None, fit: str = "squash") -> SegmentationDataset:
+    _check_decoding("cityscapes", size, limit, fit)
+    check_split(split)
     root = _root("cityscapes", data_dir, path)
-    folder = {"train": "train", "test": "val"}[check_split(split)]
-    pairs = []
-    for image in sorted((root / "leftImg8bit" / folder).glob("*/*_leftImg8bit.png")):
-        stem = image.name[: -len("_leftImg8bit.png")]
-        label = root / "gtFine" / folder / image.parent.name / f"{stem}_gtFine_labelIds.png"
-        if not label.is_file():
-            raise DatasetError(f"{image}: no label map {label}")
-        pairs.append((image, label))
+
+    def pairs_of(folder: str) -> Pairs:
+        pairs = []
+        for image in sorted((root / "leftImg8bit" / folder).glob("*/*_leftImg8bit.png")):
+            stem = image.name[: -len("_leftImg8bit.png")]
+            label = root / "gtFine" / folder / image.parent.name / f"{stem}_gtFine_labelIds.png"
+            if not label.is_file():
+                raise DatasetError(f"{image}: no label map {label}")
+            pairs.append((image, label))
+        return pairs
+
     table = np.full(256, IGNORE_INDEX, dtype=np.uint8)
     for label_id, train_id in CITYSCAPES_TRAIN_IDS.items():
         table[label_id] = train_id
@@ -476,7 +603,10 @@ def _cityscapes(split, data_dir, *, path=None, size=64, limit=None, fit="squash"
     def mapping(label: np.ndarray) -> np.ndarray:
         return table[np.clip(label, 0, 255)]
 
-    return _decode_all(pairs, size, mapping, CITYSCAPES_CLASSES, "cityscapes", limit, fit)
+    train = split == "train"
+    return _decode_all(pairs_of("train" if train else "val"), size, mapping,
+                       CITYSCAPES_CLASSES, "cityscapes", limit, fit,
+                       None if train else pairs_of("train"))
 
 
 # --------------------------------------------------------------------------- registry
@@ -516,12 +646,17 @@ def get_segmentation_dataset(name: str, split: str = "train", data_dir: PathLike
         raise ConfigError(f"unknown segmentation dataset {name!r}; valid names: "
                           f"{', '.join(list_segmentation_datasets())}")
     factory = _REGISTRY[key].factory
-    params = inspect.signature(factory).parameters
-    allowed = [p for p in params if p not in ("split", "data_dir", "recipe")]
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        allowed += [f.name for f in PasteRecipe.__dataclass_fields__.values()]
-    unknown = sorted(set(options) - set(allowed))
+    signature = inspect.signature(factory).parameters
+    params = {name: p for name, p in signature.items()
+              if name not in ("split", "data_dir") and p.kind is not inspect.Parameter.VAR_KEYWORD}
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature.values()):  # the recipe
+        params.update({f.name: inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY,
+                                                 default=f.default, annotation=f.type)
+                       for f in PasteRecipe.__dataclass_fields__.values()})
+    unknown = sorted(set(options) - set(params))
     if unknown:
         raise ConfigError(f"segmentation dataset {key!r} does not take option(s) "
-                          f"{', '.join(unknown)}; it takes: {', '.join(allowed)}")
+                          f"{', '.join(unknown)}; it takes: {', '.join(params)}")
+    # the classification datasets' type check: n=abc or threshold=nan named, not a TypeError
+    check_option_types(key, inspect.Signature(list(params.values())), options)
     return factory(split, data_dir, **options)

@@ -6,16 +6,28 @@ c x c Pearson correlation matrix. ``MeCo = sum_i lambda_min(P(f_i(X)))``: a larg
 eigenvalue means less redundant channels. MeCo_opt (same paper) estimates each term from n
 randomly chosen channels, ``(c_i / n) lambda_min(P(f_i^n(X)))``, with n = 8.
 
-P has rank at most (positions - 1), so a layer with at least as many channels as positions has
-lambda_min = 0. On ViTs that is every layer (AutoFormer-T at 224 px: 197 tokens, 192-960
-channels), and exact MeCo is rounding noise there (the proxy warns); MeCo_opt (8 channels) is not.
+P has rank at most (observations - 1), so a layer with at least as many variables as
+observations has lambda_min = 0. Read channel-major, that is every ViT layer (AutoFormer-T at
+224 px: 197 tokens, 192-960 channels) and exact MeCo is rounding noise (the proxy warns);
+MeCo_opt (8 variables) is not, and neither is the authors' token-major reading of most layers.
 
-Tokens: a ViT layer's output (N, C) per image is read the same way, channels C as variables and
-the N tokens as positions (``layout="channels"``). Fed to a ViT, the authors' code instead takes
-the (N, C) output as N rows, i.e. a token x token correlation (``layout="tokens"``).
+Which layers and which axis (the default is the authors' reading): their code
+(github.com/HamsterMimi/MeCo, ``correlation/foresight/pruners/measures/meco.py``) hooks every
+module (``named_modules``: containers and activations too) and reshapes the first image's output
+to (its first axis, the rest). A convolution map (C, H, W) so gives channels x positions, as the
+paper writes it; a ViT's (N, C) token output gives N rows, a token x token correlation.
+``layers="all", layout="authors"`` does exactly that (one version of that file feeds a random
+64 px image instead of the data; here the batch's first image is used, the paper's "one data").
+``layout="channels"`` reads every output channel-major (a token output as C x N, the paper's
+formula transplanted to tokens); ``layout="tokens"`` transposes every output, convolution maps
+included (kept because committed boards name ``meco:layers=all,layout=tokens``).
+``layers="tagged", layout="channels"`` was this package's default until the authors' reading
+became it: committed boards' rows ``meco`` and ``meco:opt_channels=8`` measured that variant,
+spelled out today as ``meco:layers=tagged,layout=channels[,opt_channels=8]``. Whether the paper's
+ViT experiments (if any) ran through exactly this code path could not be checked here.
 Entries of P that are undefined (a constant channel) are set to 0, as in the authors' code.
 A layer whose per-image output has a single position (a classifier) has an all-undefined P and
-contributes 0; it is skipped.
+contributes 0; it is skipped, as are outputs that are not one tensor.
 """
 
 from __future__ import annotations
@@ -30,7 +42,7 @@ from vitnas.models import tags
 from vitnas.proxies.base import FORWARD, PROXIES, Proxy, ProxyContext
 
 LAYERS = ("tagged", "all")
-LAYOUTS = ("channels", "tokens")
+LAYOUTS = ("authors", "channels", "tokens")
 
 
 @dataclass(frozen=True)
@@ -38,13 +50,14 @@ class MeCoConfig:
     """``layers``: "tagged" reads the outputs of the role-tagged layers (``vitnas.models.tags``:
     patch embedding, qkv, attention projection, fc1, fc2, convolutions, pooling, head); "all"
     hooks every module with a tensor output, containers included, as the authors' code does.
-    ``layout``: which axis is the correlated variable (module docstring).
+    ``layout``: which axis is the correlated variable (authors, channels or tokens: module
+    docstring).
     ``samples``: images of the batch scored, from the first; their MeCo values are averaged
     (the paper: 1). ``opt_channels``: 0 is exact MeCo; n > 0 is MeCo_opt with n channels
     drawn per layer from the seed (the paper: 8); layers with at most n channels stay exact."""
 
-    layers: str = "tagged"
-    layout: str = "channels"
+    layers: str = "all"
+    layout: str = "authors"
     samples: int = 1
     opt_channels: int = 0
 
@@ -59,20 +72,21 @@ class MeCoConfig:
             raise ConfigError(f"meco: opt_channels must be 0 or >= 2, got {self.opt_channels}")
 
 
-def feature_matrix(output: torch.Tensor, layout: str = "channels") -> torch.Tensor | None:
+def feature_matrix(output: torch.Tensor, layout: str = "authors") -> torch.Tensor | None:
     """Per-image (variables, observations) matrices, shape (B, V, P), of a layer's output.
 
-    (B, C, H, W) convolution maps give (B, C, HW); (B, N, C) token sequences give (B, C, N)
-    (``channels``) or (B, N, C) (``tokens``); outputs with one position per image give None.
+    (B, C, H, W) convolution maps give (B, C, HW) (``authors``, ``channels``) or (B, HW, C)
+    (``tokens``); (B, N, C) token sequences give (B, N, C) (``authors``, ``tokens``) or
+    (B, C, N) (``channels``); outputs with one position per image give None.
     """
     if output.dim() == 4:
         matrix = output.flatten(2)  # (B, C, H*W)
+        if layout == "tokens":
+            matrix = matrix.transpose(1, 2)  # (B, H*W, C)
     elif output.dim() == 3:
-        matrix = output.transpose(1, 2)  # (B, C, N)
+        matrix = output if layout != "channels" else output.transpose(1, 2)  # (B, N, C) | (B, C, N)
     else:
         return None
-    if layout == "tokens":
-        matrix = matrix.transpose(1, 2)
     return matrix if matrix.shape[2] >= 2 and matrix.shape[1] >= 2 else None
 
 

@@ -13,9 +13,22 @@ channel (MLP hidden unit) one unit whose pattern runs over all images x position
 ``position`` the count cannot exceed 2^N: at 224 px an AutoFormer-T batch of 16 saturates at
 65536 for every architecture (a warning says so); ``channel`` has no such ceiling.
 
+Repeated initialisations (``inits``): the reference code (github.com/pym1024/SWAP,
+``correlation.py``, ``--repeats`` default 32) scores each architecture 32 times, re-drawing every
+weight before each pass, and ranks by the mean; one draw of a small net is noisy. Here the first
+pass uses the model as built (the scoring seed's weights), and pass i > 0 re-draws the weights
+as the model's constructor does (each layer's ``reset_parameters``, then the family's
+``_init_weights``) under seed ``ctx.seed + i``, so a score stays a function of (architecture,
+config, seed, batch); it costs ``inits`` forward passes. The reference re-draws with N(0, 1)
+weights (its ``network_weight_gaussian_init``), the first pass included, rather than with the
+family's initialisation; the boards compare every proxy at the weights a model is trained from,
+so the family's own routine is kept.
+
 The optional size regulariser (the paper's "SWAP with regularisation") multiplies the score by
-f(P) = exp(-(P - mu)^2 / sigma), P the parameter count in millions, to steer a search towards a
-target size ``mu``.
+f(P) = exp(-(P - mu)^2 / sigma). The reference code counts P in thousands of parameters
+(``count_parameters`` divides by 1e3), so ``param_unit="thousands"`` is the default and ``mu`` and
+``sigma`` are read in that unit; ``param_unit="millions"`` keeps this package's earlier reading.
+Which ``mu`` and ``sigma`` the paper used for each space could not be checked here.
 """
 
 from __future__ import annotations
@@ -32,6 +45,8 @@ from vitnas.proxies.base import FORWARD, PROXIES, Proxy, ProxyContext
 
 ACTIVATION_TYPES = (nn.ReLU, nn.GELU)
 UNITS = ("position", "channel")
+PARAM_UNITS = {"thousands": 1e3, "millions": 1e6}
+REFERENCE_INITS = 32  # the reference code's --repeats
 _BITS = 62  # sample bits packed per int64 key (sign bit and one spare left free)
 
 
@@ -99,25 +114,51 @@ def warn_if_saturated(ctx: ProxyContext, name: str, unit: str, count: float) -> 
         ctx.warn(f"{name}: all 2^{bits} patterns occur (saturated); try unit=channel")
 
 
-def size_regulariser(params_millions: float, mu: float, sigma: float) -> float:
-    """SWAP's f(P) = exp(-(P - mu)^2 / sigma), P and mu in millions of parameters."""
-    return math.exp(-((params_millions - mu) ** 2) / sigma)
+def size_regulariser(params: float, mu: float, sigma: float) -> float:
+    """SWAP's f(P) = exp(-(P - mu)^2 / sigma), P and mu in one unit (``param_unit``)."""
+    return math.exp(-((params - mu) ** 2) / sigma)
+
+
+def reinitialise(model: nn.Module, seed: int) -> None:
+    """Re-draw every weight of ``model`` under ``seed`` as its constructor would: each layer's
+    ``reset_parameters``, then every ``_init_weights`` (the family's initialisation, inner
+    modules before the ones holding them, as they run when a model is built)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        modules = list(model.modules())
+        for module in modules:
+            reset = getattr(module, "reset_parameters", None)
+            if callable(reset):
+                reset()
+        for module in reversed(modules):
+            init = getattr(module, "_init_weights", None)
+            if callable(init):
+                init()
 
 
 @dataclass(frozen=True)
 class SwapConfig:
-    """``mu`` > 0 switches the size regulariser on (target size, millions of parameters);
-    ``sigma`` is its width (millions squared: f = 1/e at |P - mu| = sqrt(sigma))."""
+    """``inits``: initialisations averaged (the reference's 32; 1 scores the model as built).
+    ``mu`` > 0 switches the size regulariser on (target size in ``param_unit``); ``sigma`` is
+    its width in that unit squared (f = 1/e at |P - mu| = sqrt(sigma)); ``param_unit``:
+    thousands (the reference code) or millions."""
 
     mu: float = 0.0
     sigma: float = 1.0
     unit: str = "position"
+    inits: int = REFERENCE_INITS
+    param_unit: str = "thousands"
 
     def check(self) -> None:
         if self.unit not in UNITS:
             raise ConfigError(f"swap unit must be one of {', '.join(UNITS)}, not {self.unit!r}")
         if self.mu < 0 or not self.sigma > 0:
             raise ConfigError(f"swap needs mu >= 0 and sigma > 0, got {self.mu}, {self.sigma}")
+        if self.inits < 1:
+            raise ConfigError(f"swap needs inits >= 1 initialisations, got {self.inits}")
+        if self.param_unit not in PARAM_UNITS:
+            raise ConfigError(f"swap param_unit must be one of {', '.join(PARAM_UNITS)}, "
+                              f"not {self.param_unit!r}")
 
 
 @PROXIES.register("swap")
@@ -131,16 +172,22 @@ class Swap(Proxy):
     Config = SwapConfig
 
     def compute(self, model: nn.Module, ctx: ProxyContext) -> float:
+        c = self.config
         modules = activation_modules(model)
         if not modules:
             ctx.warn("swap: the model has no nn.ReLU or nn.GELU module")
             return math.nan
         device = next(model.parameters()).device
-        keys = record_pattern_keys(model, ctx.inputs.to(device), modules, self.config.unit)
-        score = float(count_patterns(keys))
-        warn_if_saturated(ctx, self.name, self.config.unit, score)
-        if self.config.mu > 0:
+        inputs = ctx.inputs.to(device)
+        counts = []
+        for i in range(c.inits):
+            if i:
+                reinitialise(model, ctx.seed + i)
+            counts.append(count_patterns(record_pattern_keys(model, inputs, modules, c.unit)))
+        score = sum(counts) / len(counts)
+        warn_if_saturated(ctx, self.name, c.unit, min(counts))
+        if c.mu > 0:
             params = (ctx.space.params(ctx.arch) if ctx.space is not None and ctx.arch is not None
                       else count_params(model))
-            score *= size_regulariser(params / 1e6, self.config.mu, self.config.sigma)
+            score *= size_regulariser(params / PARAM_UNITS[c.param_unit], c.mu, c.sigma)
         return score

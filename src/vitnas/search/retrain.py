@@ -3,7 +3,9 @@ that the search's answer is actually good."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import shlex
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from vitnas.device import check_device
@@ -71,3 +73,35 @@ def train_architecture(
         result.top1 = evaluate(model, test, image_size=space.img_size, progress=progress)
         result.metrics = {"top1": result.top1}
     return result
+
+
+def train_command(space: SearchSpace, arch_path: str | Path, search_dataset: str | None = None,
+                  space_options: Mapping[str, Any] | None = None,
+                  dataset_options: str | None = None, data_dir: str | None = None,
+                  epochs: float = 10) -> str:
+    """The ``vitnas train`` command that trains a search's winner on the task it was searched
+    for: the space options the search was given (``--img-size 64`` ...), and for a
+    segmentation backbone ``--task segmentation``, its ``--num-classes`` and a segmentation
+    dataset (the search's proxy batch source where it is one, else paste-fashion); without
+    them the suggestion would build and train a classifier. A proxy batch that is not a
+    training set (``gaussian``) gives the task's default dataset."""
+    from vitnas.data import list_datasets
+    from vitnas.data.segmentation import is_segmentation_dataset
+
+    options = dict(space_options or {})
+    dense = getattr(space, "task", "classification") == "segmentation"
+    name = (search_dataset or "").strip().lower()
+    if dense:
+        options.update(task="segmentation", num_classes=space.num_classes)
+        dataset = search_dataset if name and is_segmentation_dataset(name) else "paste-fashion"
+    else:
+        dataset = search_dataset if name in list_datasets() else "cifar10"
+    words = ["vitnas", "train", space.name, str(arch_path), "--dataset", dataset]
+    if dataset_options and dataset == search_dataset:
+        words += ["--dataset-options", dataset_options]
+    for key, value in options.items():
+        words += [f"--{key.replace('_', '-')}", str(value)]
+    if data_dir:
+        words += ["--data-dir", str(data_dir)]
+    words += ["--epochs", f"{epochs:g}"]
+    return " ".join(shlex.quote(w) for w in words)

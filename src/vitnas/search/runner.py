@@ -176,10 +176,17 @@ def _compute_on_ray(context: ScoringContext, task: Task) -> Outcome:
     return compute(context, task)
 
 
+# an HTTP/2 client preface and an empty SETTINGS frame: any gRPC server, Ray's GCS included,
+# answers with a SETTINGS frame of its own (frame type 4)
+_HTTP2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
 def check_ray_address(address: str, timeout: float = 5.0) -> None:
-    """Refuse a ``host:port`` Ray address nothing answers at within ``timeout`` seconds (Ray
-    itself waits minutes on a closed port); ``auto`` and ``ray://`` client addresses are left
-    to Ray, which fails at once on those."""
+    """Refuse, within about ``timeout`` seconds each, a ``host:port`` Ray address where nothing
+    listens or where something listens but does not speak gRPC as Ray's GCS does: Ray itself
+    retries for minutes on both. ``auto`` and ``ray://`` client addresses are left to Ray,
+    which fails at once on those; so is a TLS cluster (``RAY_USE_TLS``), whose handshake this
+    plain-text probe cannot make."""
     import socket
 
     if address == "auto" or address.startswith("ray://"):
@@ -189,11 +196,33 @@ def check_ray_address(address: str, timeout: float = 5.0) -> None:
         raise ConfigError(f"Ray address {address!r} is not host:port, 'auto' or "
                           f"ray://host:port")
     try:
-        socket.create_connection((host, int(port)), timeout=timeout).close()
+        sock = socket.create_connection((host, int(port)), timeout=timeout)
     except OSError as exc:
         raise ConfigError(f"nothing answers at Ray address {address} within {timeout:g} s "
                           f"({exc.strerror or exc}); start the cluster (`ray start --head`) or "
                           f"fix --address") from None
+    if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+        sock.close()
+        return
+    try:
+        with sock:
+            sock.settimeout(timeout)
+            sock.sendall(_HTTP2_HELLO)
+            head = b""
+            deadline = time.monotonic() + timeout
+            while len(head) < 9 and time.monotonic() < deadline:
+                sock.settimeout(max(0.01, deadline - time.monotonic()))
+                chunk = sock.recv(9 - len(head))
+                if not chunk:
+                    break
+                head += chunk
+    except OSError:  # a timeout, or the peer reset the connection
+        head = b""
+    if len(head) < 9 or head[3] != 4:
+        said = "said nothing" if not head else "did not answer as gRPC"
+        raise ConfigError(f"{address} accepts connections but {said} within {timeout:g} s, "
+                          f"so it is not a Ray cluster; --address is the head's GCS port "
+                          f"(6379 by default, printed by `ray start --head`)")
 
 
 class RayBackend(Backend):
