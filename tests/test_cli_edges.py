@@ -92,6 +92,8 @@ def trained(tmp_path):
      "--widths: '3.5' is not an integer"),
     (["revit", "train-tla", "l.pt", "--revit", "r.pt", "--out", "o.pt", "--folds", "1"],
      "--folds: must be >= 2"),
+    (["revit", "train-tla", "l.pt", "--revit", "r.pt", "--out", "o.pt", "--folds", "1000"],
+     "--folds: must be <= 20"),
     (["revit", "train-tla", "l.pt", "--revit", "r.pt", "--out", "o.pt", "--max-loss", "nan"],
      "--max-loss: must be >= 0, got nan"),
     (["revit", "train-tla", "l.pt", "--revit", "r.pt", "--out", "o.pt", "--bootstrap", "-1"],
@@ -113,6 +115,20 @@ def test_sizes_that_cannot_fit_are_estimated_and_refused_before_allocating(capsy
         assert "of memory" in line and "GiB" in line and time.perf_counter() - start < 10
     line = one_line_error(capsys, "info", SPACE, arch_file, "--check", "--img-size", "100000")
     assert "of memory" in line
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--embed-dim", "100", "--num-heads", "3"], "embed dim 100 is not divisible by 3 heads"),
+    (["--embed-dim", "96", "--num-heads", "5"], "embed dim 96 is not divisible by 5 heads"),
+    (["--embed-dim", "10", "--num-heads", "4"], "not divisible by 4 heads"),
+])
+def test_revit_shapes_the_heads_do_not_divide_are_refused_before_training(capsys, tmp_path,
+                                                                          argv, message):
+    start = time.perf_counter()
+    line = one_line_error(capsys, "revit", "train", "--out", str(tmp_path / "r.pt"),
+                          "--dataset", "synthetic", "--epochs", "1", *argv)
+    assert message in line and time.perf_counter() - start < 30
+    assert not (tmp_path / "r.pt").exists()
 
 
 def test_a_model_with_fewer_classes_than_the_dataset_is_refused(capsys, arch_file):

@@ -141,6 +141,10 @@ def test_peers_are_never_chosen_on_a_pool_another_revit_labelled(pipeline, capsy
     ({"format": "vitnas-revit", "config": {"embed_dim": "wide"}, "state_dict": {}, "meta": {}},
      "config cannot build a model"),
     ({"format": "vitnas-revit", "config": {"depth": -2}, "state_dict": {}, "meta": {}},
+     "config cannot build a model (ReViT depth must be a whole number >= 1"),
+    ({"format": "vitnas-revit", "config": {"embed_dim": 100}, "state_dict": {}, "meta": {}},
+     "not divisible by 3 heads"),
+    ({"format": "vitnas-revit", "config": {"depth": 2}, "state_dict": {}, "meta": {}},
      "weights do not fit its ReViT config"),
 ])
 def test_a_tampered_revit_checkpoint_is_one_line(capsys, tmp_path, payload, message):

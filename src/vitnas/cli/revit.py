@@ -44,9 +44,11 @@ def _revit_config(args: argparse.Namespace):
     if spec is None:
         if args.space:
             raise ConfigError("--space needs an architecture: --arch JSON or --arch-file PATH")
-        return ReViTConfig(img_size=args.img_size or 32, patch_size=args.patch_size or 4,
-                           num_classes=args.num_classes or 10, **lengths,
-                           **{k: getattr(args, k) or v for k, v in shape.items()})
+        config = ReViTConfig(img_size=args.img_size or 32, patch_size=args.patch_size or 4,
+                             num_classes=args.num_classes or 10, **lengths,
+                             **{k: getattr(args, k) or v for k, v in shape.items()})
+        config.check()  # here, before any data is read
+        return config
     given = [f"--{k.replace('_', '-')}" for k in shape if getattr(args, k) is not None]
     if given:
         raise ConfigError(f"{', '.join(given)} cannot be combined with an architecture; "
@@ -193,12 +195,19 @@ def _finite(*values: float) -> bool:
     return all(math.isfinite(v) for v in values)
 
 
+MAX_FOLDS = 20  # each fold is one more assigner training; more folds change nothing measurable
+
+
 def _folds(text: str) -> int:
-    """An argparse type: cross-fitting needs at least two folds."""
+    """An argparse type: cross-fitting needs at least two folds, and each fold costs a
+    training, so a count in the hundreds (hours of work for no better estimate) is refused."""
     value = positive_int(text)
     if value < 2:
         raise argparse.ArgumentTypeError(f"must be >= 2 (one fold trains, another is "
                                          f"predicted), got {text}")
+    if value > MAX_FOLDS:
+        raise argparse.ArgumentTypeError(f"must be <= {MAX_FOLDS} (each fold trains the "
+                                         f"assigner once more), got {text}")
     return value
 
 
@@ -273,8 +282,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="TLA stage widths, whole numbers >= 1 (default '16,32,64')")
     p.add_argument("--epochs", type=positive_int, default=30)
     p.add_argument("--folds", type=_folds, default=5,
-                   help="cross-fitting folds for the calibration, >= 2 and at most the "
-                        "labelled images (default 5)")
+                   help=f"cross-fitting folds for the calibration, 2 to {MAX_FOLDS} and at most "
+                        "the labelled images (default 5)")
     p.add_argument("--max-loss", type=nonnegative_float, default=1.0,
                    help="calibrate for at most this many points below the full length")
     p.add_argument("--target", choices=["hard", "margin", "correct", "loss"], default="hard",

@@ -258,6 +258,22 @@ class ReViTConfig:
             raise ConfigError(f"ReViT {field} has {len(values)} entries for depth {self.depth}")
         return values[:self.depth]
 
+    def check(self) -> None:
+        """Refuse a shape that cannot be built as asked: without ``head_dim`` every layer's
+        heads must divide ``embed_dim`` (else the heads would silently drop channels)."""
+        for name in ("img_size", "patch_size", "embed_dim", "depth", "num_classes", "in_chans"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"ReViT {name} must be a whole number >= 1, got {value!r}")
+        heads = self.per_layer("num_heads")
+        if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in heads):
+            raise ConfigError(f"ReViT num_heads must be whole numbers >= 1, got {heads}")
+        if self.head_dim is None:
+            bad = sorted({h for h in heads if self.embed_dim % h})
+            if bad:
+                raise ConfigError(f"ReViT embed dim {self.embed_dim} is not divisible by "
+                                  f"{', '.join(map(str, bad))} heads (--embed-dim, --num-heads)")
+
     def as_dict(self) -> dict:
         return asdict(self)
 
@@ -299,6 +315,7 @@ def config_from_arch(space_name: str, arch: Any, route: str = "resize",
 
 def build_revit(config: ReViTConfig, seed: int = 0) -> ResizableViT:
     """A freshly initialised ReViT; the seed fixes the initial weights."""
+    config.check()
     lengths = config.lengths()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
