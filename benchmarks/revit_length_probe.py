@@ -1,0 +1,131 @@
+"""Which token lengths should an adaptive policy route among? A pool-only probe (no test).
+
+    python benchmarks/revit_length_probe.py results/revit/labels_scaled_e30.pt \
+        --revit results/revit/revit_scaled_e30.pt --out results/revit/length_probe_scaled_e30.json
+
+Hardware: the project's 2-core CPU. Expected runtime: about a minute (the labelled pool at
+every grid from the shortest to the native one, one pass each; 16 s here). Expected result
+on ``scaled-fashion``: no set of lengths beats the trained 16 / 36 / 64 for confidence-skip
+(1.15x the curve's FLOPs at most); on the pool 64 tokens lead 49 by 1.1 points.
+
+Reads the labelled pool of a ``vitnas revit label`` file (images the ReViT never trained on,
+the pool every threshold is chosen on), runs it at every grid, and for each candidate set of
+lengths reports, by FLOPs only (deterministic; no wall clock): the oracle (each image at its
+smallest correct length in the set) and the cheapest confidence-skip rule whose pool accuracy
+is within ``--max-loss`` points of the best fixed length, each as a FLOPs ratio against the
+fixed-length mixture curve of every grid at equal accuracy (> 1: above it; a point more
+accurate than the whole curve gets the lower bound top cost / its cost). Nothing here
+touches the test split: it says which lengths a next ReViT or router should use, and the test
+claim would be made by ``vitnas revit eval`` after that choice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+
+import torch
+
+from vitnas.errors import VitnasError
+from vitnas.revit import artifacts
+from vitnas.revit.inference import lengths_flops
+from vitnas.revit.labels import correct_by_length
+from vitnas.revit.metrics import curve_ratio
+from vitnas.revit.model import with_grids
+from vitnas.revit.peers import SkipRule, rule_grid, rule_outcome
+from vitnas.revit.pipeline import _dataset
+from vitnas.revit.training import predict_lengths, subset
+
+
+def probe(labels_path: str, revit_path: str, max_loss: float, data_dir: str | None) -> dict:
+    payload = artifacts.load_labels(labels_path)
+    meta = payload["meta"]
+    model, config, revit_meta = artifacts.load_revit(revit_path)
+    native = config.lengths()[-1].grid
+    grids = list(range(config.lengths()[0].grid, native + 1))
+    probe_model = with_grids(model, config, grids)
+    train = _dataset(meta["dataset"], "train", data_dir, meta["train_per_class"])
+    pool = subset(train, payload["indices"])
+    logits = predict_lengths(probe_model, pool, batch_size=256)  # (K, N, C)
+    correct = correct_by_length(logits, pool.labels)
+    confidence = logits.softmax(-1).amax(-1)
+    costs = lengths_flops(probe_model)
+    fixed = [(float(costs[k]), 100.0 * float(correct[k].float().mean())) for k in range(len(grids))]
+    best_fixed = max(accuracy for _, accuracy in fixed)
+
+    rows = []
+    tokens = [g * g for g in grids]
+    for size in (2, 3):
+        for chosen in itertools.combinations(range(len(grids)), size):
+            if chosen[0] != 0:  # every policy starts from the shortest pass
+                continue
+            index = list(chosen)
+            right, cost = correct[index], costs[index]
+            smallest = right.float().argmax(0)  # first correct length (0 when none is)
+            oracle_cost = float(cost[smallest].double().mean())
+            oracle_accuracy = 100.0 * float(right.any(0).float().mean())
+            best = None
+            for rule in rule_grid(SkipRule.kind, size):
+                ok, spent, _ = rule_outcome(rule, confidence[index], right, cost)
+                accuracy, flops = 100.0 * float(ok.float().mean()), float(spent.double().mean())
+                if accuracy >= best_fixed - max_loss and (best is None or flops < best[1]):
+                    best = (rule, flops, accuracy)
+            rows.append({
+                "tokens": [tokens[k] for k in index],
+                "oracle": {"accuracy": round(oracle_accuracy, 2), "mflops": oracle_cost / 1e6,
+                           "flops_ratio": curve_ratio(fixed, oracle_cost, oracle_accuracy)},
+                "confidence_skip": None if best is None else {
+                    "thresholds": list(best[0].thresholds), "accuracy": round(best[2], 2),
+                    "mflops": best[1] / 1e6,
+                    "flops_ratio": curve_ratio(fixed, best[1], best[2])},
+            })
+    return {"labels": labels_path, "revit": revit_path, "dataset": meta["dataset"],
+            "pool_images": int(correct.shape[1]), "max_loss": max_loss,
+            "fixed": [{"tokens": t, "mflops": c / 1e6, "accuracy": round(a, 2)}
+                      for t, (c, a) in zip(tokens, fixed)],
+            "trained_tokens": [length.grid ** 2 for length in config.lengths()],
+            "sets": rows, "test_split_used": False,
+            "revit_test_top1": revit_meta.get("test_top1")}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("labels")
+    parser.add_argument("--revit", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--max-loss", type=float, default=1.0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--data-dir")
+    args = parser.parse_args(argv)
+    if not args.max_loss >= 0 or args.threads < 1:
+        print("revit_length_probe: --max-loss must be >= 0 and --threads >= 1", file=sys.stderr)
+        return 2
+    torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    try:
+        result = probe(args.labels, args.revit, args.max_loss, args.data_dir)
+    except VitnasError as err:
+        print(f"revit_length_probe: {err}", file=sys.stderr)
+        return 2
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    result["command"] = "python benchmarks/revit_length_probe.py " + " ".join(argv)
+    with open(args.out, "w") as handle:
+        json.dump(result, handle, indent=1)
+    print("fixed: " + ", ".join(f"{f['tokens']} tokens {f['accuracy']}% @ {f['mflops']:.1f} MFLOPs"
+                                for f in result["fixed"]))
+    print("| lengths | oracle top-1 | oracle FLOPs ratio | skip rule top-1 | skip FLOPs ratio |")
+    print("|---|---|---|---|---|")
+    for row in sorted(result["sets"], key=lambda r: -(r["confidence_skip"] or {}).get(
+            "flops_ratio", 0.0)):
+        skip = row["confidence_skip"]
+        print(f"| {' / '.join(map(str, row['tokens']))} | {row['oracle']['accuracy']} | "
+              f"{row['oracle']['flops_ratio']:.2f}x | "
+              + (f"{skip['accuracy']} | {skip['flops_ratio']:.2f}x |" if skip else "- | - |"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
