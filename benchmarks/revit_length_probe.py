@@ -29,6 +29,7 @@ import time
 
 import torch
 
+from vitnas.data import get_dataset
 from vitnas.errors import VitnasError
 from vitnas.revit import artifacts
 from vitnas.revit.inference import lengths_flops
@@ -36,7 +37,6 @@ from vitnas.revit.labels import correct_by_length
 from vitnas.revit.metrics import curve_ratio
 from vitnas.revit.model import with_grids
 from vitnas.revit.peers import SkipRule, rule_grid, rule_outcome
-from vitnas.revit.pipeline import _dataset
 from vitnas.revit.training import predict_lengths, subset
 
 
@@ -47,7 +47,8 @@ def probe(labels_path: str, revit_path: str, max_loss: float, data_dir: str | No
     native = config.lengths()[-1].grid
     grids = list(range(config.lengths()[0].grid, native + 1))
     probe_model = with_grids(model, config, grids)
-    train = _dataset(meta["dataset"], "train", data_dir, meta["train_per_class"])
+    options = {"limit_per_class": meta["train_per_class"]} if meta["train_per_class"] else {}
+    train = get_dataset(meta["dataset"], split="train", data_dir=data_dir, **options)
     pool = subset(train, payload["indices"])
     logits = predict_lengths(probe_model, pool, batch_size=256)  # (K, N, C)
     correct = correct_by_length(logits, pool.labels)
