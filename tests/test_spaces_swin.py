@@ -109,8 +109,28 @@ def test_patch_merging_pads_odd_maps():
 
 
 def test_every_s3_preset_is_registered():
-    for name in ("s3-tiny", "s3-small", "s3-tiny-micro", "s3-small-micro"):
+    for name in ("s3-tiny", "s3-small", "s3-wide", "s3-tiny-micro", "s3-small-micro",
+                 "s3-wide-micro"):
         assert name in list_spaces()
+
+
+def test_wide_preset_brackets_s3_t_and_spans_more_sizes():
+    """``s3-wide`` exists for ground truths whose sizes must differ by more than seed noise:
+    S3-T lies inside it, and its micro preset's smallest and largest backbones (first and last
+    choice of every gene) are further apart in parameters than ``s3-tiny-micro``'s."""
+    assert get_space("s3-wide").from_json(S3_T).embed_dim == (96, 192, 384, 768)
+
+    def spread(name):
+        space = get_space(name, task="segmentation", num_classes=11)
+        spec = space.spec
+        last = space.from_json({
+            "depth": [d[-1] for d in spec.depths], "embed_dim": [w[-1] for w in spec.embed_dims],
+            "mlp_ratio": [spec.mlp_ratios[-1]] * 4, "num_heads": [h[-1] for h in spec.num_heads],
+            "window_size": [spec.window_sizes[-1]] * 4,
+        })
+        return space.params(last) / space.params(smallest(space))
+
+    assert spread("s3-wide-micro") > 3 * spread("s3-tiny-micro")
 
 
 def test_swin_reference_counts():

@@ -18,6 +18,12 @@ Where the choice sets come from:
   could not be checked here, so the sets below are this project's construction, documented:
   each brackets the released model the way AutoFormer's sets bracket AutoFormer-T/S (one step
   either side), so S3-T lies inside ``s3-tiny`` and S3-S inside ``s3-small``.
+- ``s3-wide`` is also this project's construction, for ground truths whose sizes must differ by
+  more than training noise: every width is S3-T's times 1/2, 1 or 3/2, stage 3 takes 2 to 8
+  blocks, heads run from a third to 1.5x S3-T's and the MLP ratio from 2 to 4. S3-T lies inside
+  it; its micro segmentation backbones span 29x in parameters from the smallest to the
+  largest (``s3-tiny-micro``'s 5x). With 12 epochs of training that range lifts the
+  segmentation ground truth above its seed noise (README, segmentation section).
 - Q-K-V width is not a separate gene: it is heads x ``head_dim`` (32, Swin's and S3's head
   width), AutoFormer's ``--change_qkv`` convention; S3's finding that the Q-K-V dim may be
   smaller than the embedding dim is what letting heads vary independently of width expresses.
@@ -32,6 +38,16 @@ num_heads          {2,3,4} {5,6,7} {10,12,14} {20,24,28}   same as s3-tiny
 mlp_ratio          {3.5, 4}                                {3, 3.5, 4}
 window_size        {7, 14}                                 {7, 14}
 =================  ======================================  ======================================
+
+=================  ===========================================================================
+gene (per stage)   s3-wide
+=================  ===========================================================================
+depth              {1,2,3} {1,2,3} {2,4,6,8} {1,2,3}
+embed_dim          {48,96,144} {96,192,288} {192,384,576} {384,768,1152}
+num_heads          {1,3,5} {3,6,9} {6,12,18} {12,24,36}
+mlp_ratio          {2, 3, 4}
+window_size        {7, 14}
+=================  ===========================================================================
 
 Full presets default to 224 px, patch 4 (token grids 56/28/14/7, Swin's), 100 classes. The
 ``-micro`` presets keep every choice count and depth, divide widths and the head width by 4
@@ -100,6 +116,10 @@ PRESETS = {
                       (3.5, 4.0), (7, 14), 32),
     "small": S3Choices(((1, 2, 3), (1, 2, 3), (16, 18, 20), (1, 2, 3)), _WIDTHS, _HEADS,
                        (3.0, 3.5, 4.0), (7, 14), 32),
+    "wide": S3Choices(((1, 2, 3), (1, 2, 3), (2, 4, 6, 8), (1, 2, 3)),
+                      ((48, 96, 144), (96, 192, 288), (192, 384, 576), (384, 768, 1152)),
+                      ((1, 3, 5), (3, 6, 9), (6, 12, 18), (12, 24, 36)),
+                      (2.0, 3.0, 4.0), (7, 14), 32),
 }
 MICRO_WIDTH_DIVISOR = 4
 MICRO_WINDOWS = (2, 4)
