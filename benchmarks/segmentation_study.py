@@ -124,6 +124,11 @@ HEADLINE = tuple(dict.fromkeys(("params", "flops", DEFAULT_SEARCH_PROXY, "lswag"
                                 "ntk_cond", "ntk_trace", "lga", "dss", "nwot")))
 
 
+def _or_dash(value: float) -> str:
+    """A partial tau, or "-" where it is undefined (a shape row given its own shape)."""
+    return f"{value:.3f}" if np.isfinite(value) else "-"
+
+
 def readme_table(board) -> str:
     """The README's table: the headline proxies, then the five best others by tau, each beside
     #params and the board's best shape baseline (named in the header)."""
@@ -142,7 +147,7 @@ def readme_table(board) -> str:
         lines.append(f"| {r.proxy} | {r.kendall:.3f} {ci(r.kendall_ci)} | "
                      f"{r.delta_kendall:+.3f} {ci(r.delta_kendall_ci)} | "
                      f"{r.delta_shape_kendall:+.3f} {ci(r.delta_shape_kendall_ci)} | "
-                     f"{r.partial_kendall_shape:.3f} | {r.seconds:.2f} |")
+                     f"{_or_dash(r.partial_kendall_shape)} | {r.seconds:.2f} |")
     return "\n".join(lines)
 
 

@@ -19,7 +19,9 @@ from vitnas.formatting import markdown_table as format_markdown
 
 
 def _fmt(value: float, digits: int = 3) -> str:
-    return "nan" if not math.isfinite(value) else f"{value:.{digits}f}"
+    """A statistic, or "-" where it is undefined (the partial tau of params given params, a
+    shape row given the shape it is part of): a table never prints NaN."""
+    return "-" if not math.isfinite(value) else f"{value:.{digits}f}"
 
 
 def _ci(interval: tuple[float, float], missing: str = "-") -> str:
