@@ -51,6 +51,7 @@ from vitnas.bench.groundtruth import merge_ground_truths
 from vitnas.bench.noise import noise_ceiling, paired_seeds
 from vitnas.bench.report import markdown_table, reliability_line, write_scoreboard
 from vitnas.bench.stats import kendall_tau_b
+from vitnas.errors import VitnasError
 from vitnas.recommended import DEFAULT_SEARCH_PROXY
 from vitnas.store import ScoreStore
 
@@ -151,7 +152,7 @@ def readme_table(board) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="results/segmentation")
     parser.add_argument("--db", default="runs/segmentation.sqlite")
@@ -168,8 +169,12 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     command = "python " + " ".join(sys.argv)
 
-    bench = load_benchmark(str(merged(args.ground_truth)))
-    repeat = load_benchmark(str(merged(f"{args.ground_truth}_seed1")))
+    try:
+        bench = load_benchmark(str(merged(args.ground_truth)))
+        repeat = load_benchmark(str(merged(f"{args.ground_truth}_seed1")))
+    except VitnasError as err:
+        print(f"segmentation_study: {err}", file=sys.stderr)
+        return 2
     _, first, second = paired_seeds(bench, repeat, METRIC)
     seed_tau = kendall_tau_b(first, second)
     noise = {"architectures_twice": len(first), "seed_vs_seed_tau": round(seed_tau, 3),
@@ -194,7 +199,8 @@ def main() -> None:
                                     + "\n")
     print(json.dumps({k: v for k, v in summary.items() if k != "taus"}, indent=1))
     print(markdown_table(board))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
