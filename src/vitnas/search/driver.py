@@ -312,14 +312,14 @@ def run_search(
             and config.constraints.latency_ms.unbounded):
         say("checking that the budget windows can be met")
     feasible_fraction = feasibility.check_reachable(config.seed)
+    if gpus and device == "cpu":
+        device = "cuda"  # a worker holding a Ray GPU scores on it
+    if backend == "local":  # Ray workers may hold GPUs this driver lacks; before any data
+        check_device(device)
     say(f"building the proxy batch: {config.batch_size} {config.dataset} images at "
         f"{space.img_size} px")
     inputs, labels = proxy_batch(config.dataset, config.batch_size, space.img_size,
                                  space.in_chans, space.num_classes, config.seed, data_dir)
-    if gpus and device == "cpu":
-        device = "cuda"  # a worker holding a Ray GPU scores on it
-    if backend == "local":  # Ray workers may hold GPUs this driver lacks
-        check_device(device)
     context = ScoringContext(space, inputs, labels, config.seed, threads, device)
     owns_store = not isinstance(store, ScoreStore)
     db = ScoreStore(store or default_store_path()) if owns_store else store
