@@ -52,6 +52,23 @@ def test_checkpoints_of_one_run_equal_separate_shorter_runs():
     assert long_run[1].seconds["val_acc"] > long_run[0].seconds["val_acc"] > 0
 
 
+def test_a_decaying_schedule_trains_each_budget_as_its_own_run():
+    """Under warmup_cosine the rate reaches zero at the budget's end, so a 2-step reading is a
+    2-step run (not the first steps of the 4-step one) and differs from the constant rate."""
+    ctx = context()
+    metrics = ["val_loss", "train_loss"]
+    cosine = get_proxy(f"brief:{OPTIONS},schedule=warmup_cosine,warmup=0.5").config
+    both = train_with_checkpoints(ctx, cosine, [2, 4], metrics)
+    alone = [train_with_checkpoints(ctx, cosine, [k], metrics)[0] for k in (2, 4)]
+    assert [c.steps for c in both] == [2, 4]
+    for joint, single in zip(both, alone):
+        assert joint.values == pytest.approx(single.values, rel=1e-5)
+    constant = get_proxy(f"brief:{OPTIONS}").config
+    (flat,) = train_with_checkpoints(ctx, constant, [4], metrics)
+    assert flat.values["val_loss"] != pytest.approx(both[1].values["val_loss"], rel=1e-6)
+    assert both[0].values["val_loss"] != pytest.approx(both[1].values["val_loss"], rel=1e-6)
+
+
 def test_score_is_reproducible_and_the_metric_is_higher_is_better():
     ctx_space = get_space("autoformer-tiny-micro")
     arch = ctx_space.sample(seed=2)
@@ -72,6 +89,8 @@ def test_score_is_reproducible_and_the_metric_is_higher_is_better():
     ("brief:steps=0", ">= 1"),
     ("brief:eval_samples=1", ">= 2"),
     ("brief:precision=fp16", "not one of"),
+    ("brief:schedule=cosine", "not one of"),
+    ("brief:warmup=1.0", "fraction"),
 ])
 def test_bad_options_are_one_clear_error(spec, message):
     with pytest.raises(ConfigError, match=message):

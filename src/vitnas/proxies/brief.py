@@ -8,8 +8,13 @@ proxies track shape counts (issue 23), so this proxy pays for information a coun
 The candidate keeps its depth, width, heads and MLP ratios but is rebuilt at low resolution
 (``img_size`` px, ``patch_size`` px patches: 32 / 8 gives 16 tokens; PiT keeps its stride at
 half the patch) with ``dataset``'s classes, and trained from the context's seed for ``steps``
-AdamW steps at a constant learning rate (no schedule, so the first k steps of a longer run
-*are* a k-step run: ``train_with_checkpoints`` reads every budget from one training).
+AdamW steps. ``schedule`` is the learning rate over those steps:
+- ``constant`` (the default): no schedule, so the first k steps of a longer run *are* a k-step
+  run and ``train_with_checkpoints`` reads every budget from one training; the reading is a
+  mid-training snapshot and moves with the last few steps' noise;
+- ``warmup_cosine``: linear warmup over ``warmup`` of the budget, then cosine decay to zero, as
+  a full training would end; each budget is then its own run (the budgets' costs add up), and
+  the reading is taken where the rate has settled.
 
 ``metric`` is what is read after training:
 - ``val_acc``: top-1 on ``eval_samples`` class-balanced images of the test split (held out);
@@ -39,6 +44,7 @@ from vitnas.errors import ConfigError
 from vitnas.proxies.base import PROXIES, TRAINING, Proxy, ProxyContext
 
 METRICS = ("val_acc", "val_loss", "train_loss", "lga")
+SCHEDULES = ("constant", "warmup_cosine")
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,8 @@ class BriefConfig:
     window: int = 10
     lga_samples: int = 32
     precision: str = "fp32"
+    schedule: str = "constant"
+    warmup: float = 0.1  # fraction of the budget; warmup_cosine only
 
     def check(self) -> None:
         if self.metric not in METRICS:
@@ -69,14 +77,21 @@ class BriefConfig:
             raise ConfigError("brief needs lr > 0 and weight_decay >= 0")
         if self.precision not in ("fp32", "bf16"):
             raise ConfigError(f"brief precision {self.precision!r} is not one of fp32, bf16")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"brief schedule {self.schedule!r} is not one of "
+                              f"{', '.join(SCHEDULES)}")
+        if not 0 <= self.warmup < 1:
+            raise ConfigError(f"brief warmup must be a fraction in [0, 1), got {self.warmup}")
 
     def training(self, seed: int):
         from vitnas.train import TrainConfig
 
+        cosine = self.schedule == "warmup_cosine"
         return TrainConfig(epochs=1, batch_size=self.batch_size, lr=self.lr,
-                           weight_decay=self.weight_decay, warmup_fraction=0.0,
+                           weight_decay=self.weight_decay,
+                           warmup_fraction=self.warmup if cosine else 0.0,
                            label_smoothing=0.0, augment=self.augment, seed=seed,
-                           schedule="constant", precision=self.precision)
+                           schedule=self.schedule, precision=self.precision)
 
 
 @functools.lru_cache(maxsize=4)
@@ -154,9 +169,24 @@ class Checkpoint:
 
 def train_with_checkpoints(ctx: ProxyContext, config: BriefConfig, checkpoints: Sequence[int],
                            metrics: Sequence[str] = METRICS) -> list[Checkpoint]:
-    """Train once to the largest checkpoint and read ``metrics`` at every one of them. Each
-    checkpoint's ``seconds`` counts only the training it needed and its own reading, so it is
-    what a run with ``steps`` = that checkpoint and that metric costs."""
+    """Read ``metrics`` after every budget in ``checkpoints``. Under the constant schedule one
+    run to the largest budget reads them all; under a decaying one each budget is its own run.
+    Each checkpoint's ``seconds`` counts only the training it needed and its own reading, so it
+    is what a run with ``steps`` = that checkpoint and that metric costs."""
+    wanted = sorted({int(k) for k in checkpoints})
+    if not wanted or wanted[0] < 1:
+        raise ConfigError("brief checkpoints must be positive step counts")
+    unknown = sorted(set(metrics) - set(METRICS))
+    if unknown:
+        raise ConfigError(f"brief metric(s) {', '.join(unknown)} not in {', '.join(METRICS)}")
+    if config.schedule == "constant":
+        return _one_run(ctx, config, wanted, metrics)
+    return [reading for budget in wanted for reading in _one_run(ctx, config, [budget], metrics)]
+
+
+def _one_run(ctx: ProxyContext, config: BriefConfig, wanted: list[int],
+             metrics: Sequence[str]) -> list[Checkpoint]:
+    """One training to ``wanted[-1]`` steps (its schedule's length), read at every budget."""
     from vitnas.train import (
         FitState,
         classification_batches,
@@ -165,12 +195,6 @@ def train_with_checkpoints(ctx: ProxyContext, config: BriefConfig, checkpoints: 
         make_optimizer,
     )
 
-    wanted = sorted({int(k) for k in checkpoints})
-    if not wanted or wanted[0] < 1:
-        raise ConfigError("brief checkpoints must be positive step counts")
-    unknown = sorted(set(metrics) - set(METRICS))
-    if unknown:
-        raise ConfigError(f"brief metric(s) {', '.join(unknown)} not in {', '.join(METRICS)}")
     train, held = _splits(config.dataset, config.eval_samples)
     recipe = config.training(ctx.seed)
     model = low_resolution_model(ctx, config, train.num_classes)
