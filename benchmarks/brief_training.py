@@ -32,8 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from vitnas.bench import load_benchmark
-from vitnas.bench.correlate import split_indices
-from vitnas.bench.stats import bootstrap_interval, kendall_tau_b
+from vitnas.bench.correlate import SHAPE_COLUMNS, shape_matrix, split_indices
+from vitnas.bench.stats import bootstrap_interval, kendall_tau_b, partial_kendall_given
 from vitnas.proxies.base import ProxyContext
 from vitnas.proxies.brief import METRICS, train_with_checkpoints
 from vitnas.proxies.scoring import proxy_batch
@@ -127,10 +127,14 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def judged(study: dict, args: argparse.Namespace) -> dict:
-    """Every brief row beside the committed board's rows on the same architectures."""
+    """Every brief row beside the committed board's rows on the same architectures, with its
+    partial tau given shape: a reading that ranks backwards may still know something the
+    counts do not, and a calibrator could use that."""
     bench = load_benchmark(BENCH)
     keys = [bench.space.key(bench.records[i].arch) for i in study["indices"]]
-    result = {"benchmark": BENCH, "split": args.split, "n": len(keys), "labels": {}}
+    shape = shape_matrix(bench.space, [bench.records[i].arch for i in study["indices"]])
+    result = {"benchmark": BENCH, "split": args.split, "n": len(keys), "labels": {},
+              "partial_given": list(SHAPE_COLUMNS)}
     board_rows: dict[str, dict] = {}
     for label in LABELS:
         truth = np.array([bench.values(label)[i] for i in study["indices"]], float)
@@ -150,8 +154,19 @@ def judged(study: dict, args: argparse.Namespace) -> dict:
             ok = np.isfinite(s)
             tau = kendall_tau_b(s[ok], truth[ok])
             ci = bootstrap_interval(s[ok], truth[ok], kendall_tau_b, 1000, 0.95, 0)
+            z = shape[ok]
+            partial = partial_kendall_given(s[ok], truth[ok], z)
             out[row["proxy"]] = {"kendall": tau, "kendall_ci": [ci.low, ci.high],
+                                 # None where nothing is left beyond shape (params itself)
+                                 "partial_shape": partial if math.isfinite(partial) else None,
                                  "seconds": row["seconds"], "kind": row["kind"]}
+            if row["kind"] == "brief":
+                # resampled architectures carry their shape along: the statistic gets indices
+                at = np.arange(len(z))
+                partial_ci = bootstrap_interval(
+                    at, at, lambda a, _b, s=s[ok], t=truth[ok], z=z: partial_kendall_given(
+                        s[a.astype(int)], t[a.astype(int)], z[a.astype(int)]), 1000, 0.95, 0)
+                out[row["proxy"]]["partial_shape_ci"] = [partial_ci.low, partial_ci.high]
             board_rows.setdefault(row["proxy"], row)
         result["labels"][label] = out
     return result
