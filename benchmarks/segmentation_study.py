@@ -6,16 +6,16 @@ and one searched backbone trained and compared with the best of its window.
 Hardware: the project's 2-core CPU machine (no GPU). Expected runtime: after the ground truth
 exists (below), about 15-25 min: scoring the micro S3 backbones with every proxy (the score store
 keeps each score, so a re-run only judges), one 200-evaluation search and one training run
-(``--skip-search`` judges the board only: about 10 min for 16 backbones).
+(``--skip-search`` judges the board only: about 4 min for 24 backbones with 2 workers).
 Expected result: the segmentation tables in the README.
 
-The ground truth, about 95 min: 16 backbones of ``s3-wide-micro`` (the wide-range preset),
+The ground truth, about 2.3 h per seed: 24 backbones of ``s3-wide-micro`` (the wide-range preset),
 trained 12 epochs under seed 0 and again under seed 1, one lane per core (``bench build``
 resumes; a larger ``--n`` extends the same plan):
 
     COMMON="s3-wide-micro --task segmentation --num-classes 11 --dataset paste-fashion \\
         --dataset-options n=5000 --epochs 12 --batch-size 64 --lr 2e-3 --label-smoothing 0 \\
-        --threads 1 --quiet --plan-seed 0 --n 16"
+        --threads 1 --quiet --plan-seed 0 --n 24"
     vitnas bench build $COMMON --seed 0 --out results/groundtruth/s3segw.json
     vitnas bench build $COMMON --seed 1 --out results/groundtruth/s3segw_seed1.json
 
