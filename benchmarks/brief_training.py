@@ -34,6 +34,7 @@ import numpy as np
 from vitnas.bench import load_benchmark
 from vitnas.bench.correlate import SHAPE_COLUMNS, shape_matrix, split_indices
 from vitnas.bench.stats import bootstrap_interval, kendall_tau_b, partial_kendall_given
+from vitnas.formatting import dumps_strict
 from vitnas.proxies.base import ProxyContext
 from vitnas.proxies.brief import METRICS, train_with_checkpoints
 from vitnas.proxies.scoring import proxy_batch
@@ -211,7 +212,7 @@ def main(argv: list[str]) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     name = f"brief_{args.split}" + ("_smoke" if args.smoke else "")
-    (out / f"{name}.json").write_text(json.dumps(result, indent=1, default=float) + "\n")
+    (out / f"{name}.json").write_text(dumps_strict(result, indent=1, default=float) + "\n")
     plot(result, out / f"{name}.png")
     for label, rows in result["labels"].items():
         best = sorted(rows.items(), key=lambda kv: -np.nan_to_num(kv[1]["kendall"], nan=-9))

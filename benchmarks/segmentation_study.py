@@ -52,6 +52,7 @@ from vitnas.bench.noise import noise_ceiling, paired_seeds
 from vitnas.bench.report import markdown_table, reliability_line, write_scoreboard
 from vitnas.bench.stats import kendall_tau_b
 from vitnas.errors import VitnasError
+from vitnas.formatting import dumps_strict
 from vitnas.recommended import DEFAULT_SEARCH_PROXY
 from vitnas.store import ScoreStore
 
@@ -194,7 +195,7 @@ def main() -> int:
              search_and_train(bench, out, 20 if args.smoke else args.budget, args.workers))
     summary = {"command": command, "noise": noise, "search": found,
                "taus": {r.proxy: round(r.kendall, 3) for r in board.rows}}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (out / "summary.json").write_text(dumps_strict(summary, indent=1) + "\n")
     (out / "summary.md").write_text(readme_table(board) + "\n\n" + reliability_line(board)
                                     + "\n")
     print(json.dumps({k: v for k, v in summary.items() if k != "taus"}, indent=1))

@@ -1,4 +1,17 @@
-from vitnas.formatting import format_count, human, markdown_table, text_table
+import json
+import math
+
+import numpy as np
+import pytest
+
+from vitnas.formatting import (
+    dumps_strict,
+    format_count,
+    human,
+    markdown_table,
+    strict_json,
+    text_table,
+)
 
 
 def test_counts_read_back_and_tables_line_up():
@@ -9,3 +22,15 @@ def test_counts_read_back_and_tables_line_up():
                                                              "long  22"]
     assert markdown_table(rows, ["name", "n", "x"]).splitlines() == [
         "| name | n | x |", "|---|---|---|", "| a | 1 |  |", "| long | 22 |  |"]
+
+
+def test_strict_json_writes_null_for_every_non_finite_number():
+    value = {"nan": math.nan, "inf": [1.5, -math.inf, np.float32("nan")],
+             "numpy": (np.float64(2.5), np.int64(3)), "kept": {"text": "x", "flag": True}}
+    text = dumps_strict(value)
+    assert "NaN" not in text and "Infinity" not in text
+    # a strict parser accepts it: Python's rejects the non-standard tokens when asked to
+    loaded = json.loads(text, parse_constant=lambda token: pytest.fail(f"{token} in output"))
+    assert loaded == {"nan": None, "inf": [1.5, None, None], "numpy": [2.5, 3],
+                      "kept": {"text": "x", "flag": True}}
+    assert strict_json([math.inf]) == [None]

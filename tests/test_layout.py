@@ -101,3 +101,27 @@ def test_resolve_parses_once_and_keeps_one_of_each_configuration():
     assert resolve_proxies([proxies[0], "dss"])[0] is proxies[0]
     with pytest.raises(ConfigError, match="unknown proxy 'nope'"):
         resolve_proxies("dss,nope")
+
+
+# a resumable cache whose NaN, -inf (ours) and null (NASLib gave nothing) mean different things
+NON_STRICT_RESULTS = {"naslib_crosscheck.json"}
+
+
+def test_committed_result_files_are_strict_json():
+    import json
+
+    results = Path(__file__).resolve().parents[1] / "results"
+    files = [p for p in sorted(results.rglob("*.json")) if p.name not in NON_STRICT_RESULTS]
+    assert files, "no committed result files found"
+
+    def reject(token):
+        raise ValueError(token)
+
+    bad = []
+    for path in files:
+        try:
+            json.loads(path.read_text(), parse_constant=reject)
+        except ValueError as err:
+            bad.append(f"{path.relative_to(results)}: {err}")
+    assert not bad, "non-standard JSON tokens (write them with vitnas.formatting.dumps_strict): " \
+        + "; ".join(bad)

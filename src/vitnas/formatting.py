@@ -5,7 +5,9 @@ Torch-free, so the CLI can import it without slowing ``vitnas --help``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 UNITS = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
@@ -42,6 +44,27 @@ def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> st
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def strict_json(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, +-inf, numpy's too) replaced by ``None``:
+    Python's ``json`` writes them as ``NaN``/``Infinity``, tokens that strict parsers (``jq``,
+    browsers, most other languages) reject, so a result file must say ``null`` ("undefined")."""
+    if isinstance(value, Mapping):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(item) for item in value]
+    if isinstance(value, float) or type(value).__name__.startswith("float"):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if type(value).__name__.startswith(("int", "uint")) and hasattr(value, "item"):
+        return int(value)  # numpy integers
+    return value
+
+
+def dumps_strict(value: Any, **options: Any) -> str:
+    """``json.dumps`` of :func:`strict_json` (``allow_nan=False``, so nothing slips through)."""
+    return json.dumps(strict_json(value), allow_nan=False, **options)
 
 
 def headless_pyplot():
