@@ -82,3 +82,26 @@ def test_bf16_precision_runs_under_autocast_on_cpu_and_auto_does_not():
     result = train_model(model, train, TrainConfig(epochs=1, batch_size=32, precision="bf16"),
                          loss_fn=loss_fn)
     assert seen == [torch.bfloat16] * 2 and all(map(math.isfinite, result.losses))
+
+
+def test_bf16_on_a_cpu_without_bf16_instructions_is_flagged(tmp_path, monkeypatch):
+    import vitnas.train as train_module
+
+    avx2 = tmp_path / "avx2"
+    avx2.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n\n"
+                    "processor\t: 1\nflags\t\t: fpu sse2 avx avx2 fma\n")
+    amx = tmp_path / "amx"
+    amx.write_text("flags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n")
+    assert train_module.native_cpu_bf16(str(avx2)) is False
+    assert train_module.native_cpu_bf16(str(amx)) is True
+    assert train_module.native_cpu_bf16(str(tmp_path / "missing")) is None
+
+    monkeypatch.setattr(train_module, "native_cpu_bf16", lambda: False)
+    assert TrainConfig(precision="bf16").emulated_bf16("cpu")
+    assert not TrainConfig(precision="auto").emulated_bf16("cpu")  # auto is fp32 on a CPU
+    assert not TrainConfig(precision="fp32").emulated_bf16("cpu")
+    assert not TrainConfig(precision="bf16").emulated_bf16("cuda")
+    monkeypatch.setattr(train_module, "native_cpu_bf16", lambda: True)
+    assert not TrainConfig(precision="bf16").emulated_bf16("cpu")
+    monkeypatch.setattr(train_module, "native_cpu_bf16", lambda: None)  # unknown: no note
+    assert not TrainConfig(precision="bf16").emulated_bf16("cpu")

@@ -70,6 +70,14 @@ class TrainConfig:
         """Whether steps on ``device`` run under bf16 autocast."""
         return self.precision == "bf16" or (self.precision == "auto" and device.type == "cuda")
 
+    def emulated_bf16(self, device: torch.device | str) -> bool:
+        """bf16 autocast on a CPU that has no bf16 instructions: torch then emulates it, and a
+        step is several times *slower* than float32 (``benchmarks/train_precision.py``), so a
+        user who asked for bf16 to go faster should hear it before hours of training."""
+        device = torch.device(device)
+        return (self.autocast(device) and device.type == "cpu"
+                and native_cpu_bf16() is False)
+
 
 @dataclass
 class TrainResult:
@@ -167,6 +175,20 @@ class FitState:
     step: int = 0
     epoch: int = 0
     losses: list[float] = field(default_factory=list)
+
+
+def native_cpu_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool | None:
+    """Whether this CPU has bf16 instructions (AVX512-BF16 or AMX-BF16), from the kernel's CPU
+    flags; ``None`` where they cannot be read (not Linux)."""
+    try:
+        with open(cpuinfo) as handle:
+            flags = {flag for line in handle if line.startswith("flags")
+                     for flag in line.split(":", 1)[1].split()}
+    except OSError:
+        return None
+    if not flags:
+        return None
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def fit(

@@ -78,8 +78,14 @@ def cmd_revit_train(args: argparse.Namespace) -> None:
         split = SplitSpec("holdout", per_class=args.holdout_per_class, seed=args.split_seed)
     train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                seed=args.seed, precision=args.precision)
+    device = default_device(args)
+    if train_config.emulated_bf16(device):
+        print("note: --precision bf16 on a CPU without bf16 instructions (no AVX512-BF16 or "
+              "AMX): torch emulates it and steps run several times slower than fp32 "
+              "(benchmarks/train_precision.py); --precision auto uses fp32 on a CPU",
+              file=sys.stderr)
     meta = train_step(config, args.out, args.dataset, train_config, args.mode, split,
-                      args.train_per_class, args.data_dir, default_device(args),
+                      args.train_per_class, args.data_dir, device,
                       progress=not args.quiet, resume=args.resume, init_from=args.init_from,
                       command=_command_line(args))
     if args.json:
