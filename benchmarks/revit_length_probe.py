@@ -30,22 +30,29 @@ import time
 import torch
 
 from vitnas.data import get_dataset
-from vitnas.errors import VitnasError
+from vitnas.errors import ConfigError, VitnasError
 from vitnas.revit import artifacts
 from vitnas.revit.inference import lengths_flops
 from vitnas.revit.labels import correct_by_length
 from vitnas.revit.metrics import curve_ratio
 from vitnas.revit.model import with_grids
-from vitnas.revit.peers import SkipRule, rule_grid, rule_outcome
+from vitnas.revit.peers import CascadeRule, SkipRule, rule_grid, rule_outcome
 from vitnas.revit.training import predict_lengths, subset
 
+# the simple peers tried on each set of lengths (thresholds on the pool, as ``revit eval``)
+RULE_KINDS = {"confidence_skip": SkipRule.kind, "fair_cascade": CascadeRule.kind}
 
-def probe(labels_path: str, revit_path: str, max_loss: float, data_dir: str | None) -> dict:
+
+def probe(labels_path: str, revit_path: str, max_loss: float, data_dir: str | None,
+          shortest_grid: int | None = None, sets: list[tuple[int, ...]] | None = None) -> dict:
     payload = artifacts.load_labels(labels_path)
     meta = payload["meta"]
     model, config, revit_meta = artifacts.load_revit(revit_path)
     native = config.lengths()[-1].grid
-    grids = list(range(config.lengths()[0].grid, native + 1))
+    shortest = config.lengths()[0].grid if shortest_grid is None else shortest_grid
+    if not 1 <= shortest <= native:
+        raise ConfigError(f"--shortest-grid must be between 1 and the native grid {native}")
+    grids = list(range(shortest, native + 1))
     probe_model = with_grids(model, config, grids)
     options = {"limit_per_class": meta["train_per_class"]} if meta["train_per_class"] else {}
     train = get_dataset(meta["dataset"], split="train", data_dir=data_dir, **options)
@@ -59,30 +66,35 @@ def probe(labels_path: str, revit_path: str, max_loss: float, data_dir: str | No
 
     rows = []
     tokens = [g * g for g in grids]
-    for size in (2, 3):
-        for chosen in itertools.combinations(range(len(grids)), size):
-            if chosen[0] != 0:  # every policy starts from the shortest pass
-                continue
-            index = list(chosen)
-            right, cost = correct[index], costs[index]
-            smallest = right.float().argmax(0)  # first correct length (0 when none is)
-            oracle_cost = float(cost[smallest].double().mean())
-            oracle_accuracy = 100.0 * float(right.any(0).float().mean())
+    if sets is None:  # every policy starts from the shortest pass
+        candidates = [list(chosen) for size in (2, 3)
+                      for chosen in itertools.combinations(range(len(grids)), size)
+                      if chosen[0] == 0]
+    else:
+        unknown = sorted({t for chosen in sets for t in chosen} - set(tokens))
+        if unknown:
+            raise ConfigError(f"--sets names token counts {unknown}; the grids here give "
+                              f"{tokens}")
+        candidates = [sorted(tokens.index(t) for t in chosen) for chosen in sets]
+    for index in candidates:
+        right, cost = correct[index], costs[index]
+        smallest = right.float().argmax(0)  # first correct length (0 when none is)
+        oracle_cost = float(cost[smallest].double().mean())
+        oracle_accuracy = 100.0 * float(right.any(0).float().mean())
+        row = {"tokens": [tokens[k] for k in index],
+               "oracle": {"accuracy": round(oracle_accuracy, 2), "mflops": oracle_cost / 1e6,
+                          "flops_ratio": curve_ratio(fixed, oracle_cost, oracle_accuracy)}}
+        for name, kind in RULE_KINDS.items():
             best = None
-            for rule in rule_grid(SkipRule.kind, size):
+            for rule in rule_grid(kind, len(index)):
                 ok, spent, _ = rule_outcome(rule, confidence[index], right, cost)
                 accuracy, flops = 100.0 * float(ok.float().mean()), float(spent.double().mean())
                 if accuracy >= best_fixed - max_loss and (best is None or flops < best[1]):
                     best = (rule, flops, accuracy)
-            rows.append({
-                "tokens": [tokens[k] for k in index],
-                "oracle": {"accuracy": round(oracle_accuracy, 2), "mflops": oracle_cost / 1e6,
-                           "flops_ratio": curve_ratio(fixed, oracle_cost, oracle_accuracy)},
-                "confidence_skip": None if best is None else {
-                    "thresholds": list(best[0].thresholds), "accuracy": round(best[2], 2),
-                    "mflops": best[1] / 1e6,
-                    "flops_ratio": curve_ratio(fixed, best[1], best[2])},
-            })
+            row[name] = None if best is None else {
+                **best[0].as_dict(), "accuracy": round(best[2], 2), "mflops": best[1] / 1e6,
+                "flops_ratio": curve_ratio(fixed, best[1], best[2])}
+        rows.append(row)
     return {"labels": labels_path, "revit": revit_path, "dataset": meta["dataset"],
             "pool_images": int(correct.shape[1]), "max_loss": max_loss,
             "fixed": [{"tokens": t, "mflops": c / 1e6, "accuracy": round(a, 2)}
@@ -98,16 +110,35 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--revit", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--max-loss", type=float, default=1.0)
+    parser.add_argument("--shortest-grid", type=int,
+                        help="start the grids here (default: the shortest trained one); a "
+                             "shorter, untrained grid asks whether a next ReViT should train it")
+    parser.add_argument("--sets", help="only these sets of token counts, e.g. "
+                        "'9/16/36/64,16/36/64' (default: every set of 2 or 3 starting at the "
+                        "shortest grid)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data-dir")
     args = parser.parse_args(argv)
     if not args.max_loss >= 0 or args.threads < 1:
         print("revit_length_probe: --max-loss must be >= 0 and --threads >= 1", file=sys.stderr)
         return 2
+    try:
+        sets = None if args.sets is None else [
+            tuple(int(t) for t in chosen.split("/")) for chosen in args.sets.split(",")]
+    except ValueError:
+        print(f"revit_length_probe: --sets wants token counts like 9/16/36/64, got "
+              f"{args.sets!r}", file=sys.stderr)
+        return 2
+    if sets is not None and any(len(chosen) < 2 or len(set(chosen)) != len(chosen)
+                                for chosen in sets):
+        print("revit_length_probe: each of --sets needs >= 2 distinct token counts",
+              file=sys.stderr)
+        return 2
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     try:
-        result = probe(args.labels, args.revit, args.max_loss, args.data_dir)
+        result = probe(args.labels, args.revit, args.max_loss, args.data_dir,
+                       args.shortest_grid, sets)
     except VitnasError as err:
         print(f"revit_length_probe: {err}", file=sys.stderr)
         return 2
@@ -117,14 +148,18 @@ def main(argv: list[str]) -> int:
         json.dump(result, handle, indent=1)
     print("fixed: " + ", ".join(f"{f['tokens']} tokens {f['accuracy']}% @ {f['mflops']:.1f} MFLOPs"
                                 for f in result["fixed"]))
-    print("| lengths | oracle top-1 | oracle FLOPs ratio | skip rule top-1 | skip FLOPs ratio |")
-    print("|---|---|---|---|---|")
-    for row in sorted(result["sets"], key=lambda r: -(r["confidence_skip"] or {}).get(
-            "flops_ratio", 0.0)):
-        skip = row["confidence_skip"]
+    print("| lengths | oracle top-1 | oracle FLOPs ratio | skip rule top-1 | skip FLOPs ratio "
+          "| fair cascade top-1 | fair cascade FLOPs ratio |")
+    print("|---|---|---|---|---|---|---|")
+
+    def cells(rule: dict | None) -> str:
+        return f"{rule['accuracy']} | {rule['flops_ratio']:.2f}x" if rule else "- | -"
+
+    for row in sorted(result["sets"], key=lambda r: -max(
+            (r[name] or {}).get("flops_ratio", 0.0) for name in RULE_KINDS)):
         print(f"| {' / '.join(map(str, row['tokens']))} | {row['oracle']['accuracy']} | "
-              f"{row['oracle']['flops_ratio']:.2f}x | "
-              + (f"{skip['accuracy']} | {skip['flops_ratio']:.2f}x |" if skip else "- | - |"))
+              f"{row['oracle']['flops_ratio']:.2f}x | {cells(row['confidence_skip'])} | "
+              f"{cells(row['fair_cascade'])} |")
     return 0
 
 
