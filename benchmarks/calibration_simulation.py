@@ -60,6 +60,7 @@ import numpy as np
 from vitnas.bench.stats import kendall_tau_b
 from vitnas.calibrate import fit_ranker
 from vitnas.errors import ConfigError
+from vitnas.formatting import dumps_strict
 from vitnas.proxies.shape import SHAPE_BASELINES
 from vitnas.recommended import DEFAULT_SEARCH_PROXY
 
@@ -541,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
                                        calibrated(t, tr, re, chosen, threshold))
             for spec in specs:
                 brief_methods[spec] = (lambda t, tr, re, spec=spec:
-                                       (tau(t.features[spec][re], t.labels[re]), ""))
+                                       {"tau": tau(t.features[spec][re], t.labels[re])})
             brief_tables[f"autoformer dev {label}"] = {
                 str(k): summarise(simulate(task, k, count, args.seed, brief_methods))
                 for k in ks if k < len(task) - 5}
@@ -550,12 +551,17 @@ def main(argv: list[str] | None = None) -> int:
         result["brief_note"] = (f"no complete brief-training rows for the AutoFormer dev "
                                 f"architectures in {args.brief_db}: skipped")
     result["wall_seconds"] = time.perf_counter() - started
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "simulation.json").write_text(json.dumps(result, indent=1) + "\n")
-    (out / "simulation.md").write_text(markdown(result))
-    print(f"wrote {out / 'simulation.json'} and {out / 'simulation.md'} "
-          f"({result['wall_seconds'] / 60:.1f} min)", file=sys.stderr)
+    write_report(out, "simulation", result, markdown(result))
     return 0
+
+
+def write_report(out: Path, name: str, result: dict, table: str) -> None:
+    """``OUT/NAME.json`` (strict JSON: null where a number is undefined) and ``OUT/NAME.md``."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(dumps_strict(result, indent=1) + "\n")
+    (out / f"{name}.md").write_text(table)
+    print(f"wrote {out / (name + '.json')} and {out / (name + '.md')} "
+          f"({result['wall_seconds'] / 60:.1f} min)", file=sys.stderr)
 
 
 if __name__ == "__main__":
