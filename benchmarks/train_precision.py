@@ -2,9 +2,10 @@
 
     python benchmarks/train_precision.py [--threads 2] [--steps 8] [--modes distill,random]
 
-Hardware: whatever runs it; the README's numbers come from the project's 2-core CPU machine
-(Intel Xeon with AMX-BF16), where bf16 autocast is what makes a 50-epoch ReViT fit in about an
-hour. Expected runtime: under a minute. Each configuration runs ``--steps`` AdamW steps on one
+Hardware: whatever runs it; the README's numbers come from the project's 2-core CPU machines:
+an Intel Xeon with AMX-BF16, where bf16 autocast is what makes a 50-epoch ReViT fit in about an
+hour (under a minute), and an AMD EPYC with AVX2 only, where torch emulates bf16 and a step is
+16x slower than float32 (3 minutes). Each configuration runs ``--steps`` AdamW steps on one
 fixed random batch (no data loading: the model's own cost); the median step after two warm-up
 steps is reported, with the ratio to float32 measured in the same process. The two precisions
 are interleaved step by step, so a neighbour's load hits both alike.

@@ -41,8 +41,8 @@ class TrainConfig:
     momentum: float = 0.9  # sgd only
     schedule: str = "warmup_cosine"  # or "constant" (lr throughout)
     # "auto": bf16 autocast on a GPU, float32 on CPU (what every ground truth here used);
-    # "bf16": autocast on any device (ReViT steps 1.48x faster on an AMX CPU, measured by
-    # benchmarks/train_precision.py);
+    # "bf16": autocast on any device (ReViT steps 1.48x faster on an AMX CPU, 16x slower on
+    # an AVX2 one where torch emulates bf16, measured by benchmarks/train_precision.py);
     # "fp32": never
     precision: str = "auto"
 
