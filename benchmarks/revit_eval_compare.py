@@ -15,7 +15,8 @@ A policy at or above the most accurate fixed length has no equal-accuracy point 
 its ratio is the bound cost(most accurate fixed length) / cost(policy), which moves with that
 one length's timing from run to run. Those rows are marked ``bound`` and judged apart: the
 exit code is 1 when an equal-accuracy ratio falls outside the other run's interval (or an
-accuracy differs), and bound rows that disagree are reported but do not decide it.
+accuracy differs), and bound rows that disagree are reported but do not decide it. An interval
+end the run could not compute (its bootstrap left the curve's range) is open on that side.
 
 ``--pool`` (two or more runs): per policy, the median of every run's per-round ratios and a
 95% interval from a two-level bootstrap (runs, then rounds within each drawn run), so the spread
@@ -38,9 +39,13 @@ POOL_RESAMPLES = 10000
 
 
 def inside(value: float | None, interval: list | None) -> bool | None:
-    if value is None or not interval or interval[0] is None or interval[1] is None:
+    """Whether ``value`` lies in ``interval``; an end given as None is open (the bootstrap
+    fell outside the curve's range on that side), so only the other end can exclude it."""
+    if value is None or not interval or (interval[0] is None and interval[1] is None):
         return None
-    return interval[0] <= value <= interval[1]
+    low = -float("inf") if interval[0] is None else interval[0]
+    high = float("inf") if interval[1] is None else interval[1]
+    return low <= value <= high
 
 
 def top_fixed_accuracy(run: dict) -> float:
@@ -118,8 +123,8 @@ def _print_pairs(rows: list[dict], agree: bool) -> None:
     print("|---|---|---|---|---|")
     bound_disagree = 0
     for row in rows:
-        verdict = {(True, True): "yes", (None, None): "n/a"}.get(
-            (row["first_in_second"], row["second_in_first"]), "**no**")
+        pair = (row["first_in_second"], row["second_in_first"])
+        verdict = "**no**" if False in pair else "n/a" if pair == (None, None) else "yes"
         if row["bound"]:
             bound_disagree += verdict == "**no**"
             verdict += " (bound)"
