@@ -36,7 +36,7 @@ from vitnas.revit.inference import lengths_flops
 from vitnas.revit.labels import correct_by_length
 from vitnas.revit.metrics import curve_ratio
 from vitnas.revit.model import with_grids
-from vitnas.revit.peers import CascadeRule, SkipRule, rule_grid, rule_outcome
+from vitnas.revit.peers import CascadeRule, SkipRule, neighbours, rule_grid, rule_outcome
 from vitnas.revit.training import predict_lengths, subset
 
 # the simple peers tried on each set of lengths (thresholds on the pool, as ``revit eval``)
@@ -85,12 +85,21 @@ def probe(labels_path: str, revit_path: str, max_loss: float, data_dir: str | No
                "oracle": {"accuracy": round(oracle_accuracy, 2), "mflops": oracle_cost / 1e6,
                           "flops_ratio": curve_ratio(fixed, oracle_cost, oracle_accuracy)}}
         for name, kind in RULE_KINDS.items():
-            best = None
-            for rule in rule_grid(kind, len(index)):
-                ok, spent, _ = rule_outcome(rule, confidence[index], right, cost)
-                accuracy, flops = 100.0 * float(ok.float().mean()), float(spent.double().mean())
-                if accuracy >= best_fixed - max_loss and (best is None or flops < best[1]):
-                    best = (rule, flops, accuracy)
+            best, tried = None, set()
+            # the grid (thinned with four or more lengths), then single-threshold moves from
+            # the best rule on the full grid until none is cheaper
+            candidates = rule_grid(kind, len(index))
+            while candidates:
+                improved = False
+                for rule in candidates:
+                    tried.add(rule)
+                    ok, spent, _ = rule_outcome(rule, confidence[index], right, cost)
+                    accuracy = 100.0 * float(ok.float().mean())
+                    flops = float(spent.double().mean())
+                    if accuracy >= best_fixed - max_loss and (best is None or flops < best[1]):
+                        best, improved = (rule, flops, accuracy), True
+                candidates = ([r for r in neighbours(best[0]) if r not in tried]
+                              if improved else [])
             row[name] = None if best is None else {
                 **best[0].as_dict(), "accuracy": round(best[2], 2), "mflops": best[1] / 1e6,
                 "flops_ratio": curve_ratio(fixed, best[1], best[2])}

@@ -20,7 +20,15 @@ from vitnas.revit.evaluate import (
 from vitnas.revit.inference import cascade_predict, lengths_flops, skip_predict
 from vitnas.revit.labels import correct_by_length
 from vitnas.revit.metrics import TimingBootstrap, curve_ratio, low_median, rank_interval
-from vitnas.revit.peers import CascadeRule, SkipRule, rule_grid, rule_outcome, shared_cascade
+from vitnas.revit.peers import (
+    THRESHOLDS,
+    CascadeRule,
+    SkipRule,
+    neighbours,
+    rule_grid,
+    rule_outcome,
+    shared_cascade,
+)
 from vitnas.revit.tome import (
     _attention,
     bipartite_soft_matching,
@@ -191,7 +199,7 @@ def pool_of(seed, shares=(0.5, 0.7, 0.85), n=300, classes=10):
     class far ahead), and wrong otherwise, less confidently."""
     generator = torch.Generator().manual_seed(seed)
     targets = torch.randint(0, classes, (n,), generator=generator)
-    logits = torch.randn(3, n, classes, generator=generator)
+    logits = torch.randn(len(shares), n, classes, generator=generator)
     for k, share in enumerate(shares):
         right = torch.rand(n, generator=generator) < share
         logits[k, right, targets[right]] += 6.0
@@ -314,3 +322,37 @@ def test_timing_bootstrap_recovers_a_known_speedup_and_ignores_one_slow_round():
     assert matched["accuracy_difference"] == {"points": 0.0, "ci": [0.0, 0.0]}
     lo, hi = stats.accuracy_interval(0)
     assert lo < 100.0 * float(correct[0].float().mean()) < hi
+
+
+def test_neighbours_move_one_threshold_and_stay_valid():
+    skip = SkipRule((0.8, 0.5, 0.3))
+    moved = neighbours(skip)
+    assert moved and skip not in moved
+    for rule in moved:
+        changed = sum(a != b for a, b in zip(rule.thresholds, skip.thresholds))
+        assert changed == 1 and list(rule.thresholds) == sorted(rule.thresholds, reverse=True)
+    cascade = CascadeRule((0.8, 0.7, 0.6), (0.3, 0.2, 0.0))
+    for rule in neighbours(cascade):
+        changed = sum(a != b for a, b in zip(rule.exit + rule.skip, cascade.exit + cascade.skip))
+        assert changed == 1 and rule.skip[-1] == 0.0
+        assert all(s <= e for s, e in zip(rule.skip, rule.exit))
+
+
+def test_four_length_peers_search_beyond_the_thinned_grid():
+    # with four lengths the fair cascade's grid is thinned; one round of single-threshold
+    # moves around its front reaches the full grid's values again
+    grid = rule_grid("fair cascade", 4)
+    on_grid = {t for rule in grid for t in rule.exit}
+    missing = [t for t in THRESHOLDS if t not in on_grid]
+    assert missing, "the four-length grid is expected to be thinned"
+    start = CascadeRule((0.95, 0.85, 0.7), (0.4, 0.0, 0.0))
+    assert {r.exit[1] for r in neighbours(start)} >= set(missing)
+    pool = pool_of(2, shares=(0.4, 0.5, 0.7, 0.85))
+    costs = torch.tensor([9, 16, 36, 64])
+    confidence, correct = top_probability(pool.logits), pool.correct
+    grid_only = calibrate([rule_point(r, confidence, correct, costs, "fair cascade")
+                           for r in grid], pool.full_accuracy, 1.0)
+    choices, _ = choose_peers(pool, costs, {}, kinds=("fair cascade",))
+    refined = choices[0].pool_point
+    assert refined.accuracy >= pool.full_accuracy - 1.0
+    assert refined.flops < grid_only.flops  # the thinned grid alone leaves FLOPs on the table

@@ -55,6 +55,7 @@ from vitnas.revit.model import ResizableViT
 from vitnas.revit.peers import (
     CascadeRule,
     SkipRule,
+    neighbours,
     rule_from_dict,
     rule_grid,
     rule_outcome,
@@ -246,6 +247,14 @@ def choose_peers(pool: Pool, costs: torch.Tensor, targets: dict[str, float],
     for kind in kinds:
         rules = rule_grid(kind, len(costs))
         points = [rule_point(rule, confidence, correct, costs, kind) for rule in rules]
+        # one round of single-threshold moves around the front (matters where the grid was
+        # thinned, four or more lengths; elsewhere every move is already in the grid)
+        tried = set(rules)
+        for i in pareto(points) if kind != "cascade" else ():
+            for rule in neighbours(rule_from_dict(points[i].rule)):
+                if rule not in tried:
+                    tried.add(rule)
+                    points.append(rule_point(rule, confidence, correct, costs, kind))
         frontiers[kind] = [points[i] for i in pareto(points)]
         wanted = [(kind, f"within {pool.max_loss:g} points of the full length on the pool",
                    calibrate(points, full, pool.max_loss))]

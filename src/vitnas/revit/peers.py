@@ -157,5 +157,31 @@ def rule_grid(kind: str, count: int, thresholds: tuple[float, ...] = THRESHOLDS
     return rules
 
 
-__all__ = ["THRESHOLDS", "CascadeRule", "SkipRule", "rule_from_dict", "rule_grid",
-           "rule_outcome", "rule_routes", "shared_cascade"]
+def neighbours(rule: SkipRule | CascadeRule, thresholds: tuple[float, ...] = THRESHOLDS
+               ) -> list[SkipRule | CascadeRule]:
+    """Every valid rule that differs from ``rule`` in one threshold, moved to any value of the
+    full grid. With four or more lengths :func:`rule_grid` thins the grid; one round of these
+    moves around the thinned grid's best rules restores a peer's strength where a single
+    threshold matters. (A plain cascade's grid, one shared threshold, is never thinned: do not
+    refine it, or it stops being the plain cascade.)"""
+    out: list[SkipRule | CascadeRule] = []
+    if isinstance(rule, SkipRule):
+        for i, value in itertools.product(range(len(rule.thresholds)), thresholds):
+            moved = list(rule.thresholds)
+            moved[i] = value
+            if moved != list(rule.thresholds) and all(a >= b for a, b in zip(moved, moved[1:])):
+                out.append(SkipRule(tuple(moved)))
+        return out
+    slots = [("exit", i) for i in range(len(rule.exit))]
+    slots += [("skip", i) for i in range(len(rule.skip) - 1)]  # the last skip changes nothing
+    for (name, i), value in itertools.product(slots, thresholds):
+        exits, skips = list(rule.exit), list(rule.skip)
+        (exits if name == "exit" else skips)[i] = value
+        if (exits, skips) != (list(rule.exit), list(rule.skip)) and all(
+                s <= e for s, e in zip(skips, exits)):
+            out.append(CascadeRule(tuple(exits), tuple(skips)))
+    return out
+
+
+__all__ = ["THRESHOLDS", "CascadeRule", "SkipRule", "neighbours", "rule_from_dict",
+           "rule_grid", "rule_outcome", "rule_routes", "shared_cascade"]
