@@ -17,7 +17,9 @@ Batch size: NASLib's zero-cost configs default to ``batch_size: 32`` with one ba
 batch of N (every term log(v + k) + 1/(v + k) >= 1), and the largest jacov in the file is
 -32.23, impossible for N = 64. So 32 is the default here.
 
-Non-finite scores (NASLib stores NaN as -1e8; nwot can be -inf) are ranked last on both sides.
+Non-finite scores (NASLib stores NaN as -1e8; nwot can be -inf) are ranked last on both sides;
+the file keeps them as the strings "nan", "inf", "-inf" (strict JSON), null where NASLib has no
+score.
 Cells are visited in a seeded shuffle of the file, so ``--limit N`` is a random subset. Scores
 are written to ``--out`` every few cells; re-running with the same settings resumes.
 
@@ -70,6 +72,7 @@ from scipy import stats
 
 import vitnas.proxies.zero_cost  # noqa: F401  (registers the proxies)
 from vitnas.data import Normalize, fixed_batch, get_dataset
+from vitnas.formatting import dumps_strict
 from vitnas.paths import find_data_file
 from vitnas.proxies import score_architecture
 from vitnas.spaces import get_space
@@ -158,12 +161,37 @@ def cell_count(cells: dict) -> int:
     return sum("ours_alt_seed" in c for c in cells.values())
 
 
+# a cell's scores keep non-finite values as these strings: strict JSON has no NaN or infinity,
+# and here they differ from null (NASLib gave no score) and from each other (nwot's -inf ranks
+# last on purpose); the resume reads them back
+SCORE_FIELDS = ("ours", "naslib", "ours_alt_seed")
+NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def encode_cell(cell: dict) -> dict:
+    def word(value):
+        if isinstance(value, float) and not math.isfinite(value):
+            return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+        return value
+    return {k: ({p: word(v) for p, v in cell[k].items()} if k in SCORE_FIELDS else v)
+            for k, v in cell.items()}
+
+
+def decode_cell(cell: dict) -> dict:
+    def number(value):
+        return NON_FINITE.get(value, value) if isinstance(value, str) else value
+    return {k: ({p: number(v) for p, v in cell[k].items()} if k in SCORE_FIELDS else v)
+            for k, v in cell.items()}
+
+
 def write_json(path: Path, payload: dict) -> None:
-    """Indented header, one line per cell (compact but diffable); atomic replace."""
+    """Indented header, one line per cell (compact but diffable); strict JSON; atomic
+    replace."""
     head = {k: v for k, v in payload.items() if k != "cells"}
-    text = json.dumps(head, indent=1)[:-2] + ',\n "cells": {\n'
+    text = dumps_strict(head, indent=1)[:-2] + ',\n "cells": {\n'
     text += ",\n".join(
-        f"  {json.dumps(key)}: {json.dumps(cell, separators=(',', ':'))}"
+        f"  {json.dumps(key)}: "
+        f"{json.dumps(encode_cell(cell), separators=(',', ':'), allow_nan=False)}"
         for key, cell in payload["cells"].items()
     )
     text += "\n }\n}\n"
@@ -213,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     if out is not None and out.exists() and not args.fresh:
         previous = json.loads(out.read_text())
         if previous.get("settings") == settings:
-            cells = previous.get("cells", {})
+            cells = {key: decode_cell(cell) for key, cell in previous.get("cells", {}).items()}
             print(f"resuming: {len(cells)} cells already in {out}")
 
     meta = {

@@ -103,15 +103,11 @@ def test_resolve_parses_once_and_keeps_one_of_each_configuration():
         resolve_proxies("dss,nope")
 
 
-# a resumable cache whose NaN, -inf (ours) and null (NASLib gave nothing) mean different things
-NON_STRICT_RESULTS = {"naslib_crosscheck.json"}
-
-
 def test_committed_result_files_are_strict_json():
     import json
 
     results = Path(__file__).resolve().parents[1] / "results"
-    files = [p for p in sorted(results.rglob("*.json")) if p.name not in NON_STRICT_RESULTS]
+    files = sorted(results.rglob("*.json"))
     assert files, "no committed result files found"
 
     def reject(token):
