@@ -238,14 +238,18 @@ def main(argv: list[str] | None = None) -> int:
         print("shape_headroom: --draws must be >= 1 and every k >= 3", file=sys.stderr)
         return 2
     started = time.perf_counter()
-    shapes = sim.shape_features(Path(args.shapes))
-    threshold = float(json.loads(Path(args.tuning).read_text())["threshold"])
-    tables = {}
-    for space in sim.SPACES:
-        for label in sim.KD_LABELS:
-            task = sim.Task(space, label, shapes)
-            tables[f"{space} {label}"] = measure(task, shapes, ks, args.draws, args.seed,
-                                                 threshold)
+    try:
+        shapes = sim.shape_features(Path(args.shapes))
+        threshold = float(json.loads(Path(args.tuning).read_text())["threshold"])
+        tasks = [sim.Task(space, label, shapes) for space in sim.SPACES
+                 for label in sim.KD_LABELS]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        print(f"shape_headroom: cannot read the boards, shape counts or tuning: "
+              f"{type(err).__name__}: {err}",
+              file=sys.stderr)
+        return 2
+    tables = {f"{task.space} {task.label}": measure(task, shapes, ks, args.draws, args.seed,
+                                                    threshold) for task in tasks}
     result = {"command": " ".join(["python benchmarks/shape_headroom.py", *argv]),
               "commit": sim.git_commit(), "draws": args.draws, "ks": list(ks),
               "seed": args.seed, "threshold": threshold,
