@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -54,11 +55,13 @@ def strict_json(value: Any) -> Any:
         return {key: strict_json(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [strict_json(item) for item in value]
-    if isinstance(value, float) or type(value).__name__.startswith("float"):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, numbers.Integral):  # numpy's integers too
+        return int(value)
+    if isinstance(value, numbers.Real):  # numpy's floats too
         number = float(value)
         return number if math.isfinite(number) else None
-    if type(value).__name__.startswith(("int", "uint")) and hasattr(value, "item"):
-        return int(value)  # numpy integers
     return value
 
 
