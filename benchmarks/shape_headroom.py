@@ -95,14 +95,9 @@ def calibration_gain(task: sim.Task, specs: tuple[str, ...], k: int, draws: int,
     result = sim.simulate(task, k, draws, seed, {
         "params": sim.methods_for(0.0, (), None)["params"],
         "calibrated": lambda t, tr, re: sim.calibrated(t, tr, re, specs, threshold)})
-    base = np.array(result["params"]["tau"])
-    values = np.array(result["calibrated"]["tau"])
-    diff = values - base
-    return {"mean": float(np.nanmean(values)), "diff_mean": float(np.nanmean(diff)),
-            "diff_low": float(np.nanpercentile(diff, 2.5)),
-            "diff_high": float(np.nanpercentile(diff, 97.5)),
-            "fitted_fraction": float(np.mean([c == "fitted"
-                                              for c in result["calibrated"]["chosen"]]))}
+    row = sim.summarise(result)["calibrated"]
+    return {key: row[key] for key in ("mean", "diff_mean", "diff_low", "diff_high",
+                                      "fitted_fraction")}
 
 
 def full_fit(task: sim.Task, specs: tuple[str, ...]) -> dict:
