@@ -179,7 +179,8 @@ def cmd_revit_eval(args: argparse.Namespace) -> None:
                            None if args.fixed_grids is None else list(args.fixed_grids),
                            command=_command_line(args), pool_path=args.pool,
                            tome_rates=list(args.tome_rates),
-                           resamples=args.bootstrap, seed=args.seed, max_loss=args.max_loss)
+                           resamples=args.bootstrap, seed=args.seed, max_loss=args.max_loss,
+                           merge_rates=list(args.merge_rates))
     if args.json:
         print(json.dumps(evaluation.as_dict(), indent=1))
         return
@@ -335,6 +336,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tome-rates", type=positive_ints_or_none, default="2,4,6,8,10",
                    help="token merging rates r (tokens merged per block) at the full length, "
                         "whole numbers, e.g. '2,4,6,8,10' (the default); '' for none")
+    p.add_argument("--merge-rates", type=positive_ints_or_none, default="",
+                   help="ToMe rates the merged peers ('confidence-skip + ToMe', 'fair cascade "
+                        "+ ToMe') may use at every length but the shortest, chosen per length "
+                        "on the pool with their thresholds, e.g. '2,4,6,8'; '' (the default) "
+                        "for none")
     p.add_argument("--test-per-class", type=positive_int, help="first K test images per class")
     p.add_argument("--tla-threshold", type=finite_float,
                    help="override the calibrated TLA threshold")

@@ -7,7 +7,10 @@ calibrated knobs (a router on the shortest pass, ``features='coarse'``, charged 
 every image); the oracle (each image at its smallest correct length: the ceiling); and the
 simple peers, none of them trained: the confidence-skip rule and the fair cascade
 (:mod:`vitnas.revit.peers`, per-exit thresholds and the skip), the plain shared-threshold
-cascade, and token merging (:mod:`vitnas.revit.tome`) at several merge rates.
+cascade, and token merging (:mod:`vitnas.revit.tome`) at several merge rates. With a pool
+that holds merged passes (``Pool.merged``), confidence-skip and the fair cascade also run
+merged (``"<kind> + ToMe"``), their per-length rates chosen on the pool with the thresholds:
+do the two kinds of saving stack, and does the stack beat ToMe alone?
 
 Test seen once: every threshold of every peer is chosen on the labelled pool (held-out
 training images the ReViT never saw, :class:`Pool`): the cheapest rule within ``max_loss``
@@ -32,6 +35,7 @@ throughput axis by a time model fitted on the measured fixed lengths.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -55,11 +59,13 @@ from vitnas.revit.model import ResizableViT
 from vitnas.revit.peers import (
     CascadeRule,
     SkipRule,
+    merged_kind,
     neighbours,
     rule_from_dict,
     rule_grid,
     rule_outcome,
     shared_cascade,
+    with_merge,
 )
 from vitnas.revit.tome import tome_flops, tome_forward
 from vitnas.revit.training import logits_by_length
@@ -68,8 +74,11 @@ CASCADE_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 
                 0.925, 0.95, 0.97, 0.99, 1.0)
 TOME_RATES = (2, 4, 6, 8, 10)
 PEER_KINDS = ("confidence-skip", "fair cascade", "cascade")  # rules chosen on the pool
+MERGED_KINDS = ("confidence-skip", "fair cascade")  # also run merged when the pool allows
 FAMILIES = {"confidence-skip": "confidence-skip", "fair cascade": "fair cascade",
-            "cascade": "cascade", "tome": "ToMe"}  # policy -> simple-peer family
+            "cascade": "cascade", "tome": "ToMe",
+            **{merged_kind(k): merged_kind(k) for k in MERGED_KINDS}}  # policy -> family
+MERGED_POLICIES = frozenset(merged_kind(k) for k in MERGED_KINDS)
 DEFAULT_REPEATS = 5
 
 
@@ -178,8 +187,8 @@ def rule_point(rule: SkipRule | CascadeRule, confidence: torch.Tensor, correct: 
 def _peer_run(model: ResizableViT, rule: SkipRule | CascadeRule
               ) -> Callable[[torch.Tensor, int], AdaptiveOutput]:
     if isinstance(rule, SkipRule):
-        return lambda x, _: skip_predict(model, x, rule.thresholds)
-    return lambda x, _: cascade_predict(model, x, rule.exit, rule.skip)
+        return lambda x, _: skip_predict(model, x, rule.thresholds, rule.merge)
+    return lambda x, _: cascade_predict(model, x, rule.exit, rule.skip, rule.merge)
 
 
 def pareto(points: Sequence[OperatingPoint]) -> list[int]:
@@ -207,6 +216,16 @@ class Pool:
     targets: torch.Tensor  # (N,)
     max_loss: float = 1.0
     source: str | None = None
+    # (length, ToMe rate) -> logits (N, C) and FLOPs per image of that merged pass
+    merged: dict[tuple[int, int], torch.Tensor] = field(default_factory=dict)
+    merged_flops: dict[tuple[int, int], int] = field(default_factory=dict)
+
+    def merge_options(self) -> list[tuple[int, ...]]:
+        """Every per-length choice of ToMe rate the merged passes allow (some merging)."""
+        count = self.logits.shape[0]
+        rates = [sorted({0} | {r for k, r in self.merged if k == length})
+                 for length in range(count)]
+        return [combo for combo in itertools.product(*rates) if any(combo)]
 
     @property
     def correct(self) -> torch.Tensor:
@@ -228,6 +247,36 @@ class PeerChoice:
     chosen_for: list[str]
 
 
+def merged_view(logits: torch.Tensor, costs: torch.Tensor,
+                merged: dict[tuple[int, int], torch.Tensor],
+                merged_flops: dict[tuple[int, int], int], merge: Sequence[int]
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-length logits (K, N, C) and FLOPs (K,) when length k merges ``merge[k]`` tokens per
+    block (0 or an empty ``merge``: the plain pass)."""
+    if not any(merge):
+        return logits, costs
+    return (torch.stack([logits[k] if r == 0 else merged[k, r].to(logits.dtype)
+                         for k, r in enumerate(merge)]),
+            torch.tensor([int(costs[k]) if r == 0 else int(merged_flops[k, r])
+                          for k, r in enumerate(merge)], dtype=torch.int64))
+
+
+def _rule_points(kind: str, rules: list[SkipRule | CascadeRule], confidence: torch.Tensor,
+                 correct: torch.Tensor, costs: torch.Tensor, policy: str
+                 ) -> list[OperatingPoint]:
+    """``rules`` on the pool, then one round of single-threshold moves around their front
+    (matters where the grid was thinned, four or more lengths; elsewhere every move is already
+    in the grid; never for the plain cascade, whose grid is one shared threshold)."""
+    points = [rule_point(rule, confidence, correct, costs, policy) for rule in rules]
+    tried = set(rules)
+    for i in pareto(points) if kind != "cascade" else ():
+        for rule in neighbours(rule_from_dict(points[i].rule)):
+            if rule not in tried:
+                tried.add(rule)
+                points.append(rule_point(rule, confidence, correct, costs, policy))
+    return points
+
+
 def choose_peers(pool: Pool, costs: torch.Tensor, targets: dict[str, float],
                  kinds: Sequence[str] = PEER_KINDS,
                  shared_threshold: float | None = None
@@ -236,7 +285,9 @@ def choose_peers(pool: Pool, costs: torch.Tensor, targets: dict[str, float],
     full length there, and for each entry of ``targets`` (a TLA's label -> its cross-fitted pool
     accuracy) the cheapest at least that accurate (else the most accurate). Returns the
     choices (identical rules merged) and each kind's Pareto-optimal pool points (for the
-    drawn sweeps). ``shared_threshold`` overrides the plain cascade's calibrated threshold."""
+    drawn sweeps). ``shared_threshold`` overrides the plain cascade's calibrated threshold.
+    When the pool holds merged passes, each of :data:`MERGED_KINDS` is also searched over
+    every per-length ToMe rate (:meth:`Pool.merge_options`) as its own kind."""
     confidence, correct = top_probability(pool.logits), pool.correct
     if confidence.shape[0] != len(costs):
         raise ConfigError(f"the pool has {confidence.shape[0]} token lengths, the ReViT "
@@ -244,19 +295,21 @@ def choose_peers(pool: Pool, costs: torch.Tensor, targets: dict[str, float],
     full = pool.full_accuracy
     choices: list[PeerChoice] = []
     frontiers: dict[str, list[OperatingPoint]] = {}
-    for kind in kinds:
-        rules = rule_grid(kind, len(costs))
-        points = [rule_point(rule, confidence, correct, costs, kind) for rule in rules]
-        # one round of single-threshold moves around the front (matters where the grid was
-        # thinned, four or more lengths; elsewhere every move is already in the grid)
-        tried = set(rules)
-        for i in pareto(points) if kind != "cascade" else ():
-            for rule in neighbours(rule_from_dict(points[i].rule)):
-                if rule not in tried:
-                    tried.add(rule)
-                    points.append(rule_point(rule, confidence, correct, costs, kind))
-        frontiers[kind] = [points[i] for i in pareto(points)]
-        wanted = [(kind, f"within {pool.max_loss:g} points of the full length on the pool",
+    searches = [(kind, kind, [()]) for kind in kinds]
+    if pool.merged:
+        options = pool.merge_options()
+        searches += [(kind, merged_kind(kind), options) for kind in MERGED_KINDS
+                     if kind in kinds]
+    for kind, policy, merges in searches:
+        points = []
+        for merge in merges:
+            logits, spent = merged_view(pool.logits, costs, pool.merged, pool.merged_flops,
+                                        merge)
+            rules = with_merge(rule_grid(kind, len(costs)), merge)
+            points += _rule_points(kind, rules, top_probability(logits),
+                                   correct_by_length(logits.float(), pool.targets), spent, policy)
+        frontiers[policy] = [points[i] for i in pareto(points)]
+        wanted = [(policy, f"within {pool.max_loss:g} points of the full length on the pool",
                    calibrate(points, full, pool.max_loss))]
         if kind == "cascade" and shared_threshold is not None:
             rule = shared_cascade(shared_threshold, len(costs))
@@ -266,7 +319,7 @@ def choose_peers(pool: Pool, costs: torch.Tensor, targets: dict[str, float],
             reaching = [p for p in points if p.accuracy >= accuracy - 1e-9]
             point = (min(reaching, key=lambda p: (p.flops, -p.accuracy)) if reaching
                      else max(points, key=lambda p: (p.accuracy, -p.flops)))
-            wanted.append((f"{kind} at {label} accuracy",
+            wanted.append((f"{policy} at {label} accuracy",
                            f"at least {label}'s pool accuracy {accuracy:.2f}%", point))
         mine: list[PeerChoice] = []
         for name, reason, point in wanted:
@@ -274,7 +327,7 @@ def choose_peers(pool: Pool, costs: torch.Tensor, targets: dict[str, float],
             if same is not None:
                 same.chosen_for.append(reason)
                 continue
-            mine.append(PeerChoice(name, kind, rule_from_dict(point.rule), point, [reason]))
+            mine.append(PeerChoice(name, policy, rule_from_dict(point.rule), point, [reason]))
         choices += mine
     return choices, frontiers
 
@@ -418,7 +471,6 @@ def evaluate_revit(
     costs = lengths_flops(model)
     logits = logits_by_length(model, images, batch_size)
     correct = correct_by_length(logits, targets)
-    confidence = top_probability(logits)
     fixed_index = {length.grid: i for i, length in enumerate(fixed_model.lengths)}
     missing = [length.grid for length in model.lengths if length.grid not in fixed_index]
     if missing:
@@ -459,14 +511,26 @@ def evaluate_revit(
         curves["oracle"][0])
 
     peers: list[PeerChoice] = []
+    merged: dict[tuple[int, int], torch.Tensor] = {}  # the merged passes on test
+    if pool is not None and pool.merged:
+        merged = {(k, r): torch.cat([tome_forward(model, images[i:i + batch_size], r, length=k)
+                                     .float().cpu() for i in range(0, len(images), batch_size)])
+                  for k, r in pool.merged}
+
+    def rule_on_test(rule: SkipRule | CascadeRule, policy: str) -> OperatingPoint:
+        view, spent = merged_view(logits, costs, merged, pool.merged_flops if pool else {},
+                                  rule.merge)
+        return rule_point(rule, top_probability(view), correct_by_length(view.float(), targets),
+                          spent, policy)
+
     if pool is not None:
         wanted = {label: (pool_accuracy or {}).get(name) for label, name in labels.items()}
         peers, frontiers = choose_peers(pool, costs, {k: v for k, v in wanted.items()
                                                       if v is not None},
                                         shared_threshold=cascade_threshold)
-        for kind in ("confidence-skip", "fair cascade"):
-            curves[kind] = [rule_point(rule_from_dict(p.rule), confidence, correct, costs, kind)
-                            for p in frontiers[kind]]
+        for kind in ("confidence-skip", "fair cascade",
+                     *(merged_kind(k) for k in MERGED_KINDS if merged)):
+            curves[kind] = [rule_on_test(rule_from_dict(p.rule), kind) for p in frontiers[kind]]
     else:
         threshold = 0.9 if cascade_threshold is None else cascade_threshold
         rule = shared_cascade(threshold, count)
@@ -474,7 +538,7 @@ def evaluate_revit(
                             [f"threshold {threshold:g} given (no pool)"])]
     for choice in peers:
         rule = choice.rule
-        expected = rule_point(rule, confidence, correct, costs, choice.kind)
+        expected = rule_on_test(rule, choice.kind)
         knob = rule.exit[0] if choice.kind == "cascade" else None
         runners[choice.name] = _Runner(choice.kind, _peer_run(model, rule), expected, knob=knob,
                                        rule=rule.as_dict(), pool_point=choice.pool_point,
@@ -625,7 +689,9 @@ def _compare(measured: list[MeasuredPoint], bootstrap: TimingBootstrap,
     """Every non-fixed point against the fixed-length curve (throughput with its interval,
     FLOPs beside it); each TLA and the oracle also against every simple peer's curve, the
     simple peers' curve (all of them and the fixed lengths), and the peers chosen on the pool
-    to match it."""
+    to match it. A merged peer (``"<kind> + ToMe"``) also stands against the other simple
+    peers' curve (every unmerged peer, ToMe and the fixed lengths) and ToMe's alone: what
+    stacking the two savings adds to either."""
     index = {p.name: i for i, p in enumerate(measured)}
     fixed = [i for i, p in enumerate(measured) if p.policy == "fixed"]
     families: dict[str, list[int]] = {}
@@ -643,6 +709,13 @@ def _compare(measured: list[MeasuredPoint], bootstrap: TimingBootstrap,
                  "images_per_second": point.images_per_second,
                  "throughput_vs_fixed_curve": bootstrap.versus_curve(i, fixed),
                  "flops_ratio_vs_fixed": bootstrap.flops_versus_curve(i, fixed)}
+        if point.policy in MERGED_POLICIES:
+            unmerged = [j for j in simple if measured[j].policy not in MERGED_POLICIES]
+            tome = fixed + families.get("ToMe", [])
+            entry["throughput_vs_simple_peers"] = bootstrap.versus_curve(i, unmerged)
+            entry["flops_ratio_vs_simple_peers"] = bootstrap.flops_versus_curve(i, unmerged)
+            entry["throughput_vs"] = {"ToMe": bootstrap.versus_curve(i, tome)}
+            entry["flops_ratio_vs"] = {"ToMe": bootstrap.flops_versus_curve(i, tome)}
         if point.policy in ("tla", "oracle"):
             entry["throughput_vs_simple_peers"] = bootstrap.versus_curve(i, simple)
             entry["flops_ratio_vs_simple_peers"] = bootstrap.flops_versus_curve(i, simple)
@@ -670,6 +743,11 @@ def _ratio_text(summary: dict | float | None) -> str:
     return f"{summary['ratio']:.2f}x{span}"
 
 
+def _merge_text(rule: dict) -> str:
+    merge = rule.get("merge")
+    return f"; ToMe r {' / '.join(map(str, merge))}" if merge else ""
+
+
 def markdown_table(evaluation: ReViTEvaluation) -> str:
     rounds = evaluation.repeats
     lines = ["| policy | chosen on the pool | top-1 (%) [95% CI] | vs full (points) | "
@@ -683,11 +761,12 @@ def markdown_table(evaluation: ReViTEvaluation) -> str:
         if p.rule and p.rule.get("kind") == "ToMe":
             knob = ""
         elif p.rule and "thresholds" in p.rule:
-            knob = f" ({' / '.join(f'{t:g}' for t in p.rule['thresholds'])})"
+            knob = (f" ({' / '.join(f'{t:g}' for t in p.rule['thresholds'])}"
+                    + _merge_text(p.rule) + ")")
         elif p.rule:
             knob = (f" (exit {' / '.join(f'{t:g}' for t in p.rule['exit'])}"
                     + (f", skip below {p.rule['skip'][0]:g}" if any(p.rule["skip"]) else "")
-                    + ")")
+                    + _merge_text(p.rule) + ")")
         elif p.knob is not None and p.policy != "fixed":
             knob = f" (knob {p.knob:g})"
         pool = "" if p.pool_accuracy is None else f"{p.pool_accuracy:.2f}% on the pool"
@@ -745,9 +824,11 @@ def comparison_lines(evaluation: ReViTEvaluation) -> list[str]:
 
 
 MARKERS = {"fixed": "k^", "tla": "D", "oracle": "r*", "cascade": "s", "fair cascade": "P",
-           "confidence-skip": "v", "tome": "X"}
+           "confidence-skip": "v", "tome": "X", merged_kind("fair cascade"): "p",
+           merged_kind("confidence-skip"): "<"}
 PEER_COLOURS = {"cascade": "tab:purple", "fair cascade": "tab:pink",
-                "confidence-skip": "tab:cyan", "tome": "tab:olive"}
+                "confidence-skip": "tab:cyan", "tome": "tab:olive",
+                merged_kind("fair cascade"): "tab:red", merged_kind("confidence-skip"): "tab:blue"}
 
 
 def plot(evaluation: ReViTEvaluation, path: str) -> None:
@@ -762,7 +843,8 @@ def plot(evaluation: ReViTEvaluation, path: str) -> None:
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
     sweeps = [k for k in evaluation.curves if k.startswith("tla:")] + [
-        k for k in ("cascade", "confidence-skip", "fair cascade") if k in evaluation.curves]
+        k for k in ("cascade", "confidence-skip", "fair cascade",
+                    *(merged_kind(k) for k in MERGED_KINDS)) if k in evaluation.curves]
     for key in sweeps:
         points = sorted(evaluation.curves[key], key=lambda p: p.flops)
         label = f"{key.replace('tla:', 'TLA ')} sweep"

@@ -15,12 +15,18 @@ own top softmax probability (no training), with their thresholds chosen on the l
 Rules act on cached per-length probabilities (:func:`rule_outcome`) and end to end
 (:func:`vitnas.revit.inference.skip_predict`, :func:`~vitnas.revit.inference.cascade_predict`);
 the grids (:func:`rule_grid`) are searched on the pool, never on test.
+
+Either rule can also run its passes with token merging (``merge``: ToMe's r per length, 0 for a
+plain pass; :mod:`vitnas.revit.tome`): adaptivity and merging act on different redundancy (how
+many tokens an image needs; how alike its tokens are), so they can stack. Such a rule is its
+own peer kind (``"<kind> + ToMe"``, :func:`merged_kind`), its rates chosen on the pool with its
+thresholds.
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -38,15 +44,21 @@ class SkipRule:
     (descending, K - 1 of them) that p_0 falls below."""
 
     thresholds: tuple[float, ...]
+    merge: tuple[int, ...] = ()  # ToMe's r at each length (empty: no merging)
 
     kind = "confidence-skip"
 
     def __post_init__(self) -> None:
         if any(a < b for a, b in zip(self.thresholds, self.thresholds[1:])):
             raise ConfigError(f"confidence-skip thresholds must descend, got {self.thresholds}")
+        _check_merge(self.merge, len(self.thresholds) + 1)
+
+    @property
+    def policy(self) -> str:
+        return merged_kind(self.kind) if any(self.merge) else self.kind
 
     def as_dict(self) -> dict:
-        return {"kind": self.kind, "thresholds": list(self.thresholds)}
+        return {"kind": self.kind, "thresholds": list(self.thresholds), **_merge_dict(self.merge)}
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,7 @@ class CascadeRule:
 
     exit: tuple[float, ...]
     skip: tuple[float, ...]
+    merge: tuple[int, ...] = ()  # ToMe's r at each length (empty: no merging)
 
     kind = "fair cascade"
 
@@ -63,6 +76,12 @@ class CascadeRule:
         if len(self.exit) != len(self.skip):
             raise ConfigError("a cascade rule needs one exit and one skip threshold per length "
                               "below the longest")
+        _check_merge(self.merge, len(self.exit) + 1)
+
+    @property
+    def policy(self) -> str:
+        plain = "cascade" if self.shared else self.kind
+        return merged_kind(plain) if any(self.merge) else plain
 
     @property
     def shared(self) -> bool:
@@ -71,7 +90,29 @@ class CascadeRule:
 
     def as_dict(self) -> dict:
         return {"kind": "cascade" if self.shared else self.kind, "exit": list(self.exit),
-                "skip": list(self.skip)}
+                "skip": list(self.skip), **_merge_dict(self.merge)}
+
+
+def merged_kind(kind: str) -> str:
+    """The peer kind of ``kind``'s rules whose passes merge tokens."""
+    return f"{kind} + ToMe"
+
+
+def _check_merge(merge: tuple[int, ...], count: int) -> None:
+    if merge and (len(merge) != count or any(r < 0 for r in merge)):
+        raise ConfigError(f"a rule over {count} lengths merges r >= 0 tokens per block at each "
+                          f"length, got {list(merge)}")
+
+
+def _merge_dict(merge: tuple[int, ...]) -> dict:
+    return {"merge": list(merge)} if any(merge) else {}
+
+
+def with_merge(rules: list[SkipRule | CascadeRule], merge: tuple[int, ...]
+               ) -> list[SkipRule | CascadeRule]:
+    """``rules`` with their passes merging ``merge`` tokens per block at each length."""
+    merge = tuple(merge) if any(merge) else ()
+    return [replace(rule, merge=merge) for rule in rules]
 
 
 def shared_cascade(threshold: float, count: int) -> CascadeRule:
@@ -80,9 +121,10 @@ def shared_cascade(threshold: float, count: int) -> CascadeRule:
 
 
 def rule_from_dict(data: dict) -> SkipRule | CascadeRule:
+    merge = tuple(int(r) for r in data.get("merge", ()))
     if data.get("kind") == SkipRule.kind:
-        return SkipRule(tuple(data["thresholds"]))
-    return CascadeRule(tuple(data["exit"]), tuple(data["skip"]))
+        return SkipRule(tuple(data["thresholds"]), merge)
+    return CascadeRule(tuple(data["exit"]), tuple(data["skip"]), merge)
 
 
 def rule_routes(rule: SkipRule | CascadeRule, confidence: torch.Tensor
@@ -170,7 +212,7 @@ def neighbours(rule: SkipRule | CascadeRule, thresholds: tuple[float, ...] = THR
             moved = list(rule.thresholds)
             moved[i] = value
             if moved != list(rule.thresholds) and all(a >= b for a, b in zip(moved, moved[1:])):
-                out.append(SkipRule(tuple(moved)))
+                out.append(SkipRule(tuple(moved), rule.merge))
         return out
     slots = [("exit", i) for i in range(len(rule.exit))]
     slots += [("skip", i) for i in range(len(rule.skip) - 1)]  # the last skip changes nothing
@@ -179,9 +221,10 @@ def neighbours(rule: SkipRule | CascadeRule, thresholds: tuple[float, ...] = THR
         (exits if name == "exit" else skips)[i] = value
         if (exits, skips) != (list(rule.exit), list(rule.skip)) and all(
                 s <= e for s, e in zip(skips, exits)):
-            out.append(CascadeRule(tuple(exits), tuple(skips)))
+            out.append(CascadeRule(tuple(exits), tuple(skips), rule.merge))
     return out
 
 
-__all__ = ["THRESHOLDS", "CascadeRule", "SkipRule", "neighbours", "rule_from_dict",
-           "rule_grid", "rule_outcome", "rule_routes", "shared_cascade"]
+__all__ = ["THRESHOLDS", "CascadeRule", "SkipRule", "merged_kind", "neighbours",
+           "rule_from_dict", "rule_grid", "rule_outcome", "rule_routes", "shared_cascade",
+           "with_merge"]

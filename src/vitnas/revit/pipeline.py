@@ -57,7 +57,8 @@ from vitnas.revit.evaluate import (
 from vitnas.revit.inference import lengths_flops
 from vitnas.revit.labels import correct_by_length, label_histogram, token_length_labels
 from vitnas.revit.metrics import label_report, mixture_frontier, ratio_at_equal_accuracy
-from vitnas.revit.model import ReViTConfig, build_revit, with_grids
+from vitnas.revit.model import ResizableViT, ReViTConfig, build_revit, with_grids
+from vitnas.revit.tome import tome_flops, tome_forward
 from vitnas.revit.training import SplitSpec, predict_lengths, subset, train_revit
 from vitnas.train import TrainConfig
 
@@ -371,6 +372,32 @@ def load_pool(path: str | Path, revit_path: str | Path, lengths: int, max_loss: 
     return Pool(logits, payload["targets"], max_loss, str(path))
 
 
+@torch.no_grad()
+def merge_pool(pool: Pool, path: str | Path, model: ResizableViT, rates: Sequence[int],
+               data_dir: str | None = None, batch_size: int = 256) -> Pool:
+    """``pool`` with every length but the shortest also run merged at each ToMe rate in
+    ``rates`` (the pool's images rebuilt from the labels file's dataset and indices). The
+    shortest pass stays plain: its confidence is what the rules route on, and merging 16
+    tokens saves little."""
+    payload = artifacts.load_labels(path)
+    meta = payload["meta"]
+    train = _dataset(meta["dataset"], "train", data_dir, meta.get("train_per_class"))
+    indices = payload["indices"]
+    if int(indices.max()) >= len(train.labels) or not torch.equal(
+            train.labels[indices].cpu(), pool.targets.cpu()):
+        raise ConfigError(f"{path}: the pool's images do not match its labels in "
+                          f"{meta['dataset']} here (another data directory or version?)")
+    images = _normalised(train, indices)
+    model.eval()
+    for length in range(1, model.num_lengths):
+        for rate in rates:
+            pool.merged[length, rate] = torch.cat([
+                tome_forward(model, images[i:i + batch_size], rate, length=length).float()
+                for i in range(0, len(images), batch_size)])
+            pool.merged_flops[length, rate] = tome_flops(model, rate, length=length)
+    return pool
+
+
 def eval_step(
     revit_path: str | Path,
     assigner_paths: str | Path | Sequence[str | Path],
@@ -390,6 +417,7 @@ def eval_step(
     resamples: int = 1000,
     seed: int = 0,
     max_loss: float | None = None,
+    merge_rates: Sequence[int] = (),
 ) -> ReViTEvaluation:
     """Every policy on the test split; writes ``out`` (.json) with a .md table and a .png.
 
@@ -397,8 +425,9 @@ def eval_step(
     ``pool_path``: the labelled pool the peers' thresholds are chosen on (default: the labels
     file the first TLA was trained on); ``max_loss`` their tolerance (default the TLA's).
     ``fixed_grids``: the fixed lengths to measure; by default every grid from the shortest
-    trained one to the native one (the trained grids are always included). The JSON records
-    the command and the git commit that produced it.
+    trained one to the native one (the trained grids are always included). ``merge_rates``:
+    ToMe rates the merged peers may use at each length but the shortest (:func:`merge_pool`;
+    none by default). The JSON records the command and the git commit that produced it.
     """
     if isinstance(assigner_paths, (str, Path)):
         assigner_paths = [assigner_paths]
@@ -431,6 +460,8 @@ def eval_step(
                           f"give the pool with --pool labels.pt")
     pool = load_pool(pool_path, revit_path, model.num_lengths,
                      calibration.get("max_loss", 1.0) if max_loss is None else max_loss)
+    if merge_rates:
+        pool = merge_pool(pool, pool_path, model, merge_rates, data_dir, batch_size)
     trained = [length.grid for length in model.lengths]
     grids = sorted(set(range(trained[0], trained[-1] + 1) if fixed_grids is None
                        else fixed_grids) | set(trained))
