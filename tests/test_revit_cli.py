@@ -107,6 +107,8 @@ def test_fold_models_give_out_of_fold_labels_for_every_image(tmp_path, capsys):
      "the ReViT config says 64 px"),
     (["revit", "train", "--out", "x.pt", "--dataset", "synthetic", "--fold", "two/five"],
      "fold 'two/five' must be i/k"),
+    (["revit", "eval", "r.pt", "t.pt", "--merge-rates", "two"], "argument --merge-rates"),
+    (["revit", "eval", "r.pt", "t.pt", "--merge-rates", "2,0"], "argument --merge-rates"),
 ])
 def test_bad_input_gives_one_line_errors(capsys, tmp_path, monkeypatch, argv, problem):
     monkeypatch.chdir(tmp_path)
@@ -252,6 +254,32 @@ def test_every_assigner_option_trains_calibrates_and_reports_against_the_prior(
         assert 0 <= low <= high <= 1
     assert meta["calibration"]["tla"]["flops"] > 0
     assert meta["command"].startswith("vitnas revit train-tla")
+
+
+def test_eval_with_merge_rates_chooses_merged_peers_on_the_pool(pipeline, capsys, tmp_path):
+    from vitnas.revit import artifacts
+
+    _, revit, labels, tla = pipeline
+    out = tmp_path / "merged.json"
+    code, text, _ = run(capsys, "revit", "eval", revit, tla, "--out", out, "--repeats", "1",
+                        "--bootstrap", "20", "--tome-rates", "2", "--merge-rates", "2,4",
+                        "--threads", "1", "--quiet")
+    assert code == 0 and "| fair cascade + ToMe" in text and "| confidence-skip + ToMe" in text
+    record = json.loads(out.read_text())
+    merged = [p for p in record["measured"] if p["policy"].endswith("+ ToMe")]
+    assert merged
+    for point in merged:
+        assert point["rule"]["merge"][0] == 0 and set(point["rule"]["merge"][1:]) <= {0, 2, 4}
+        assert point["pool_accuracy"] is not None and point["chosen_for"]
+        assert "ToMe" in record["comparisons"][point["name"]]["throughput_vs"]
+    # a pool whose labels no longer match its images cannot run merged passes
+    payload = torch.load(labels, weights_only=True)
+    payload["targets"] = (payload["targets"] + 1) % 10
+    shifted = tmp_path / "shifted.pt"
+    artifacts.save(shifted, payload)
+    code, _, err = run(capsys, "revit", "eval", revit, tla, "--pool", shifted, "--merge-rates",
+                       "2", "--repeats", "1", "--threads", "1", "--quiet")
+    assert code == 2 and "do not match its labels" in err and len(err.strip().splitlines()) == 1
 
 
 def test_a_router_on_the_shortest_pass_trains_and_is_evaluated_end_to_end(

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from vitnas.errors import ConfigError
 from vitnas.models.vit import VisionTransformer
 from vitnas.revit import ReViTConfig, build_revit
 from vitnas.revit.evaluate import (
@@ -24,10 +25,13 @@ from vitnas.revit.peers import (
     THRESHOLDS,
     CascadeRule,
     SkipRule,
+    merged_kind,
     neighbours,
+    rule_from_dict,
     rule_grid,
     rule_outcome,
     shared_cascade,
+    with_merge,
 )
 from vitnas.revit.tome import (
     _attention,
@@ -356,3 +360,111 @@ def test_four_length_peers_search_beyond_the_thinned_grid():
     refined = choices[0].pool_point
     assert refined.accuracy >= pool.full_accuracy - 1.0
     assert refined.flops < grid_only.flops  # the thinned grid alone leaves FLOPs on the table
+
+
+# --------------------------------------------------------------------------- merged peers
+
+
+def test_a_merged_rule_round_trips_and_keeps_its_rates_when_moved():
+    for rule in (SkipRule((0.6, 0.3), (0, 2, 8)), CascadeRule((0.5, 0.3), (0.2, 0.0), (0, 4, 8))):
+        assert rule_from_dict(rule.as_dict()) == rule
+        assert rule.policy == merged_kind(rule.kind)
+        assert all(moved.merge == rule.merge for moved in neighbours(rule))
+    plain = SkipRule((0.6, 0.3))
+    assert "merge" not in plain.as_dict() and plain.policy == "confidence-skip"
+    assert with_merge([plain], (0, 0, 0)) == [plain]  # no merging is the plain rule
+    assert shared_cascade(0.5, 3).policy == "cascade"
+    with pytest.raises(ConfigError):
+        SkipRule((0.6, 0.3), (0, 2))  # one rate per length
+    with pytest.raises(ConfigError):
+        CascadeRule((0.5, 0.3), (0.0, 0.0), (0, -1, 2))
+
+
+@torch.no_grad()
+def test_merged_peers_end_to_end_run_tome_passes_and_charge_their_flops():
+    model = tiny_revit()
+    x, y = torch.randn(60, 3, 32, 32), torch.randint(0, 10, (60,))
+    merge = (0, 2, 5)
+    logits = torch.stack([model(x, length=0), tome_forward(model, x, 2, length=1),
+                          tome_forward(model, x, 5, length=2)])
+    costs = lengths_flops(model, merge)
+    assert costs.tolist() == [model.flops_at(0), tome_flops(model, 2, length=1),
+                              tome_flops(model, 5, length=2)]
+    assert (costs[1:] != lengths_flops(model)[1:]).all()
+    correct, confidence = correct_by_length(logits, y), top_probability(logits)
+    for rule in (SkipRule((0.12, 0.105), merge), CascadeRule((0.12, 0.1), (0.105, 0.0), merge)):
+        live = (skip_predict(model, x, rule.thresholds, rule.merge) if isinstance(rule, SkipRule)
+                else cascade_predict(model, x, rule.exit, rule.skip, rule.merge))
+        hit, spent, length = rule_outcome(rule, confidence, correct, costs)
+        assert torch.equal(live.length, length)
+        assert torch.equal(live.logits.argmax(-1) == y, hit)
+        assert torch.equal(live.flops, spent)
+    # rate 0 everywhere is the plain pass, operation for operation
+    plain = cascade_predict(model, x, (0.12, 0.1), (0.105, 0.0), (0, 0, 0))
+    assert torch.equal(plain.logits, cascade_predict(model, x, (0.12, 0.1), (0.105, 0.0)).logits)
+
+
+def merged_pool(seed, cheaper, hurt_at=None):
+    """``pool_of(seed)`` whose lengths 1 and 2 also run merged at rates 2 and 6: the same
+    logits (so the same answers) at ``cheaper`` times the FLOPs, except rate 6 at length
+    ``hurt_at``, which gets every image wrong."""
+    pool = pool_of(seed)
+    costs = torch.tensor([16, 36, 64])
+    for k in (1, 2):
+        for r in (2, 6):
+            logits = pool.logits[k].clone()
+            if (k, r) == (hurt_at, 6):
+                logits[torch.arange(len(pool.targets)), pool.targets] = -1e3
+            pool.merged[k, r] = logits
+            pool.merged_flops[k, r] = int(costs[k] * cheaper[r])
+    return pool, costs
+
+
+def test_merged_peers_choose_their_rates_on_the_pool():
+    pool, costs = merged_pool(4, cheaper={2: 0.9, 6: 0.5})
+    assert len(pool.merge_options()) == 8  # {0, 2, 6} at lengths 1 and 2, some merging
+    choices, frontiers = choose_peers(pool, costs, {})
+    by_name = {c.name: c for c in choices}
+    for kind in ("confidence-skip", "fair cascade"):
+        plain, merged = by_name[kind], by_name[merged_kind(kind)]
+        assert merged.kind == merged_kind(kind) and merged.rule.merge == (0, 6, 6)
+        assert merged.pool_point.rule == merged.rule.as_dict()
+        # the same answers at lower cost: the same thresholds, cheaper
+        assert merged.pool_point.accuracy == plain.pool_point.accuracy
+        assert merged.pool_point.flops < plain.pool_point.flops
+        assert frontiers[merged_kind(kind)]
+    # a rate that ruins a length is never chosen for it
+    pool, costs = merged_pool(4, cheaper={2: 0.9, 6: 0.5}, hurt_at=2)
+    choices, _ = choose_peers(pool, costs, {})
+    fair = next(c for c in choices if c.name == merged_kind("fair cascade"))
+    assert fair.rule.merge[2] != 6 and fair.pool_point.accuracy >= pool.full_accuracy - 1.0
+
+
+@torch.no_grad()
+def test_evaluation_runs_merged_peers_and_compares_them_with_tome_and_the_other_peers():
+    model = tiny_revit(depth=1)
+    x, y = torch.randn(40, 3, 32, 32), torch.randint(0, 10, (40,))
+    pool = pool_of(5)
+    for k in (1, 2):
+        pool.merged[k, 4] = pool.logits[k].clone()
+        pool.merged_flops[k, 4] = tome_flops(model, 4, length=k)
+    evaluation = evaluate_revit(model, [], x, y, batch_size=16, repeats=1, pool=pool,
+                                tome_rates=(4,), resamples=5)
+    merged = [p for p in evaluation.measured if p.policy.endswith("+ ToMe")]
+    assert {p.policy for p in merged} == {merged_kind("confidence-skip"),
+                                          merged_kind("fair cascade")}
+    test_logits = {k: model(x, length=k) for k in range(3)}
+    for point in merged:
+        rule = rule_from_dict(point.rule)
+        assert any(rule.merge)
+        passes = torch.stack([test_logits[k] if r == 0 else tome_forward(model, x, r, length=k)
+                              for k, r in enumerate(rule.merge)])
+        _, spent, _ = rule_outcome(rule, top_probability(passes), correct_by_length(passes, y),
+                                   lengths_flops(model, rule.merge))
+        assert point.flops == pytest.approx(float(spent.double().mean()))  # merged FLOPs charged
+        entry = evaluation.comparisons[point.name]
+        assert {"throughput_vs_simple_peers", "throughput_vs"} <= set(entry)
+        assert set(entry["throughput_vs"]) == {"ToMe"}
+        # the end-to-end run agrees with the cached outcome on the test images
+        assert point.accuracy == point.cached_accuracy
+    assert merged_kind("fair cascade") in evaluation.curves
