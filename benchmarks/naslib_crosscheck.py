@@ -72,7 +72,7 @@ from scipy import stats
 
 import vitnas.proxies.zero_cost  # noqa: F401  (registers the proxies)
 from vitnas.data import Normalize, fixed_batch, get_dataset
-from vitnas.formatting import dumps_strict
+from vitnas.formatting import dumps_strict, from_nonfinite_word, nonfinite_word
 from vitnas.paths import find_data_file
 from vitnas.proxies import score_architecture
 from vitnas.spaces import get_space
@@ -165,22 +165,16 @@ def cell_count(cells: dict) -> int:
 # and here they differ from null (NASLib gave no score) and from each other (nwot's -inf ranks
 # last on purpose); the resume reads them back
 SCORE_FIELDS = ("ours", "naslib", "ours_alt_seed")
-NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
 
 
 def encode_cell(cell: dict) -> dict:
-    def word(value):
-        if isinstance(value, float) and not math.isfinite(value):
-            return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-        return value
-    return {k: ({p: word(v) for p, v in cell[k].items()} if k in SCORE_FIELDS else v)
+    return {k: ({p: nonfinite_word(v) for p, v in cell[k].items()} if k in SCORE_FIELDS else v)
             for k, v in cell.items()}
 
 
 def decode_cell(cell: dict) -> dict:
-    def number(value):
-        return NON_FINITE.get(value, value) if isinstance(value, str) else value
-    return {k: ({p: number(v) for p, v in cell[k].items()} if k in SCORE_FIELDS else v)
+    return {k: ({p: from_nonfinite_word(v) for p, v in cell[k].items()} if k in SCORE_FIELDS
+                else v)
             for k, v in cell.items()}
 
 

@@ -10,6 +10,7 @@ Two runs: for every policy both measured, and every ratio they report with an in
 throughput against the fixed-length curve and against the simple peers' curve), prints both
 runs' medians and intervals and whether each median lies inside the other run's interval (the
 reproducibility check of issue #24). Accuracies must agree exactly (same weights, same images).
+A merged peer (``+ ToMe``) also has its ratio to ToMe's curve compared and pooled.
 
 A policy at or above the most accurate fixed length has no equal-accuracy point on the curve:
 its ratio is the bound cost(most accurate fixed length) / cost(policy), which moves with that
@@ -18,12 +19,13 @@ exit code is 1 when an equal-accuracy ratio falls outside the other run's interv
 accuracy differs), and bound rows that disagree are reported but do not decide it. An interval
 end the run could not compute (its bootstrap left the curve's range) is open on that side.
 
-``--pool`` (two or more runs): per policy, the median of every run's per-round ratios and a
-95% interval from a two-level bootstrap (runs, then rounds within each drawn run), so the spread
-between runs, which one run's interval cannot see, is inside it. The rounds are the only
-resampled unit: a single run's interval also resamples test images, which the JSON does not
-keep per image; a round without a ratio (its point outside the curve's range) is left out and
-counted. Runtime: about 20 s for ``--pool``, instant otherwise.
+``--pool`` (two or more runs): per policy measured in every run (a run made without
+``--merge-rates`` has no merged peers; the policies all runs share are pooled), the median of
+every run's per-round ratios and a 95% interval from a two-level bootstrap (runs, then rounds
+within each drawn run), so the spread between runs, which one run's interval cannot see, is
+inside it. The rounds are the only resampled unit: a single run's interval also resamples test
+images, which the JSON does not keep per image; a round without a ratio (its point outside the
+curve's range) is left out and counted. Runtime: about 20 s for ``--pool``, instant otherwise.
 """
 
 from __future__ import annotations
@@ -34,7 +36,16 @@ import sys
 
 import numpy as np
 
-RATIOS = ("throughput_vs_fixed_curve", "throughput_vs_simple_peers")
+RATIOS = ("throughput_vs_fixed_curve", "throughput_vs_simple_peers", "throughput_vs_ToMe")
+
+
+def ratio(name: str, entry: dict, key: str) -> dict | None:
+    """One ratio summary of policy ``name``'s comparison entry; ``throughput_vs_ToMe`` is a
+    merged peer's ratio to ToMe's curve (its ``throughput_vs`` -> ``ToMe``; the learned
+    policies' per-family ratios are not pooled), the others are top-level keys."""
+    if key == "throughput_vs_ToMe":
+        return entry.get("throughput_vs", {}).get("ToMe") if "+ ToMe" in name else None
+    return entry.get(key)
 POOL_RESAMPLES = 10000
 
 
@@ -67,9 +78,9 @@ def compare(first: dict, second: dict) -> tuple[list[dict], bool]:
             agree = False
         bound = is_bound(a, first)
         for key in RATIOS:
-            if key not in a or key not in b:
+            ra, rb = ratio(name, a, key), ratio(name, b, key)
+            if ra is None or rb is None:
                 continue
-            ra, rb = a[key], b[key]
             both = (inside(ra["ratio"], rb["ci"]), inside(rb["ratio"], ra["ci"]))
             if not bound:
                 agree &= all(v is not False for v in both)
@@ -91,7 +102,8 @@ def pooled(runs: list[dict], seed: int = 0) -> list[dict]:
         if any(not isinstance(e, dict) for e in entries):
             continue
         for key in RATIOS:
-            given = [e[key].get("per_round") for e in entries if key in e]
+            summaries = [ratio(name, e, key) for e in entries]
+            given = [e.get("per_round") for e in summaries if e is not None]
             # a round without a ratio (its point fell outside the curve's range) is left out
             rounds = [np.asarray([v for v in r if v is not None], dtype=float)
                       for r in given if r]
@@ -106,7 +118,7 @@ def pooled(runs: list[dict], seed: int = 0) -> list[dict]:
                          "median": float(np.median(np.concatenate(rounds))),
                          "ci": [float(np.percentile(medians, 2.5)),
                                 float(np.percentile(medians, 97.5))],
-                         "run_medians": [e[key]["ratio"] for e in entries],
+                         "run_medians": [e["ratio"] for e in summaries],
                          "rounds_without_ratio": sum(r.count(None) for r in given),
                          "accuracy": first["accuracy"], "bound": is_bound(first, runs[0])})
     return rows
@@ -171,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: not an eval JSON of `vitnas revit eval`: {error}", file=sys.stderr)
         return 2
     if args.pool:
-        if any(a != accuracies[0] for a in accuracies) or any(
+        shared = set.intersection(*(set(a) for a in accuracies))
+        if any({n: a[n] for n in shared} != {n: accuracies[0][n] for n in shared}
+               for a in accuracies) or any(
                 [p["accuracy"] for p in c] != [p["accuracy"] for p in curves[0]]
                 for c in curves):
             print("error: the runs' accuracies differ: not one command's runs", file=sys.stderr)

@@ -429,3 +429,19 @@ def test_correlate_with_a_second_seed_records_the_reliability(tmp_path):
         board = correlate(bench, config, store, repeat=repeat)
     assert board.reliability["pairs"] == 4 and board.reliability["seed_kendall"] == -1.0
     assert board.at_noise is True and "at_noise" not in board.reliability
+
+
+def test_an_infinite_proxy_score_is_strict_json_and_reads_back_as_itself():
+    import dataclasses
+
+    board = rejudge(Scoreboard.from_dict(json.loads(json.dumps(old_board()))))
+    spec = next(iter(board.scores))
+    scores = list(board.scores[spec])
+    scores[0], scores[1] = -math.inf, math.nan  # nwot's -inf on a degenerate net; no score
+    board = dataclasses.replace(board, scores={**board.scores, spec: scores})
+    text = json.dumps(board.as_dict(), allow_nan=False)  # would raise on -inf or NaN
+    saved = json.loads(text)
+    assert saved["scores"][spec][:2] == ["-inf", None]
+    again = Scoreboard.from_dict(saved)
+    assert again.scores[spec][0] == -math.inf and math.isnan(again.scores[spec][1])
+    assert again.scores[spec][2:] == scores[2:]

@@ -282,6 +282,24 @@ def test_eval_with_merge_rates_chooses_merged_peers_on_the_pool(pipeline, capsys
     assert code == 2 and "do not match its labels" in err and len(err.strip().splitlines()) == 1
 
 
+def test_the_eval_json_records_the_commit_the_run_started_from(pipeline, tmp_path,
+                                                               monkeypatch):
+    from vitnas.revit import pipeline as steps
+
+    _, revit, _, tla = pipeline
+    calls = []
+    states = iter([{"commit": "a" * 40, "dirty": False, "changed": []},
+                   {"commit": "b" * 40, "dirty": True, "changed": ["x.py"]}])
+    monkeypatch.setattr(steps, "git_revision", lambda: calls.append("git") or next(states))
+    measure = steps.evaluate_revit
+    monkeypatch.setattr(steps, "evaluate_revit",
+                        lambda *a, **k: calls.append("measure") or measure(*a, **k))
+    out = tmp_path / "eval.json"
+    steps.eval_step(revit, tla, out, repeats=1, tome_rates=(), resamples=0)
+    assert calls == ["git", "measure"]
+    assert json.loads(out.read_text())["git"]["commit"] == "a" * 40
+
+
 def test_a_router_on_the_shortest_pass_trains_and_is_evaluated_end_to_end(
         pipeline, tmp_path, capsys):
     _, revit, labels, _ = pipeline

@@ -65,6 +65,23 @@ def strict_json(value: Any) -> Any:
     return value
 
 
+# where a non-finite number means something (a proxy's -inf ranks last; NaN is "no score"),
+# a file that must read back keeps it as one of these words rather than null
+NON_FINITE_WORDS = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def nonfinite_word(value: Any) -> Any:
+    """A non-finite float as ``"nan"``, ``"inf"`` or ``"-inf"``; anything else unchanged."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+def from_nonfinite_word(value: Any) -> Any:
+    """The inverse of :func:`nonfinite_word`."""
+    return NON_FINITE_WORDS.get(value, value) if isinstance(value, str) else value
+
+
 def dumps_strict(value: Any, **options: Any) -> str:
     """``json.dumps`` of :func:`strict_json` (``allow_nan=False``, so nothing slips through)."""
     return json.dumps(strict_json(value), allow_nan=False, **options)

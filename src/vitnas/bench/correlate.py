@@ -40,6 +40,7 @@ from vitnas.bench.stats import (
     within_group_kendall,
 )
 from vitnas.errors import ConfigError
+from vitnas.formatting import from_nonfinite_word, nonfinite_word
 from vitnas.proxies.scoring import proxy_batch
 from vitnas.proxies.shape import SHAPE_BASELINES, is_baseline
 from vitnas.proxies.spec import expand_proxy_specs, get_proxy, resolve_proxies
@@ -252,8 +253,10 @@ class Scoreboard:
 
 
 def _nan_to_none(value: Any) -> Any:
+    """NaN (no score, an undefined statistic) -> None; +-inf -> "inf" / "-inf" (a proxy's -inf
+    ranks last, so it must read back as itself, and strict JSON has no infinity)."""
     if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else value
+        return None if math.isnan(value) else nonfinite_word(value)
     if isinstance(value, dict):
         return {k: _nan_to_none(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -264,6 +267,8 @@ def _nan_to_none(value: Any) -> Any:
 def _none_to_nan(value: Any) -> Any:
     if value is None:
         return math.nan
+    if isinstance(value, str):
+        return from_nonfinite_word(value)
     if isinstance(value, dict):
         return {k: _none_to_nan(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -427,8 +427,11 @@ def eval_step(
     ``fixed_grids``: the fixed lengths to measure; by default every grid from the shortest
     trained one to the native one (the trained grids are always included). ``merge_rates``:
     ToMe rates the merged peers may use at each length but the shortest (:func:`merge_pool`;
-    none by default). The JSON records the command and the git commit that produced it.
+    none by default). The JSON records the command and the git commit that produced it: the
+    tree as the run started, the code that ran (a commit made while a 20-minute evaluation runs
+    is not its source).
     """
+    revision = git_revision() if out is not None else None
     if isinstance(assigner_paths, (str, Path)):
         assigner_paths = [assigner_paths]
     if resamples < 0:
@@ -477,7 +480,7 @@ def eval_step(
     if out is not None:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        record = {"command": command, "git": git_revision(), "revit": str(revit_path),
+        record = {"command": command, "git": revision, "revit": str(revit_path),
                   "assigners": [str(p) for p in assigner_paths], "revit_meta": meta,
                   "assigner_meta": metas, "seconds": round(time.perf_counter() - start, 1),
                   **evaluation.as_dict()}

@@ -1,0 +1,62 @@
+"""``benchmarks/revit_eval_compare.py``: runs of one ``revit eval`` command compared and pooled,
+including runs made with and without the merged peers."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "revit_eval_compare.py"
+
+
+@pytest.fixture(scope="module")
+def compare():
+    spec = importlib.util.spec_from_file_location("revit_eval_compare", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def summary(per_round):
+    ordered = sorted(per_round)
+    return {"ratio": ordered[len(ordered) // 2], "ci": [ordered[0], ordered[-1]],
+            "per_round": per_round}
+
+
+def run(shift, merged=True):
+    comparisons = {"fair cascade": {"accuracy": 66.3, "throughput_vs_fixed_curve": summary(
+        [1.1 + shift, 1.2 + shift, 1.15 + shift])}}
+    if merged:
+        comparisons["confidence-skip + ToMe"] = {
+            "accuracy": 66.9, "throughput_vs_fixed_curve": summary([1.3 + shift, 1.4, 1.35]),
+            "throughput_vs_simple_peers": summary([1.0, 1.1 + shift, 1.2]),
+            "throughput_vs": {"ToMe": summary([1.2, 1.25 + shift, 1.3])}}
+    return {"comparisons": comparisons, "curves": {"fixed": [{"accuracy": 67.1}]}}
+
+
+def test_pooling_keeps_the_policies_every_run_has_and_the_merged_ratio_to_tome(compare):
+    rows = compare.pooled([run(0.0), run(0.02), run(0.01, merged=False)])
+    assert {(r["policy"], r["ratio"]) for r in rows} == {
+        ("fair cascade", "throughput_vs_fixed_curve")}
+    rows = compare.pooled([run(0.0), run(0.02)])
+    keys = {(r["policy"], r["ratio"]) for r in rows}
+    assert ("confidence-skip + ToMe", "throughput_vs_ToMe") in keys
+    tome = next(r for r in rows if r["ratio"] == "throughput_vs_ToMe")
+    assert tome["run_medians"] == [1.25, 1.27] and 1.2 <= tome["median"] <= 1.3
+    assert tome["ci"][0] <= tome["median"] <= tome["ci"][1]
+
+
+def test_the_cli_pools_runs_with_and_without_merged_peers_and_refuses_other_weights(
+        compare, tmp_path, capsys):
+    paths = []
+    for i, data in enumerate([run(0.0), run(0.02), run(0.01, merged=False)]):
+        paths.append(tmp_path / f"run{i}.json")
+        paths[-1].write_text(json.dumps(data))
+    assert compare.main(["--pool", *map(str, paths)]) == 0
+    assert "| fair cascade | 66.3 | vs fixed_curve |" in capsys.readouterr().out
+    other = run(0.0)
+    other["comparisons"]["fair cascade"]["accuracy"] = 60.0
+    paths[2].write_text(json.dumps(other))
+    assert compare.main(["--pool", *map(str, paths)]) == 2
+    assert "accuracies differ" in capsys.readouterr().err
