@@ -67,7 +67,7 @@ from vitnas.revit.peers import (
     shared_cascade,
     with_merge,
 )
-from vitnas.revit.tome import tome_flops, tome_forward
+from vitnas.revit.tome import tome_flops, tome_forward, tome_logits
 from vitnas.revit.training import logits_by_length
 
 CASCADE_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9,
@@ -177,9 +177,9 @@ def assigner_logits(assigner: TokenLengthAssigner, images: torch.Tensor,
 def rule_point(rule: SkipRule | CascadeRule, confidence: torch.Tensor, correct: torch.Tensor,
                costs: torch.Tensor, policy: str | None = None) -> OperatingPoint:
     """What a simple peer's rule gives from cached top probabilities (K, N); ``policy`` names
-    its kind (default the rule's)."""
+    its kind (default the rule's, merged or plain)."""
     hit, spent, length = rule_outcome(rule, confidence, correct, costs)
-    point = _point(policy or rule.kind, None, hit, spent, length, correct.shape[0])
+    point = _point(policy or rule.policy, None, hit, spent, length, correct.shape[0])
     point.rule = rule.as_dict()
     return point
 
@@ -513,9 +513,7 @@ def evaluate_revit(
     peers: list[PeerChoice] = []
     merged: dict[tuple[int, int], torch.Tensor] = {}  # the merged passes on test
     if pool is not None and pool.merged:
-        merged = {(k, r): torch.cat([tome_forward(model, images[i:i + batch_size], r, length=k)
-                                     .float().cpu() for i in range(0, len(images), batch_size)])
-                  for k, r in pool.merged}
+        merged = {(k, r): tome_logits(model, images, r, k, batch_size) for k, r in pool.merged}
 
     def rule_on_test(rule: SkipRule | CascadeRule, policy: str) -> OperatingPoint:
         view, spent = merged_view(logits, costs, merged, pool.merged_flops if pool else {},

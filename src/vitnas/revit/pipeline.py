@@ -58,7 +58,7 @@ from vitnas.revit.inference import lengths_flops
 from vitnas.revit.labels import correct_by_length, label_histogram, token_length_labels
 from vitnas.revit.metrics import label_report, mixture_frontier, ratio_at_equal_accuracy
 from vitnas.revit.model import ResizableViT, ReViTConfig, build_revit, with_grids
-from vitnas.revit.tome import tome_flops, tome_forward
+from vitnas.revit.tome import tome_flops, tome_logits
 from vitnas.revit.training import SplitSpec, predict_lengths, subset, train_revit
 from vitnas.train import TrainConfig
 
@@ -391,9 +391,7 @@ def merge_pool(pool: Pool, path: str | Path, model: ResizableViT, rates: Sequenc
     model.eval()
     for length in range(1, model.num_lengths):
         for rate in rates:
-            pool.merged[length, rate] = torch.cat([
-                tome_forward(model, images[i:i + batch_size], rate, length=length).float()
-                for i in range(0, len(images), batch_size)])
+            pool.merged[length, rate] = tome_logits(model, images, rate, length, batch_size)
             pool.merged_flops[length, rate] = tome_flops(model, rate, length=length)
     return pool
 

@@ -129,6 +129,15 @@ def tome_forward(model: VisionTransformer, x: torch.Tensor, r: int,
     return model.head((patches * weights).sum(dim=1) / weights.sum(dim=1))
 
 
+@torch.no_grad()
+def tome_logits(model: VisionTransformer, images: torch.Tensor, r: int, length: int | None = None,
+                batch_size: int = 256) -> torch.Tensor:
+    """Logits (N, classes), float on the CPU, of :func:`tome_forward` over ``images`` in
+    batches: a merged pass cached like :func:`vitnas.revit.training.logits_by_length`."""
+    return torch.cat([tome_forward(model, images[i:i + batch_size], r, length).float().cpu()
+                      for i in range(0, len(images), batch_size)])
+
+
 def token_schedule(patches: int, prefix: int, depth: int, r: int) -> list[int]:
     """Tokens entering each block and leaving the last one (depth + 1 counts, prefix
     included) under a constant ``r``."""
@@ -166,4 +175,4 @@ def tome_flops(model: VisionTransformer, r: int, length: int | None = None) -> i
 
 
 __all__ = ["bipartite_soft_matching", "merge_tokens", "token_schedule", "tome_features",
-           "tome_flops", "tome_forward"]
+           "tome_flops", "tome_forward", "tome_logits"]
