@@ -203,7 +203,7 @@ def test_splits_are_disjoint_stable_and_cover(tmp_path):
     assert keys <= grown_dev
 
 
-def test_correlate_ranks_params_first_and_reuses_the_store(tmp_path):
+def test_correlate_ranks_params_first_and_reuses_the_store(tmp_path, monkeypatch):
     space = get_space(SPACE)
     bench = load_benchmark(str(write_benchmark(tmp_path / "b.json", space, 12)), space=SPACE)
     config = ScoreboardConfig(proxies=("nwot",), metric="top1", batch="gaussian", batch_size=4,
@@ -216,8 +216,16 @@ def test_correlate_ranks_params_first_and_reuses_the_store(tmp_path):
     assert params.kendall_ci[0] <= params.kendall <= params.kendall_ci[1]
     rows = 12 * (len(SHAPE_BASELINES) + 1)  # every architecture, every baseline and nwot
     assert len(store) == rows
+    from vitnas.proxies import get_proxy
+
+    def never(self, model, ctx):
+        raise AssertionError("a stored score was computed again")
+
+    monkeypatch.setattr(type(get_proxy("nwot")), "compute", never)
     again = correlate(bench, config, store)
     assert len(store) == rows and again.row("nwot").kendall == board.row("nwot").kendall
+    assert again.row("nwot").failed == 0
+    monkeypatch.undo()
     assert "| **params** |" in markdown_table(board)
     plot_scatter(board, tmp_path / "scatter.png")
     plot_tau(board, tmp_path / "tau.png")

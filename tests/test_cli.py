@@ -1,4 +1,5 @@
 import json
+import math
 import signal
 import subprocess
 import sys
@@ -97,6 +98,15 @@ def test_score_command_json(capsys):
     result = json.loads(out)
     assert code == 0
     assert [r["proxy"] for r in result["results"]] == ["vintk:mode=band", "params", "dss"]
+    # --img-size reaches the model: its position embedding has (16 / patch)^2 + 1 rows
+    from vitnas.spaces import get_space
+
+    small, default = (get_space("autoformer-tiny-micro", **options)
+                      for options in ({"img_size": 16}, {}))
+    parsed = small.from_json(json.loads(arch))
+    assert small.params(parsed) != default.params(parsed)
+    assert result["results"][1]["score"] == small.params(parsed)
+    assert all(math.isfinite(r["score"]) for r in result["results"])
 
 
 def test_score_unknown_proxy_is_a_one_line_error(capsys):

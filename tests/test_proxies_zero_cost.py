@@ -273,9 +273,19 @@ def test_zen_bn_term_and_vit_without_bn(nb201, vit):
         diff = (again.forward_features(a) - again.forward_features(a + 0.01 * b)).abs()
     expressivity = math.log(float(diff.double().reshape(len(x), -1).sum(1).mean()))
     assert with_bn == pytest.approx(expressivity + bn_term, rel=1e-6)
-    # a ViT has no BatchNorm: nothing is added
+    # a ViT has no BatchNorm: nothing is added, the score is the expressivity term alone
     vspace, varch, vx, vy = vit
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in vspace.build(varch).modules())
+    vmodel = vspace.build(varch)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in vmodel.modules())
+    score = zc.Zen()(vmodel, ctx_for(vx, vy)).raw
+    torch.manual_seed(0)
+    again = vspace.build(varch)
+    zc._gaussian_init(again)
+    a, b = torch.randn(vx.shape), torch.randn(vx.shape)
+    with torch.no_grad():
+        diff = (again.forward_features(a) - again.forward_features(a + 0.01 * b)).abs()
+    assert score == pytest.approx(math.log(float(diff.double().reshape(len(vx), -1).sum(1).mean())),
+                                  rel=1e-6)
 
 
 def test_zen_without_forward_features_warns_and_uses_the_output():

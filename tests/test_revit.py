@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from vitnas.errors import ConfigError
@@ -123,9 +124,28 @@ def test_every_training_mode_gives_a_finite_loss_with_gradients_at_every_used_le
     model = tiny_revit(route).train()
     objective = revit_objective(mode, model.num_lengths, seed=0)
     x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    calls = []
+    original = model.forward
+    model.forward = lambda inputs, length=None: calls.append(length) or original(inputs, length)
     loss = objective(model, x, y, 0.1)
     loss.backward()
     assert torch.isfinite(loss) and model.pos_embed.grad.abs().sum() > 0
+    if mode == "random":
+        assert len(calls) == 1
+        return
+    # "all" and "distill" train every length: the longest first (the teacher), then the others
+    assert calls == [2, 0, 1]
+    with torch.no_grad():
+        logits = [original(x, length) for length in range(3)]
+        expected = sum(F.cross_entropy(z, y, label_smoothing=0.1) for z in logits)
+        if mode == "distill":
+            teacher = F.softmax(logits[2], dim=-1)
+            expected = expected + sum(F.kl_div(F.log_softmax(z, dim=-1), teacher,
+                                               reduction="batchmean") for z in logits[:2])
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_an_unknown_training_mode_is_refused():
     with pytest.raises(ConfigError, match="training mode"):
         revit_objective("sometimes", 3)
 
@@ -255,7 +275,8 @@ def test_a_router_on_the_shortest_pass_keeps_it_or_runs_one_more_length():
 def test_a_router_on_the_shortest_pass_counts_its_own_flops():
     router = coarse_router()
     mlp = sum(2 * m.in_features * m.out_features for m in router.head if isinstance(m, nn.Linear))
-    assert router.flops() >= mlp
+    # the MLP, plus 8 operations per class for the features and 2 per feature to normalise
+    assert router.flops() == mlp + 8 * 10 + 2 * router.config.num_coarse
     assert router(torch.randn(5, 10)).shape == (5, 3)
     config = router.config
     assert config.reads_coarse_pass and config.num_coarse == 22
@@ -409,10 +430,20 @@ def test_assigner_options_route_every_image_and_count_their_flops(features, targ
     x = torch.randn(5, 3, 32, 32)
     route = assigner.assign(x, 0.5 if target == "hard" else 0.05)
     assert route.shape == (5,) and route.min() >= 0 and route.max() <= 2
+    assert torch.equal(route, assigner.route(assigner(x), 0.5 if target == "hard" else 0.05))
     if features == "pixels":
         assert assigner.flops() == measured_flops(assigner, torch.randn(2, 3, 8, 8))
-    else:  # the statistics add their documented per-value count
-        assert assigner.flops() > 3 * 32 * 32 * (7 + 13 * 2)
+        return
+    # the statistics add their documented per-value count and a normalisation per statistic;
+    # the convolutions (both) and the head are counted as torch counts them
+    stats = assigner.num_stats
+    expected = 3 * 32 * 32 * (7 + 13 * 2) + 2 * stats
+    width = stats
+    if features == "both":
+        expected += measured_flops(assigner.features, torch.randn(2, 3, 8, 8))
+        width += config.widths[-1]
+    expected += measured_flops(assigner.head, torch.randn(2, width))
+    assert assigner.flops() == expected
 
 
 def test_platt_scaling_calibrates_per_length_probabilities():

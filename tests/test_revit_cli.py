@@ -72,7 +72,7 @@ def test_eval_writes_every_policy_with_costs_and_throughput(pipeline, capsys):
     assert oracle["accuracy"] >= best_fixed
     for point in record["measured"]:
         assert point["images_per_second"] > 0
-        assert abs(point["accuracy"] - point["cached_accuracy"]) <= 1.0
+        assert point["accuracy"] == point["cached_accuracy"]
     assert out.with_suffix(".md").exists() and out.with_suffix(".png").stat().st_size > 0
 
 
@@ -317,7 +317,7 @@ def test_a_router_on_the_shortest_pass_trains_and_is_evaluated_end_to_end(
     point = next(p for p in record["measured"] if p["name"] == "TLA")
     # every image pays the shortest pass, and the cached replay equals the end-to-end run
     assert point["flops"] >= record["length_flops"][0] + record["assigner_flops"]
-    assert abs(point["accuracy"] - point["cached_accuracy"]) <= 1.0
+    assert point["accuracy"] == point["cached_accuracy"]
     sweep = record["curves"]["tla:router"]
     assert all(p["flops"] >= record["length_flops"][0] for p in sweep)
 

@@ -43,8 +43,20 @@ def test_pooling_keeps_the_policies_every_run_has_and_the_merged_ratio_to_tome(c
     keys = {(r["policy"], r["ratio"]) for r in rows}
     assert ("confidence-skip + ToMe", "throughput_vs_ToMe") in keys
     tome = next(r for r in rows if r["ratio"] == "throughput_vs_ToMe")
-    assert tome["run_medians"] == [1.25, 1.27] and 1.2 <= tome["median"] <= 1.3
+    assert tome["run_medians"] == [1.25, 1.27] and tome["median"] == pytest.approx(1.26)
     assert tome["ci"][0] <= tome["median"] <= tome["ci"][1]
+
+
+def test_the_pooled_ratio_is_the_median_of_every_round_not_of_the_run_medians(compare):
+    def one(per_round):
+        return {"comparisons": {"fair cascade": {
+            "accuracy": 66.3, "throughput_vs_fixed_curve": summary(per_round)}},
+            "curves": {"fixed": [{"accuracy": 67.1}]}}
+
+    # rounds 1.0, 1.0, 1.5, 1.6, 1.7, 2.0: median 1.55 (the run medians' median is 1.3)
+    row, = compare.pooled([one([1.0, 1.0, 2.0]), one([1.5, 1.6, 1.7])])
+    assert row["median"] == pytest.approx(1.55) and row["run_medians"] == [1.0, 1.6]
+    assert 1.0 <= row["ci"][0] < 1.55 < row["ci"][1] <= 2.0
 
 
 def test_the_cli_pools_runs_with_and_without_merged_peers_and_refuses_other_weights(

@@ -176,12 +176,27 @@ def test_unreachable_latency_window_fails_after_two_measurements(window, message
     assert reachable.check_reachable(seed=0, probes=200) == 1.0
 
 
-def test_latency_window_measures_candidates_before_scoring():
-    space = ToySpace()
+def test_latency_window_measures_candidates_before_scoring(monkeypatch):
+    from vitnas.search import driver
+
+    space, measured = ToySpace(), []
     assert measure_latency_ms(space, ToyArch(3)) > 0
-    result = run_search(space, toy_config(constraints=Constraints(latency_ms=Window(high=1e4))),
-                        store=":memory:")
-    assert len(result.evaluations) == 8 and result.infeasible == {}
+
+    def fake_latency(space, arch):  # a toy MLP's latency is noise: width stands in for ms
+        measured.append(arch.width)
+        return float(arch.width)
+
+    class FakeClock(Feasibility):
+        def __init__(self, space, constraints):
+            super().__init__(space, constraints, latency=fake_latency)
+
+    monkeypatch.setattr(driver, "Feasibility", FakeClock)
+    result = run_search(space, toy_config(budget=4, constraints=Constraints(
+        latency_ms=Window(high=6))), store=":memory:")
+    scored = [e.candidate.arch.width for e in result.evaluations]
+    assert len(scored) == 4 and max(scored) <= 6
+    assert set(scored) <= set(measured)
+    assert result.infeasible["latency"] > 0
 
 
 def test_window_outside_the_space_fails_early_with_the_sampled_range():

@@ -80,14 +80,29 @@ def restore_threads():
     torch.set_num_threads(before)
 
 
-def test_train_reports_test_top1(capsys, restore_threads):
+def test_train_reports_test_top1(capsys, restore_threads, monkeypatch):
+    from vitnas.data import get_dataset
+    from vitnas.search import retrain
+
+    evaluated = []
+    original = retrain.evaluate
+
+    def recording(model, dataset, *args, **kwargs):
+        evaluated.append((dataset, original(model, dataset, *args, **kwargs)))
+        return evaluated[-1][1]
+
+    monkeypatch.setattr(retrain, "evaluate", recording)
     arch = {"hidden_dim": 48, "depth": 12, "mlp_ratio": [4] * 12, "num_heads": [3] * 12}
     code, out, _ = run(capsys, "train", "autoformer-tiny-micro", json.dumps(arch),
                        "--patch-size", "8", "--dataset", "synthetic", "--epochs", "0.1",
                        "--batch-size", "50", "--device", "cpu", "--threads", "1", "--quiet",
                        "--json")
     result = json.loads(out)
-    assert code == 0 and 0 <= result["top1"] <= 100 and result["steps"] == 2
+    assert code == 0 and result["steps"] == 2
+    # the number printed is the one evaluation, made on the test split
+    (dataset, top1), = evaluated
+    assert result["top1"] == pytest.approx(top1)
+    assert torch.equal(dataset.images, get_dataset("synthetic", "test").images)
 
 
 def test_a_search_where_every_candidate_scores_nan_fails_clearly(capsys, tmp_path, monkeypatch):

@@ -227,6 +227,8 @@ def test_segmentation_ground_truth_records_miou(pasted, tmp_path):
     record = content["records"][0]
     assert content["metric"] == "miou" and 0 <= record["miou"] <= 100 and "top1" not in record
     assert 0 <= record["macc"] <= 100 and len(record["iou_per_class"]) == 11
+    present = [v for v in record["iou_per_class"] if v is not None]
+    assert present and record["miou"] == pytest.approx(sum(present) / len(present))
     assert content["normalisation"]["mean"] == [round(v, 6) for v in CIFAR10_MEAN]
     wrong = GroundTruthConfig(space="s3-tiny-micro", n=1, space_options={"num_classes": 11},
                               dataset="paste-fashion", dataset_options={"n": 12})
@@ -261,6 +263,8 @@ def test_cli_train_reports_miou_for_a_segmentation_backbone(pasted, tmp_path, ca
     assert code == 0, captured.err
     record = json.loads(captured.out)
     assert record["top1"] is None and 0 <= record["miou"] <= 100 and "pixel_acc" in record
+    present = [v for v in record["iou_per_class"] if v is not None]
+    assert present and record["miou"] == pytest.approx(sum(present) / len(present))
     code = main(["train", "s3-tiny-micro", arch, "--num-classes", "11", "--img-size", "16",
                  "--dataset", "paste-fashion", "--dataset-options", "n=12", "--quiet"])
     assert code == 2 and "pass --task segmentation" in capsys.readouterr().err
