@@ -257,6 +257,17 @@ def test_nwot_is_higher_with_more_distinct_activation_patterns():
     assert zc.Nwot()(diverse, ctx).raw > zc.Nwot()(repeated, ctx).raw
 
 
+def zen_expressivity(space, arch, x):
+    """Zen's expressivity term recomputed: same seed, same Gaussian weights and inputs."""
+    torch.manual_seed(0)
+    again = space.build(arch)
+    zc._gaussian_init(again)
+    a, b = torch.randn(x.shape), torch.randn(x.shape)
+    with torch.no_grad():
+        diff = (again.forward_features(a) - again.forward_features(a + 0.01 * b)).abs()
+    return math.log(float(diff.double().reshape(len(x), -1).sum(1).mean()))
+
+
 def test_zen_bn_term_and_vit_without_bn(nb201, vit):
     space, arch, x, y = nb201
     model = space.build(arch)
@@ -264,28 +275,13 @@ def test_zen_bn_term_and_vit_without_bn(nb201, vit):
     bn_term = sum(0.5 * math.log(float(m.running_var.double().mean()))
                   for m in model.modules() if isinstance(m, nn.BatchNorm2d))
     assert bn_term != 0.0 and math.isfinite(with_bn)
-    # the expressivity term alone, recomputed: same seed, same Gaussian weights and inputs
-    torch.manual_seed(0)
-    again = space.build(arch)
-    zc._gaussian_init(again)
-    a, b = torch.randn(x.shape), torch.randn(x.shape)
-    with torch.no_grad():
-        diff = (again.forward_features(a) - again.forward_features(a + 0.01 * b)).abs()
-    expressivity = math.log(float(diff.double().reshape(len(x), -1).sum(1).mean()))
-    assert with_bn == pytest.approx(expressivity + bn_term, rel=1e-6)
+    assert with_bn == pytest.approx(zen_expressivity(space, arch, x) + bn_term, rel=1e-6)
     # a ViT has no BatchNorm: nothing is added, the score is the expressivity term alone
     vspace, varch, vx, vy = vit
     vmodel = vspace.build(varch)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in vmodel.modules())
     score = zc.Zen()(vmodel, ctx_for(vx, vy)).raw
-    torch.manual_seed(0)
-    again = vspace.build(varch)
-    zc._gaussian_init(again)
-    a, b = torch.randn(vx.shape), torch.randn(vx.shape)
-    with torch.no_grad():
-        diff = (again.forward_features(a) - again.forward_features(a + 0.01 * b)).abs()
-    assert score == pytest.approx(math.log(float(diff.double().reshape(len(vx), -1).sum(1).mean())),
-                                  rel=1e-6)
+    assert score == pytest.approx(zen_expressivity(vspace, varch, vx), rel=1e-6)
 
 
 def test_zen_without_forward_features_warns_and_uses_the_output():
