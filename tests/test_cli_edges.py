@@ -354,7 +354,7 @@ def _store(path, rows=1):
 def test_merge_reads_its_inputs_and_writes_only_its_output(capsys, tmp_path):
     first, second = _store(tmp_path / "a.sqlite", 2), _store(tmp_path / "b.sqlite", 3)
     before = first.read_bytes(), second.read_bytes()
-    assert "both the output and an input" in one_line_error(capsys, "merge", first, second,
+    assert "is also an input of this command" in one_line_error(capsys, "merge", first, second,
                                                             first)
     code, out, _ = run(capsys, "merge", tmp_path / "all.sqlite", first, second)
     assert code == 0 and "3 rows" in out

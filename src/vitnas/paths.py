@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from vitnas.errors import ConfigError, DatasetError
@@ -141,12 +142,22 @@ def cache_dir(explicit: str | os.PathLike | None = None) -> Path:
     return path
 
 
-def check_writable(path: str | os.PathLike, what: str, directory: bool = False) -> Path:
-    """Refuse an output path that cannot be written, before any work is done for it: a file
-    where a directory is wanted (or the reverse), a path under a file, a directory this process
-    cannot create files in. Probes by creating (and removing) a file, so it is right for root
-    and read-only mounts too; creates no directory."""
+def check_writable(path: str | os.PathLike, what: str, directory: bool = False,
+                   inputs: Sequence[str | os.PathLike | None] = ()) -> Path:
+    """Refuse an output path that cannot be written, before any work is done for it: an empty
+    name, a file where a directory is wanted (or the reverse), a path under a file, a directory
+    this process cannot create files in, or one of the command's own ``inputs`` (writing would
+    destroy what it reads; as root, even a read-only input would be replaced). Probes by
+    creating (and removing) a file, so it is right for root and read-only mounts too; creates
+    no directory."""
+    if not str(path).strip():
+        raise ConfigError(f"{what} is empty; name a {'directory' if directory else 'file'}")
     path = Path(path).expanduser()
+    for source in inputs:
+        if source is not None and path.exists() and Path(source).exists() \
+                and os.path.samefile(path, source):
+            raise ConfigError(f"{what} {path} is also an input of this command; write to a "
+                              f"new file (inputs are only read)")
     kind = "directory" if directory else "file"
     if path.is_dir() and not directory:
         raise ConfigError(f"{what} {path} is a directory; name a file")

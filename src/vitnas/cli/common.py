@@ -264,13 +264,14 @@ def _capped(option: str, value: int, backend: str) -> int:
     return value
 
 
-def writable(path: str | None, what: str, directory: bool = False) -> None:
-    """Refuse, before any work, an output that cannot be written (see
-    ``vitnas.paths.check_writable``); None is nothing to check."""
+def writable(path: str | None, what: str, directory: bool = False,
+             inputs: Sequence[str | None] = ()) -> None:
+    """Refuse, before any work, an output that cannot be written or that is one of the
+    command's ``inputs`` (see ``vitnas.paths.check_writable``); None is nothing to check."""
     if path is not None:
         from vitnas.paths import check_writable
 
-        check_writable(path, what, directory=directory)
+        check_writable(path, what, directory=directory, inputs=inputs)
 
 
 def check_batch(proxies: Sequence[Any], batch_size: int) -> None:

@@ -178,11 +178,12 @@ def cmd_merge(args: argparse.Namespace) -> None:
     from vitnas.errors import ConfigError
     from vitnas.store import ScoreStore
 
-    target = Path(args.out).resolve()
-    if any(Path(source).resolve() == target for source in args.inputs):
-        raise ConfigError(f"{args.out} is both the output and an input; merge into a new "
-                          f"store (inputs are only read)")
-    writable(args.out, "output store")
+    writable(args.out, "output store", inputs=args.inputs)
+    for source in args.inputs:  # every input checked before the output is created
+        if not Path(source).is_file():
+            raise ConfigError(f"score store {source} not found")
+        with ScoreStore(source, readonly=True):
+            pass
     with ScoreStore(args.out) as store:
         added = {source: store.merge(source) for source in args.inputs}
         total = len(store)
