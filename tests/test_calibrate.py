@@ -177,6 +177,11 @@ def test_a_value_below_a_log_feature_domain_ranks_last_and_nan_is_refused():
     (lambda d: {**d, "features": [{**d["features"][0], "scale": 0}]}, "scale > 0"),
     (lambda d: {**d, "features": [{**d["features"][0], "transform": "exp"}]}, "transform 'exp'"),
     (lambda d: {**d, "features": d["features"] * 2}, "listed twice"),
+    (lambda d: {**d, "version": True}, "version True"),
+    (lambda d: {**d, "features": [{**d["features"][0], "weight": 1e308}]}, "weight beyond"),
+    (lambda d: {**d, "features": [{**d["features"][0], "scale": 1e-300}]}, "scale > 0"),
+    (lambda d: json.dumps(d)[:-1] + ', "k": 10}', "gives the key 'k' twice"),
+    (lambda d: json.dumps(d)[:-1] + ', "k2": 1' + "0" * 5000 + "}", "cannot be read"),
 ])
 def test_bad_ranker_files_are_refused_in_one_line(tmp_path, edit, message):
     train = shapes(10, 4)
@@ -238,6 +243,26 @@ def test_calibrate_cli_errors_are_one_line(capsys, tmp_path, argv, message):
                        "--batch-size", "4", "--db", str(tmp_path / "s.sqlite"), "--out",
                        str(tmp_path / "r.json"), "--quiet")
     assert code == 2 and message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--metric", ""], "--metric is empty"),
+    (["--metric", "top1", "--features", " "], "--features is empty"),
+    (["--metric", "top1", "--db", ""], "--db is empty"),
+    (["--metric", "top1", "--score-seed", "-1"], "--score-seed: must be >= 0"),
+    (["--metric", "top1", "--out", "{bench}"], "is also an input of this command"),
+])
+def test_calibrate_refuses_empty_options_and_writing_over_its_benchmark(capsys, tmp_path, argv,
+                                                                        message):
+    bench = depth_benchmark(tmp_path / "b.json")
+    before = bench.read_bytes()
+    argv = [a.replace("{bench}", str(bench)) for a in argv]
+    if "--out" not in argv:
+        argv += ["--out", str(tmp_path / "r.json")]
+    code, _, err = run(capsys, "calibrate", str(bench), *argv, "--batch", "gaussian",
+                       "--batch-size", "4", "--quiet")
+    assert code == 2 and message in err and err.count("\n") == 1, err
+    assert bench.read_bytes() == before and not (tmp_path / "r.json").exists()
 
 
 SEARCH = ["--params", "0.3M:0.6M", "--budget", "8", "--population", "4", "--parents", "2",

@@ -250,8 +250,8 @@ def test_workers_are_capped_at_the_cores_and_the_cap_is_said(capsys, tmp_path):
 
 # --- degenerate batches -----------------------------------------------------------------------
 def test_proxies_that_compare_samples_say_a_batch_of_one_is_too_small(capsys, arch_file):
-    needy = [name for name in PROXIES.names() if PROXIES.get(name).min_batch > 1]
-    assert {"jacov", "ntk_cond", "ntk_eigen", "vintk", "nwot", "zico"} <= set(needy)
+    needy = [name for name in PROXIES.names() if get_proxy(name).min_batch > 1]
+    assert {"jacov", "ntk_cond", "ntk_eigen", "vintk", "nwot", "zico", "lswag"} <= set(needy)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 4), torch.nn.ReLU(),
                                 torch.nn.Linear(4, 2))
     ctx = proxy_context(torch.randn(1, 3, 2, 2))
@@ -300,7 +300,7 @@ def test_a_cache_directory_that_is_a_file_is_one_line(capsys, tmp_path, monkeypa
 # --- nothing lost, nothing overwritten ---------------------------------------------------------
 def test_export_never_overwrites_its_input(capsys, trained):
     before = trained.read_bytes()
-    assert "would overwrite the model" in one_line_error(capsys, "export", trained, trained)
+    assert "is also an input of this command" in one_line_error(capsys, "export", trained, trained)
     assert trained.read_bytes() == before
 
 
@@ -319,6 +319,14 @@ def test_a_checkpoint_with_flipped_bytes_is_named_as_damaged(capsys, tmp_path, t
     assert not (tmp_path / "m.pt2").exists()
 
 
+def test_an_empty_or_foreign_model_file_is_one_line(capsys, tmp_path, trained):
+    empty, foreign = tmp_path / "empty.pt", tmp_path / "foreign.pt"
+    empty.write_bytes(b"")
+    foreign.write_bytes(b"not a checkpoint at all" * 10)
+    assert "is empty" in one_line_error(capsys, "export", empty, tmp_path / "a.pt2")
+    assert "torch.load failed" in one_line_error(capsys, "export", foreign, tmp_path / "b.pt2")
+
+
 def test_a_checkpoint_from_before_the_checksum_still_loads(tmp_path, trained):
     checkpoint = torch.load(trained, weights_only=True)
     assert len(checkpoint.pop("sha256")) == 64
@@ -331,7 +339,12 @@ def test_a_checkpoint_from_before_the_checksum_still_loads(tmp_path, trained):
     (lambda c: c.pop("arch"), "holds no architecture"),
     (lambda c: c.update(version=99), "version 99 is not one this vitnas reads"),
     (lambda c: c.update(version="1"), "version '1' is not one"),
-    (lambda c: c.update(state_dict={"w": "text"}), "something other than tensors"),
+    (lambda c: c.update(version=True), "version True is not one"),
+    (lambda c: c.update(state_dict={"w": "text"}), "something other than named tensors"),
+    (lambda c: c.update(state_dict={**c["state_dict"], 7: torch.zeros(1)}),
+     "something other than named tensors"),
+    (lambda c: [c.pop("sha256"), next(iter(c["state_dict"].values())).fill_(math.nan)],
+     "weights hold NaN"),
     (lambda c: c.update(meta="a string"), "'meta' is missing or not a dict"),
 ])
 def test_a_model_file_that_is_not_ours_is_refused_by_its_format(tmp_path, trained, change,
@@ -389,6 +402,35 @@ def test_a_damaged_store_is_named_as_damaged_by_merge(capsys, tmp_path):
     db.close()
     line = one_line_error(capsys, "merge", tmp_path / "out.sqlite", store)
     assert "is damaged" in line and "warnings" in line
+    assert not (tmp_path / "out.sqlite").exists()  # every input is read before the output
+    assert "not found" in one_line_error(capsys, "merge", tmp_path / "out.sqlite",
+                                         _store(tmp_path / "fine.sqlite"), tmp_path / "no.sqlite")
+    assert not (tmp_path / "out.sqlite").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["info", SPACE, '{"depth": 12, "depth": 13}'], "gives the key 'depth' twice"),
+    (["info", SPACE, '{"depth": 1' + "0" * 5000 + "}"], "cannot be read"),
+    (["score", SPACE, "{arch}", "--proxy", "vintk:sigma=1,sigma=2", "--dataset", "gaussian"],
+     "'sigma' is given twice"),
+    (["score", SPACE, "{arch}", "--proxy", "lswag:splits=64", "--dataset", "gaussian",
+      "--batch-size", "8"], "too small for lswag:splits=64"),
+    (["calibrate", "b.json", "--space-options", "img_size=32,img_size=64", "--out", "r.json"],
+     "'img_size' is given twice"),
+    (["calibrate", "b.json", "--space", SPACE, "--space-options", "img_size=abc", "--out",
+      "r.json"], "option img_size must be int, got str 'abc'"),
+    (["demo", "--dataset", "gaussian", "--batch-size", "1"], "too small for"),
+    (["search", SPACE, "--budget", "2", "--out", ""], "--out is empty"),
+    (["proxies", ""], "unknown proxy ''"),
+])
+def test_malformed_values_are_refused_in_one_line(capsys, tmp_path, monkeypatch, arch_file, argv,
+                                                  message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "b.json").write_text(json.dumps({"records": [
+        {"arch": get_space(SPACE).to_json(get_space(SPACE).sample(i)), "top1": i}
+        for i in range(6)]}))
+    argv = [str(arch_file) if a == "{arch}" else a for a in argv]
+    assert message in one_line_error(capsys, *argv)
 
 
 @pytest.mark.parametrize("values, message", [

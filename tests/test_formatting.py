@@ -8,6 +8,7 @@ from vitnas.formatting import (
     dumps_strict,
     format_count,
     human,
+    loads_strict,
     markdown_table,
     strict_json,
     text_table,
@@ -34,3 +35,18 @@ def test_strict_json_writes_null_for_every_non_finite_number():
     assert loaded == {"nan": None, "inf": [1.5, None, None], "numpy": [2.5, 3],
                       "kept": {"text": "x", "flag": True}}
     assert strict_json([math.inf]) == [None]
+
+
+def test_strict_json_reading_names_each_problem_in_one_line():
+    from vitnas.errors import ConfigError
+
+    assert loads_strict('{"a": [1, 2.5, "x"], "b": {"c": null}}', "f") == {
+        "a": [1, 2.5, "x"], "b": {"c": None}}
+    for text, message in (('{"a": 1, "a": 2}', "f gives the key 'a' twice"),
+                          ('{"a": {"b": 1, "b": 1}}', "gives the key 'b' twice"),
+                          ('{"a": 1' + "0" * 5000 + "}", "f cannot be read: Exceeds the limit"),
+                          ('{"a": ', "f is not valid JSON: Expecting value at line 1 column 7"),
+                          ("[" * 100000 + "]" * 100000, "f is nested too deeply")):
+        with pytest.raises(ConfigError, match=message) as err:
+            loads_strict(text, "f")
+        assert "\n" not in str(err.value)

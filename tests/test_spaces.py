@@ -270,3 +270,21 @@ def test_params_and_flops_take_the_plain_json_architecture(name):
     assert space.flops(plain) == space.flops(arch)
     with pytest.raises(ArchitectureError):
         space.params({"depth": 999} if isinstance(plain, dict) else "|nonsense~0|")
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"img_size": "32"}, "option img_size must be int, got str '32'"),
+    ({"img_size": True}, "option img_size must be int, got bool True"),
+    ({"patch_size": 4.0}, "option patch_size must be int, got float 4.0"),
+    ({"qkv": 3}, "option qkv must be str, got int 3"),
+])
+def test_space_options_of_the_wrong_type_are_refused_before_the_space_is_built(options, message):
+    with pytest.raises(ConfigError, match=message):
+        get_space("autoformer-tiny-micro", **options)
+    space = get_space("autoformer-tiny-micro", img_size=64, pool="mean", cls_token="no")
+    assert space.img_size == 64  # the right types pass, a bool-or-str option takes a str
+
+
+def test_a_space_name_that_is_not_a_string_is_one_line():
+    with pytest.raises(ConfigError, match="must be a string, got list"):
+        get_space(["autoformer-tiny-micro"])

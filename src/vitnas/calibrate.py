@@ -59,6 +59,7 @@ from typing import Any
 import numpy as np
 
 from vitnas.errors import ConfigError
+from vitnas.formatting import loads_strict
 
 FORMAT = "vitnas-ranker"
 VERSION = 1
@@ -74,6 +75,9 @@ EVIDENCE_THRESHOLD = 0.0
 # the features a calibration uses when none are named: the shape baselines, free to compute
 DEFAULT_FEATURES = ("params", "flops", "depth", "width", "logsize")
 TRANSFORMS = ("log", "identity")
+# a loaded ranker's weights stay below this: fitted on standardised features and a standardised
+# rank target they are of order 1, and far larger ones (a hand-edited file) overflow the scores
+MAX_WEIGHT = 1e3
 CHOICES = ("prior", "fitted")
 
 
@@ -365,7 +369,7 @@ def ranker_from_dict(data: Any, where: str = "ranker") -> Ranker:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ConfigError(f"{where} is not a vitnas ranker (no \"format\": \"{FORMAT}\"); make "
                           f"one with `vitnas calibrate`")
-    if data.get("version") != VERSION:
+    if type(data.get("version")) is not int or data.get("version") != VERSION:
         raise ConfigError(f"{where} is ranker format version {data.get('version')!r}; this "
                           f"vitnas reads version {VERSION} (calibrate again)")
     rows = data.get("features")
@@ -380,8 +384,12 @@ def ranker_from_dict(data: Any, where: str = "ranker") -> Ranker:
                               f"{row.get('transform')!r}, not one of {', '.join(TRANSFORMS)}")
         numbers = {k: _number(row, k, f"{where}: feature {row['spec']}")
                    for k in ("mean", "scale", "weight", "fitted_weight")}
-        if numbers["scale"] <= 0:
-            raise ConfigError(f"{where}: feature {row['spec']} needs a scale > 0")
+        if numbers["scale"] <= 1e-12 * max(1.0, abs(numbers["mean"])):
+            raise ConfigError(f"{where}: feature {row['spec']} needs a scale > 0 (above "
+                              f"1e-12 of its mean, as a fit gives)")
+        if max(abs(numbers["weight"]), abs(numbers["fitted_weight"])) > MAX_WEIGHT:
+            raise ConfigError(f"{where}: feature {row['spec']} has a weight beyond "
+                              f"{MAX_WEIGHT:g}, which no fit on standardised features gives")
         features.append(RankerFeature(row["spec"], row["transform"], **numbers))
     specs = [f.spec for f in features]
     if len(set(specs)) != len(specs):
@@ -412,9 +420,10 @@ def load_ranker(path: str | Path) -> Ranker:
     if not path.is_file():
         raise ConfigError(f"ranker file {path} not found (make one with `vitnas calibrate`)")
     try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
-        raise ConfigError(f"ranker file {path} is not valid JSON ({type(err).__name__})") from None
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise ConfigError(f"ranker file {path} is not text (not a ranker's JSON)") from None
+    data = loads_strict(text, f"ranker file {path}")
     ranker = ranker_from_dict(data, f"ranker file {path}")
     ranker.path = str(path)
     return ranker

@@ -82,6 +82,39 @@ def from_nonfinite_word(value: Any) -> Any:
     return NON_FINITE_WORDS.get(value, value) if isinstance(value, str) else value
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def loads_strict(text: str, what: str) -> Any:
+    """JSON text -> value, or a ``ConfigError`` whose one line says what is wrong with
+    ``what``: bad syntax, nesting too deep, a number too long for Python to read (over 4300
+    digits), or a key given twice (JSON readers resolve a repeated key differently, and a
+    silent last-wins would hide a typo)."""
+    from vitnas.errors import ConfigError
+
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{what} is not valid JSON: {err.msg} at line {err.lineno} column "
+                          f"{err.colno}") from None
+    except _DuplicateKey as err:
+        raise ConfigError(f"{what} gives the key {err.args[0]!r} twice") from None
+    except RecursionError:
+        raise ConfigError(f"{what} is nested too deeply") from None
+    except ValueError as err:  # e.g. an integer beyond Python's digit limit
+        raise ConfigError(f"{what} cannot be read: {str(err).split(';')[0]}") from None
+
+
 def dumps_strict(value: Any, **options: Any) -> str:
     """``json.dumps`` of :func:`strict_json` (``allow_nan=False``, so nothing slips through)."""
     return json.dumps(strict_json(value), allow_nan=False, **options)

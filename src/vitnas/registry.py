@@ -29,6 +29,9 @@ class Registry(Generic[T]):
         return add if obj is None else add(obj)
 
     def get(self, name: str) -> T:
+        if not isinstance(name, str):
+            raise ConfigError(f"a {self.kind} name must be a string, got "
+                              f"{type(name).__name__} {name!r}"[:300])
         try:
             return self._entries[name]
         except KeyError:

@@ -60,11 +60,13 @@ def load_trained(path: str | Path, device: str = "cpu") -> TrainedModel:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"trained model {path} not found")
+    if path.stat().st_size == 0:
+        raise ConfigError(f"trained model {path} is empty")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a file that is not a checkpoint
-        raise ConfigError(f"{path} is not a vitnas trained model, or is damaged: {exc}"
-                          .splitlines()[0]) from None
+        raise ConfigError(f"{path} is not a vitnas trained model, or is damaged (torch.load "
+                          f"failed: {type(exc).__name__})") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise ConfigError(f"{path} is not a vitnas trained model (no format {FORMAT!r})")
     for key, kind in (("space", str), ("space_options", dict), ("state_dict", dict),
@@ -72,7 +74,8 @@ def load_trained(path: str | Path, device: str = "cpu") -> TrainedModel:
         if not isinstance(checkpoint.get(key), kind):
             raise ConfigError(f"{path}: field {key!r} is missing or not a {kind.__name__}")
     version = checkpoint.get("version", VERSION)
-    if not isinstance(version, int) or not 1 <= version <= VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or \
+            not 1 <= version <= VERSION:
         raise ConfigError(f"{path}: trained-model version {version!r} is not one this vitnas "
                           f"reads (1 to {VERSION}); a newer vitnas wrote it?")
     if "arch" not in checkpoint:
@@ -83,9 +86,11 @@ def load_trained(path: str | Path, device: str = "cpu") -> TrainedModel:
     model = space.build(arch)
     try:
         model.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as exc:
+    except RuntimeError as exc:  # torch's first line names the model, the next the problem
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        detail = lines[1] if len(lines) > 1 else lines[0] if lines else "unknown mismatch"
         raise ConfigError(f"{path}: the weights do not fit the architecture: "
-                          f"{str(exc).splitlines()[0]}") from None
+                          f"{detail[:240]}") from None
     return TrainedModel(model.to(device).eval(), space, arch, checkpoint["meta"])
 
 
@@ -95,10 +100,7 @@ def export_trained(path: str | Path, out: str | Path, batch_size: int = 1) -> Pa
     from vitnas.paths import check_writable
 
     out = Path(out)
-    if out.resolve() == Path(path).resolve():
-        raise ConfigError(f"the program {out} would overwrite the model it is exported from; "
-                          f"name another file")
-    check_writable(out, "program")  # before the work, not after it
+    check_writable(out, "program", inputs=[path])  # before the work, not after it
     trained = load_trained(path)
     example = (trained.space.example_input(batch_size),)
     program = torch.export.export(trained.model, example)
@@ -116,8 +118,10 @@ def export_trained(path: str | Path, out: str | Path, batch_size: int = 1) -> Pa
 def check_weights(path: str | Path, state: dict, digest: str | None) -> None:
     """Refuse weights that are not all tensors, or that differ from the ``digest`` recorded
     when they were saved (None: a file from before the checksum, loaded unverified)."""
-    if not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ConfigError(f"{path}: its state_dict holds something other than tensors")
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise ConfigError(f"{path}: its state_dict holds something other than named tensors")
+    if any(v.is_floating_point() and bool(torch.isnan(v).any()) for v in state.values()):
+        raise ConfigError(f"{path}: its weights hold NaN (a diverged or damaged model)")
     if digest is not None and digest != weights_digest(state):
         raise ConfigError(f"{path} is damaged: its weights do not match the checksum recorded "
                           f"when it was saved")

@@ -5,14 +5,20 @@ from __future__ import annotations
 import argparse
 import json
 
-from vitnas.cli.common import add_space_flags, positive_int, space_options
+from vitnas.cli.common import add_space_flags, positive_int, seed, space_options, writable
 
 
 def cmd_calibrate(args: argparse.Namespace) -> None:
     from vitnas.bench import load_benchmark
     from vitnas.calibrate import DEFAULT_FEATURES, calibrate_benchmark, save_ranker
+    from vitnas.errors import ConfigError
     from vitnas.store import ScoreStore, default_store_path
 
+    for option in ("metric", "features"):  # given but empty is a mistake, not the default
+        if getattr(args, option) is not None and not getattr(args, option).strip():
+            raise ConfigError(f"--{option} is empty; leave it out for the default")
+    writable(args.out, "--out", inputs=[args.benchmark])
+    writable(args.db, "--db")
     if args.threads:
         import torch
 
@@ -21,7 +27,7 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
                            n=args.limit, seed=args.seed, data_dir=args.data_dir)
     metric = args.metric or bench.meta.get("metric") or "top1"
     features = args.features or list(DEFAULT_FEATURES)
-    with ScoreStore(args.db or default_store_path()) as store:
+    with ScoreStore(args.db if args.db is not None else default_store_path()) as store:
         ranker = calibrate_benchmark(
             bench, metric, features, store, batch=args.batch,
             batch_size=args.batch_size, seed=args.score_seed, data_dir=args.data_dir,
@@ -57,13 +63,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         "shape counts); proxies such as nwot are scored through the store")
     p.add_argument("--limit", type=positive_int,
                    help="calibrate on a seeded random subset of K architectures")
-    p.add_argument("--seed", type=int, default=0, help="seed of --limit's subset")
+    p.add_argument("--seed", type=seed, default=0, help="seed of --limit's subset")
     p.add_argument("--space", help="search space (needed when the file does not name one)")
     add_space_flags(p, more=True)
     p.add_argument("--batch", default="cifar10", help="proxy batch source (default cifar10)")
     p.add_argument("--batch-size", type=positive_int, default=32,
                    help="proxy batch size (default 32; search with the same)")
-    p.add_argument("--score-seed", type=int, default=0,
+    p.add_argument("--score-seed", type=seed, default=0,
                    help="init, batch and proxy seed of the feature scores (default 0)")
     p.add_argument("--db", help="score store (default: the cache dir's scores.sqlite)")
     p.add_argument("--workers", type=positive_int, default=1, help="parallel scoring workers")

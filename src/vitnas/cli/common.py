@@ -69,6 +69,8 @@ def parse_options(text: str | None) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"option {item!r} is not key=value")
+        if key.strip() in out:
+            raise ConfigError(f"option {key.strip()!r} is given twice in {text!r}")
         value = value.strip()
         if value.lstrip("-").isdigit():
             out[key.strip()] = int(value)

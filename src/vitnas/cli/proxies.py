@@ -24,7 +24,7 @@ from vitnas.cli.common import (
 def cmd_proxies(args: argparse.Namespace) -> None:
     from vitnas.proxies import PROXIES
 
-    if args.name:
+    if args.name is not None:
         cmd_proxy_options(PROXIES.get(args.name), args)
         return
     rows = []
@@ -95,8 +95,10 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from vitnas.demo import run_demo
+    from vitnas.demo import DEMO_PROXIES, run_demo
+    from vitnas.proxies.spec import resolve_proxies
 
+    check_batch(resolve_proxies(DEMO_PROXIES), args.batch_size)
     rows = run_demo(count=args.n, dataset=args.dataset, batch_size=args.batch_size,
                     seed=args.seed, data_dir=args.data_dir, status=say)
     if args.json:

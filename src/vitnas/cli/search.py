@@ -72,7 +72,8 @@ def cmd_search(args: argparse.Namespace) -> None:
         evolution=EvolutionConfig.for_population(
             args.population, args.mutations, args.crossovers, parents=parents,
             layer_prob=args.layer_prob, structure_prob=args.structure_prob))
-    out = args.out or f"runs/search/{space.name}-{config.algorithm}-seed{config.seed}"
+    out = (f"runs/search/{space.name}-{config.algorithm}-seed{config.seed}"
+           if args.out is None else args.out)
     writable(out, "--out", directory=True)  # before the work, not after it
     writable(args.db, "--db")
     check_memory(space, args.batch_size)
@@ -179,13 +180,14 @@ def cmd_merge(args: argparse.Namespace) -> None:
     from vitnas.store import ScoreStore
 
     writable(args.out, "output store", inputs=args.inputs)
-    for source in args.inputs:  # every input checked before the output is created
+    rows = {}
+    for source in args.inputs:  # every input read before the output is created
         if not Path(source).is_file():
             raise ConfigError(f"score store {source} not found")
-        with ScoreStore(source, readonly=True):
-            pass
+        with ScoreStore(source, readonly=True) as store:
+            rows[source] = store.rows()
     with ScoreStore(args.out) as store:
-        added = {source: store.merge(source) for source in args.inputs}
+        added = {source: store.put(stored) for source, stored in rows.items()}
         total = len(store)
     if args.json:
         print(json.dumps({"out": args.out, "rows": total, "new_rows": added}, indent=1))

@@ -159,6 +159,11 @@ class Lswag(Proxy):
     )
     Config = LswagConfig
 
+    @property
+    def min_batch(self) -> int:  # type: ignore[override]
+        """One sample per chunk at least: the variance is over ``splits`` chunks."""
+        return self.config.splits
+
     def layer_terms(self, model: nn.Module, ctx: ProxyContext) -> LayerTerms | None:
         """Every layer's terms (no band); None, with a warning, when the batch is too small."""
         c = self.config

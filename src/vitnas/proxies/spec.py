@@ -54,6 +54,8 @@ def parse_proxy_spec(spec: str) -> tuple[str, dict[str, str]]:
         key, eq, value = item.partition("=")
         if not eq or not key.strip():
             raise ConfigError(f"proxy option {item!r} in {spec!r} must look like key=value")
+        if key.strip() in pairs:
+            raise ConfigError(f"proxy option {key.strip()!r} is given twice in {spec!r}")
         pairs[key.strip()] = value.strip()
     return name.strip(), pairs
 

@@ -11,6 +11,7 @@ import json
 import random
 import re
 import sys
+import typing
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -167,13 +168,12 @@ class SearchSpace(ABC):
 
     def parse(self, text: str) -> Any:
         """An architecture from JSON text (the CLI's input), bare or wrapped in a record."""
+        from vitnas.formatting import loads_strict
+
         try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ArchitectureError(f"architecture is not valid JSON: {err.msg} at line "
-                                    f"{err.lineno} column {err.colno}") from None
-        except RecursionError:
-            raise ArchitectureError("architecture JSON is nested too deeply") from None
+            obj = loads_strict(text, "architecture")
+        except ConfigError as err:
+            raise ArchitectureError(str(err)) from None
         return self.from_json(unwrap_record(obj))
 
     def key(self, arch: Any) -> str:
@@ -236,6 +236,7 @@ def get_space(name: str, **options: Any) -> SearchSpace:
     """
     factory = SPACES.get(name)
     given = {k: v for k, v in options.items() if v is not None}
+    _check_option_types(name, factory, given)
     try:
         space = factory(**given)
     except TypeError as err:
@@ -244,9 +245,33 @@ def get_space(name: str, **options: Any) -> SearchSpace:
             raise ConfigError(
                 f"option {unexpected.group(1)!r} does not apply to search space {name}"
             ) from None
-        raise
+        raise ConfigError(f"search space {name} cannot take these options ({err})") from None
     space.options = given  # what ``respaced`` rebuilds it from
     return space
+
+
+_SIMPLE_TYPES = (bool, int, float, str)
+
+
+def _check_option_types(name: str, factory: Callable[..., Any], given: dict[str, Any]) -> None:
+    """Refuse an option whose value has the wrong type for the space's constructor (a string
+    image size from a benchmark file would otherwise fail deep inside, as a TypeError), read
+    from the constructor's annotations; options typed beyond plain scalars are not checked."""
+    target = getattr(factory, "func", factory)
+    try:
+        hints = typing.get_type_hints(target.__init__ if inspect.isclass(target) else target)
+    except Exception:  # annotations that cannot be resolved: nothing to check against
+        return
+    for key, value in given.items():
+        allowed = set(typing.get_args(hints[key]) or (hints[key],)) - {type(None)} \
+            if key in hints else set()
+        if not allowed or not allowed <= set(_SIMPLE_TYPES):
+            continue
+        kind = next((t for t in _SIMPLE_TYPES if isinstance(value, t)), None)
+        if kind not in allowed and not (kind is int and float in allowed):
+            names = " or ".join(t.__name__ for t in _SIMPLE_TYPES if t in allowed)
+            raise ConfigError(f"search space {name}: option {key} must be {names}, got "
+                              f"{type(value).__name__} {value!r}"[:300])
 
 
 def respaced(space: SearchSpace, **overrides: Any) -> SearchSpace:
