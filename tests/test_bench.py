@@ -348,7 +348,7 @@ def test_sharded_builds_merge_into_the_unsharded_file(tmp_path, tiny_data):
     strip = {"command"}
     assert {k: v for k, v in without_timing(merged).items() if k not in strip} == \
         {k: v for k, v in without_timing(whole).items() if k not in strip}
-    with pytest.raises(ConfigError, match="plan slot 1 is in no shard"):
+    with pytest.raises(ConfigError, match="shard 1/2 is missing"):
         merge_ground_truths(parts[:1], tmp_path / "gap.json")
     with pytest.raises(ConfigError, match="not the file of a sharded"):
         merge_ground_truths([tmp_path / "whole.json"], tmp_path / "bad.json")

@@ -356,3 +356,126 @@ def test_the_cli_choice_lists_match_the_library():
     from vitnas.train import PRECISIONS
     assert cli_revit.NONE_CORRECT == NONE_CORRECT_POLICIES
     assert cli_revit.PRECISIONS == PRECISIONS
+
+
+def one_line(err: str) -> bool:
+    return len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("argv", [
+    ["revit", "label", "{revit}", "--out", "{revit}"],
+    ["revit", "train-tla", "{labels}", "--revit", "{revit}", "--out", "{labels}"],
+    ["revit", "train-tla", "{labels}", "--revit", "{revit}", "--out", "{revit}"],
+    ["revit", "eval", "{revit}", "{tla}", "--out", "{revit}"],
+    ["revit", "eval", "{revit}", "{tla}", "--out", "{tla}"],
+    ["revit", "eval", "{revit}", "{tla}", "--out", "{labels}"],  # the pool no flag named
+    ["revit", "train", "--out", "{revit}", "--init-from", "{revit}", *TINY],
+])
+def test_an_output_that_is_an_input_is_refused_before_any_work(pipeline, capsys, argv):
+    _, revit, labels, tla = pipeline
+    files = {"revit": revit, "labels": labels, "tla": tla}
+    before = {name: path.read_bytes() for name, path in files.items()}
+    code, _, err = run(capsys, *[a.format(**files) for a in argv])
+    assert code == 2 and "is also an input of this command" in err and one_line(err)
+    assert all(path.read_bytes() == before[name] for name, path in files.items())
+
+
+def test_the_eval_reports_siblings_never_overwrite_an_input(pipeline, capsys, tmp_path):
+    _, revit, labels, tla = pipeline
+    table = tmp_path / "report.md"  # the ReViT under the name of --out report.json's table
+    table.write_bytes(revit.read_bytes())
+    code, _, err = run(capsys, "revit", "eval", table, tla, "--pool", labels, "--out",
+                       tmp_path / "report.json")
+    assert code == 2 and "--out's .md sibling" in err and "is also an input" in err
+    assert table.read_bytes() == revit.read_bytes() and one_line(err)
+    code, _, err = run(capsys, "revit", "eval", revit, tla, "--out", tmp_path / "report.md")
+    assert code == 2 and "cannot end in .md" in err and one_line(err)
+
+
+@pytest.mark.parametrize("option, rates, problem", [
+    ("--tome-rates", "4,1000", "ToMe rate r=1000 cannot be applied at 64 tokens"),
+    ("--tome-rates", "33", "the largest usable rate there is 32"),
+    ("--merge-rates", "2,19", "merge rate r=19 cannot be applied at 36 tokens"),
+])
+def test_a_merge_rate_that_cannot_be_applied_is_refused_naming_the_largest(
+        pipeline, capsys, option, rates, problem):
+    _, revit, _, tla = pipeline
+    code, _, err = run(capsys, "revit", "eval", revit, tla, option, rates, "--repeats", "1",
+                       "--threads", "1", "--quiet")
+    assert code == 2 and problem in err and one_line(err)
+
+
+def test_the_largest_tome_rate_runs_and_is_reported_as_itself(pipeline, capsys):
+    _, revit, _, tla = pipeline
+    code, text, _ = run(capsys, "revit", "eval", revit, tla, "--tome-rates", "32", "--repeats",
+                        "1", "--bootstrap", "0", "--threads", "1", "--quiet")
+    assert code == 0 and "| ToMe r=32 " in text
+
+
+def test_an_architecture_file_with_a_huge_integer_is_one_line_naming_it(capsys, tmp_path):
+    arch_file = tmp_path / "huge.json"
+    arch_file.write_text('{"hidden_dim": ' + "9" * 5000 + "}")
+    code, _, err = run(capsys, "revit", "train", "--out", tmp_path / "x.pt", "--dataset",
+                       "synthetic", "--arch-file", arch_file)
+    assert code == 2 and str(arch_file) in err and "4300" in err and one_line(err)
+
+
+@pytest.mark.parametrize("argv, problem", [
+    (["--fold", ""], "--fold is empty"),
+    (["--space", ""], "--space is empty"),
+    (["--init-from", ""], "--init-from is empty"),
+    (["--fold", "5000/10000"], "1000 training images cannot fill 10000 folds"),
+    (["--mlp-ratio", "0.0001"], "hidden layer of at least one unit"),
+    (["--device", "foo"], "unknown device 'foo'"),
+    (["--lr", "1e300"], "overflows the float32 weights"),
+    (["--epochs", "1e300"], "argument --epochs: must be <= 10,000"),
+])
+def test_bad_train_options_are_one_line_errors(capsys, tmp_path, argv, problem):
+    code, _, err = run(capsys, "revit", "train", "--out", tmp_path / "x.pt", *TINY, *argv)
+    assert code == 2 and problem in err and one_line(err)
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_a_diverged_training_writes_no_checkpoint(capsys, tmp_path):
+    out = tmp_path / "x.pt"
+    code, _, err = run(capsys, "revit", "train", "--out", out, *TINY, "--lr", "1e37")
+    assert code == 2 and "training diverged" in err and one_line(err)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("argv, problem", [
+    (["revit", "train-tla", "{labels}", "--revit", "{revit}", "--out", "t.pt", "--epochs",
+      "1000000000000"], "argument --epochs: must be <= 10,000"),
+    (["revit", "eval", "{revit}", "{tla}", "--repeats", "1000000000"],
+     "argument --repeats: must be <= 1,000"),
+    (["revit", "eval", "{revit}", "{tla}", "--pool", ""], "--pool is empty"),
+    (["revit", "label", "", "--out", "l.pt"], "an input file name is empty"),
+    (["revit", "train-tla", "{labels}", "--revit", "", "--out", "t.pt"],
+     "an input file name is empty"),
+])
+def test_bad_counts_and_empty_names_are_one_line_errors(pipeline, capsys, tmp_path,
+                                                        monkeypatch, argv, problem):
+    _, revit, labels, tla = pipeline
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, *[a.format(revit=revit, labels=labels, tla=tla) for a in argv])
+    assert code == 2 and problem in err and one_line(err)
+
+
+def test_a_revit_of_other_token_lengths_is_refused_by_train_tla_and_eval(pipeline, capsys,
+                                                                        tmp_path):
+    from vitnas.revit import artifacts
+
+    _, revit, labels, tla = pipeline
+    other = tmp_path / "other.pt"
+    assert main(["revit", "train", "--out", str(other), *TINY, "--grids", "3,5,8"]) == 0
+    code, _, err = run(capsys, "revit", "train-tla", labels, "--revit", other, "--out",
+                       tmp_path / "t.pt", "--threads", "1")
+    assert code == 2 and "labels token lengths [16, 36, 64]" in err and one_line(err)
+    # an assigner trained for the 3,5,8 ReViT (its recorded input sizes), on this one's pool
+    payload = torch.load(tla, weights_only=True)
+    payload["config"]["detail_sizes"] = [12, 20]
+    foreign = tmp_path / "foreign.pt"
+    artifacts.save(foreign, payload)
+    code, _, err = run(capsys, "revit", "eval", revit, foreign, "--repeats", "1", "--quiet")
+    assert code == 2 and "was trained for a ReViT whose shorter lengths" in err
+    assert one_line(err)

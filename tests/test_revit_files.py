@@ -34,7 +34,8 @@ def test_a_saved_assigner_loads_back_with_its_meta(assigner_file):
     (lambda p: p.update(config="{}"), "'config' is a str"),
     (lambda p: p.pop("meta"), "has no 'meta'"),
     (lambda p: p.pop("config"), "has no 'config'"),
-    (lambda p: p["state_dict"].update({next(iter(p["state_dict"])): "x"}), "other than tensors"),
+    (lambda p: p["state_dict"].update({next(iter(p["state_dict"])): "x"}),
+     "other than named tensors"),
 ])
 def test_wrong_contents_are_refused(assigner_file, change, message):
     rewrite(assigner_file, change)

@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -489,6 +490,7 @@ def correlate(
     if len(indices) < 3:
         raise ConfigError(f"the {config.split} split of {bench.name} has {len(indices)} "
                           f"architectures with a {config.metric}; need at least 3")
+    check_label_span([accuracy[i] for i in indices], config.metric, bench.name)
     subset = Benchmark(bench.name, bench.space, [bench.records[i] for i in indices], bench.meta)
     reliability = _reliability(subset, repeat, config)  # before the scoring: it may refuse
     scores, seconds = score_benchmark(subset, specs, store, config.batch, config.batch_size,
@@ -519,6 +521,16 @@ def correlate(
         shape_baseline_rule=rule,
         **reliability,
     )
+
+
+def check_label_span(labels: Sequence[float], metric: str, name: str) -> None:
+    """Refuse labels whose spread (max - min) is past the float range (1.8e308): the ranks are
+    fine, but the regret columns are in label units and would be infinite."""
+    low, high = min(labels), max(labels)
+    if high / 2 - low / 2 > sys.float_info.max / 2:
+        raise ConfigError(f"the {metric} labels of {name} span {low:.3g}..{high:.3g}, more than "
+                          f"a float holds, so the regret (in label units) is undefined; "
+                          f"rescale the labels")
 
 
 def _reliability(subset: Benchmark, repeat: Benchmark | None,

@@ -64,15 +64,48 @@ class Benchmark:
                     raise ValueError
                 number = float(value)
             except (ValueError, OverflowError):
-                shown = repr(value) if len(repr(value)) < 40 else repr(value)[:37] + "..."
-                raise ConfigError(f"benchmark {self.name}: record {i} has {metric} = {shown}, "
-                                  f"not a number a float can hold") from None
+                raise ConfigError(f"benchmark {self.name}: record {i} has {metric} = "
+                                  f"{shown(value)}, not a number a float can hold") from None
             out.append(number if math.isfinite(number) else None)
         return out
 
 
 def _fail(path: str, message: str) -> ConfigError:
     return ConfigError(f"benchmark file {path}: {message}")
+
+
+def shown(value: Any, width: int = 40) -> str:
+    """``repr(value)`` cut to ``width`` characters for a message; an integer too long to print
+    (over Python's 4300 digits) is described instead."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return f"an integer of about {int(value.bit_length() * 0.30103):,} digits"
+    return text if len(text) < width else text[:width - 3] + "..."
+
+
+SCALARS = (str, int, float, bool, type(None))
+
+
+def _check_meta(meta: dict[str, Any], path: str) -> None:
+    """The header fields a benchmark is read by must have their JSON types (a list where the
+    space's name belongs is refused here, not deep inside the space registry)."""
+    if "space" in meta and meta["space"] is not None and (
+            not isinstance(meta["space"], str) or not meta["space"].strip()):
+        raise _fail(path, f'"space" must name a search space, like "autoformer-tiny", not '
+                          f"{shown(meta['space'])}")
+    options = meta.get("space_options")
+    if options is not None:
+        if not isinstance(options, dict):
+            raise _fail(path, '"space_options" must be an object like {"patch_size": 8}')
+        for key, value in options.items():
+            if not isinstance(key, str) or not isinstance(value, SCALARS):
+                raise _fail(path, f'"space_options" {shown(key)} must be a string, number, '
+                                  f"true/false or null, not {shown(value)}")
+    if "metric" in meta and meta["metric"] is not None and (
+            not isinstance(meta["metric"], str) or not meta["metric"].strip()):
+        raise _fail(path, f'"metric" must name a record field, like "top1", not '
+                          f"{shown(meta['metric'])}")
 
 
 def parse_benchmark(obj: Any, path: str, space_name: str | None = None,
@@ -89,6 +122,7 @@ def parse_benchmark(obj: Any, path: str, space_name: str | None = None,
         rows = obj
     else:
         raise _fail(path, "must be a JSON list of records or an object with \"records\"")
+    _check_meta(meta, path)
     file_space = meta.get("space")
     if space_name and file_space and space_name != file_space:
         raise _fail(path, f"was built for space {file_space}, not {space_name}")
@@ -96,8 +130,6 @@ def parse_benchmark(obj: Any, path: str, space_name: str | None = None,
     if not name:
         raise _fail(path, "does not name its space; pass --space")
     file_options = meta.get("space_options") or {}
-    if not isinstance(file_options, dict):
-        raise _fail(path, '"space_options" must be an object like {"patch_size": 8}')
     space = get_space(name, **{**file_options, **(space_options or {})})
     records = []
     first_seen: dict[str, int] = {}
@@ -122,7 +154,8 @@ def parse_benchmark(obj: Any, path: str, space_name: str | None = None,
             if isinstance(value, bool) or not (value is None or isinstance(value, (int, float,
                                                                                   str, dict,
                                                                                   list))):
-                raise _fail(path, f"record {i} field {key!r} has an unreadable value {value!r}")
+                raise _fail(path, f"record {i} field {shown(key)} has an unreadable value "
+                                  f"{shown(value)}")
             values[key] = value
         records.append(BenchmarkRecord(arch, values))
     if not records:
@@ -131,6 +164,8 @@ def parse_benchmark(obj: Any, path: str, space_name: str | None = None,
 
 
 def read_benchmark_json(path: str | Path) -> Any:
+    if not str(path).strip():
+        raise ConfigError("a benchmark file name is empty; name a JSON file")
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"benchmark file {path} not found")
@@ -144,6 +179,9 @@ def read_benchmark_json(path: str | Path) -> Any:
                           ) from None
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"cannot read benchmark file {path}: {err}") from None
+    except ValueError as err:  # an integer longer than Python converts (4300 digits)
+        raise ConfigError(f"benchmark file {path} holds a number that cannot be read "
+                          f"({str(err).split(':')[0]})") from None
 
 
 def nasbench201_benchmark(n: int | None = None, seed: int = 0,

@@ -13,6 +13,7 @@ import json
 import math
 import os
 import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,14 +21,18 @@ from typing import Any
 
 import torch
 
-from vitnas.bench.files import FORMAT, parse_benchmark, read_benchmark_json
+from vitnas.bench.files import FORMAT, parse_benchmark, read_benchmark_json, shown
 from vitnas.device import check_device
 from vitnas.errors import ConfigError
+from vitnas.paths import check_writable
 from vitnas.spaces import get_space
 from vitnas.spaces.base import SearchSpace
 from vitnas.train import TrainConfig, train_model
 
 RANGE_PROBES = 2000
+# More architectures than any ground truth trains (NAS-Bench-201 has 15,625); planning them alone
+# takes minutes, and a larger n is a typo, not a plan.
+MAX_ARCHITECTURES = 100_000
 TIMING_FIELDS = ("train_seconds",)
 
 
@@ -58,8 +63,7 @@ class GroundTruthConfig:
     candidates: int = 32
 
     def check(self) -> None:
-        if self.n < 1:
-            raise ConfigError(f"a ground truth needs n >= 1 architectures, got {self.n}")
+        check_plan_size(self.n)
         if self.train_per_class is not None and self.train_per_class < 1:
             raise ConfigError(f"train_per_class must be >= 1 (or unset for all images), got "
                               f"{self.train_per_class}")
@@ -76,6 +80,32 @@ class GroundTruthConfig:
         out = dataclasses.asdict(self)
         del out["n"]
         return out
+
+
+def check_plan_size(n: int, space: SearchSpace | None = None) -> None:
+    """Refuse, before any loop, a plan of ``n`` architectures that cannot be drawn: fewer than
+    one, more than ``MAX_ARCHITECTURES``, or more than ``space`` holds."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(f"a ground truth needs n >= 1 architectures, got {n!r}")
+    if n > MAX_ARCHITECTURES:
+        raise ConfigError(f"n {n:,} is more architectures than a ground truth can plan and "
+                          f"train (at most {MAX_ARCHITECTURES:,})")
+    if space is not None and n > space.size():
+        raise ConfigError(f"{space.name} holds {space.size():,} distinct architectures; a plan "
+                          f"of n {n:,} would repeat some")
+
+
+def check_shard(shard: tuple[int, int] | None, n: int) -> None:
+    """Shard i/k trains plan slots i, i + k, ... below n: refuse one that gets none."""
+    if shard is None:
+        return
+    index, count = shard
+    if not 0 <= index < count:
+        raise ConfigError(f"shard {index}/{count} must be i/k with 0 <= i < k")
+    if index >= n:
+        raise ConfigError(f"shard {index}/{count} gets no architecture: n {n} plans slots "
+                          f"0..{n - 1} and shard i/k trains slots i, i+k, ...; use at most "
+                          f"{n} shards")
 
 
 def van_der_corput(i: int, base: int = 2) -> float:
@@ -99,6 +129,7 @@ def plan_architectures(space: SearchSpace, n: int, seed: int = 0,
                        candidates: int = 32) -> list[Any]:
     """``n`` distinct architectures whose parameter counts follow a low-discrepancy sequence
     over the sampled range: for each target, the closest of ``candidates`` random draws."""
+    check_plan_size(n, space)
     low, high = params_range(space, seed)
     chosen: list[Any] = []
     seen: set[str] = set()
@@ -225,15 +256,15 @@ def build_ground_truth(
     ``merge_ground_truths`` joins the shards' files into the file one process would write)."""
     config.check()
     check_device(device)
-    if shard is not None and not 0 <= shard[0] < shard[1]:
-        raise ConfigError(f"shard {shard[0]}/{shard[1]} must be i/k with 0 <= i < k")
+    check_shard(shard, config.n)
     out = Path(out)
     space = get_space(config.space, **config.space_options)
+    check_plan_size(config.n, space)
     records = _load_existing(out, config)
     _check_writable(out)
     plan_seed = config.seed if config.plan_seed is None else config.plan_seed
-    mine = [i for i in range(max(config.n, len(records) * (shard[1] if shard else 1)))
-            if shard is None or i % shard[1] == shard[0]]
+    first, step = shard or (0, 1)
+    mine = range(first, max(config.n, first + len(records) * step), step)  # this run's slots
     plan = plan_architectures(space, max(config.n, mine[len(records) - 1] + 1 if records else 0),
                               plan_seed, config.candidates)
     for index, record in zip(mine, records):
@@ -297,36 +328,85 @@ def build_ground_truth(
     return content
 
 
+SHARD_PATTERN = re.compile(r"(\d{1,9})/(\d{1,9})", re.ASCII)
+# header fields every shard of one plan shares (``n`` and the shard count are checked apart)
+SHARED_FIELDS = ("format", "version", "space", "space_options", "metric", "recipe",
+                 "train_images", "test_images", "normalisation")
+
+
+def _read_shard(path: str | Path) -> tuple[dict[str, Any], tuple[int, int], int]:
+    """A shard file's content, its shard (i, k) and its planned n, each checked."""
+    content = read_benchmark_json(path)
+    if not isinstance(content, dict) or "shard" not in content:
+        raise ConfigError(f"{path} is not the file of a sharded `bench build`")
+    text = content["shard"]
+    match = SHARD_PATTERN.fullmatch(text) if isinstance(text, str) else None
+    if match is None or int(match[1]) >= int(match[2]):
+        raise ConfigError(f'{path}: "shard" must be i/k with 0 <= i < k, like "0/2", not '
+                          f"{shown(text)}")
+    shard = int(match[1]), int(match[2])
+    n = content.get("n")
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_ARCHITECTURES:
+        raise ConfigError(f'{path}: "n" must be the number of planned architectures, 1 to '
+                          f"{MAX_ARCHITECTURES:,}, not {shown(n)}")
+    try:
+        check_shard(shard, n)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    if content.get("records") == []:
+        raise ConfigError(f"{path} (shard {shard[0]}/{shard[1]}) holds no records, but n {n} "
+                          f"plans slot {shard[0]} for it; finish that shard first")
+    parse_benchmark(content, str(path))  # space, options and every record
+    return content, shard, n
+
+
 def merge_ground_truths(sources: list[str | Path], out: str | Path) -> dict[str, Any]:
     """One ground-truth file from the files of ``bench build --shard i/k`` runs: the records in
-    plan order, as an unsharded build writes them (a gap, a clash or another recipe is an
-    error, never silently merged)."""
-    contents = [read_benchmark_json(path) for path in sources]
-    if not contents:
+    plan order, as an unsharded build writes them. Every shard of the plan must be there once,
+    with the same n, shard count and recipe; a missing shard, a gap, a clash or another recipe
+    is an error, never silently merged."""
+    if not sources:
         raise ConfigError("nothing to merge")
-    for path, content in zip(sources, contents):
-        if not isinstance(content, dict) or "shard" not in content:
-            raise ConfigError(f"{path} is not the file of a sharded `bench build`")
-    first = contents[0]
-    same = ("space", "space_options", "metric", "recipe", "train_images", "test_images")
-    for path, content in zip(sources[1:], contents[1:]):
-        differ = [k for k in same if content.get(k) != first.get(k)]
+    check_writable(out, "merge output", inputs=sources)
+    shards = [_read_shard(path) for path in sources]
+    first, (_, count), n = shards[0]
+    owner: dict[int, str | Path] = {}
+    for path, (content, (index, k), planned) in zip(sources, shards):
+        if k != count or planned != n:
+            raise ConfigError(f"{path} is shard {index}/{k} of n {planned}, but {sources[0]} is "
+                              f"of {count} shards and n {n}: merge the shards of one plan")
+        differ = [f for f in SHARED_FIELDS if content.get(f) != first.get(f)]
         if differ:
             raise ConfigError(f"{path} differs from {sources[0]} in {', '.join(differ)}")
+        if index in owner:
+            raise ConfigError(f"{owner[index]} and {path} are both shard {index}/{count}; give "
+                              f"each shard once")
+        owner[index] = path
+    absent = [i for i in range(min(count, n)) if i not in owner]
+    if absent:
+        raise ConfigError(f"shard {absent[0]}/{count} is missing: merge needs the files of all "
+                          f"{min(count, n)} shards of n {n}")
     slots: dict[int, dict[str, Any]] = {}
-    for path, content in zip(sources, contents):
+    for path, (content, (index, k), _) in zip(sources, shards):
         for record in content["records"]:
-            index = record.get("plan_index")
-            if not isinstance(index, int) or index in slots:
-                raise ConfigError(f"{path}: plan slot {index} is missing or given twice")
-            slots[index] = {k: v for k, v in record.items() if k != "plan_index"}
-    missing = sorted(set(range(len(slots))) - set(slots))
-    if missing:
-        raise ConfigError(f"plan slot {missing[0]} is in no shard; finish every shard first")
+            slot = record.get("plan_index")
+            if isinstance(slot, bool) or not isinstance(slot, int) or \
+                    not 0 <= slot < MAX_ARCHITECTURES or slot % k != index:
+                raise ConfigError(f"{path}: a record has plan_index {shown(slot)}, not a slot "
+                                  f"of shard {index}/{k} ({index}, {index + k}, ...)")
+            if slot in slots:
+                raise ConfigError(f"{path}: plan slot {slot} is given twice")
+            slots[slot] = {key: v for key, v in record.items() if key != "plan_index"}
+    gap = next((i for i in range(max(n, max(slots) + 1)) if i not in slots), None)
+    if gap is not None:
+        raise ConfigError(f"plan slot {gap} is in no shard (shard {gap % count}/{count} lacks "
+                          f"it); finish every shard first")
     header = {k: v for k, v in first.items() if k not in ("records", "shard", "command")}
-    merged = {**header, "n": len(slots),
-              "command": "; ".join(str(c.get("command")) for c in contents),
+    merged = {**header, "n": n,
+              "command": "; ".join(str(c.get("command"))
+                                   for c, _, _ in sorted(shards, key=lambda s: s[1][0])),
               "records": [slots[i] for i in range(len(slots))]}
+    parse_benchmark(merged, f"merged from {len(sources)} shards")  # no architecture twice
     out = Path(out)
     _check_writable(out)
     _write_atomic(out, merged)

@@ -107,7 +107,7 @@ def average_seeds(first: Benchmark, second: Benchmark, metric: str,
     noise variance halves there) and ``<metric>_seeds`` counting them; ``both_only`` keeps only
     the architectures trained twice, so every target has the same noise."""
     indices, a, b = paired_seeds(first, second, metric)
-    mean = dict(zip(indices, (a + b) / 2))
+    mean = dict(zip(indices, a / 2 + b / 2))  # no overflow near 1e308
     records = []
     for i, record in enumerate(first.records):
         if both_only and i not in mean:

@@ -14,14 +14,18 @@ import numpy as np
 
 from vitnas.bench.correlate import BASELINES, Scoreboard
 from vitnas.bench.stats import rankdata
+from vitnas.errors import ConfigError
 from vitnas.formatting import headless_pyplot
 from vitnas.formatting import markdown_table as format_markdown
 
 
 def _fmt(value: float, digits: int = 3) -> str:
     """A statistic, or "-" where it is undefined (the partial tau of params given params, a
-    shape row given the shape it is part of): a table never prints NaN."""
-    return "-" if not math.isfinite(value) else f"{value:.{digits}f}"
+    shape row given the shape it is part of): a table never prints NaN, nor 300 digits (a
+    regret in the units of huge labels)."""
+    if not math.isfinite(value):
+        return "-"
+    return f"{value:.{digits}f}" if abs(value) < 1e6 else f"{value:.3g}"
 
 
 def _ci(interval: tuple[float, float], missing: str = "-") -> str:
@@ -116,6 +120,8 @@ def score_axis(score: np.ndarray) -> tuple[np.ndarray, str]:
     the rest into one pixel column (the rank is what Kendall tau sees anyway)."""
     score = np.asarray(score, dtype=float)
     low, high = score.min(), score.max()
+    if max(abs(low), abs(high)) >= HUGE:  # no matplotlib axis spans it
+        return rankdata(score), "rank"
     if low > 0 and high / low > 1e3:
         return score, "log"
     q1, q3 = np.percentile(score, [25, 75])
@@ -124,14 +130,35 @@ def score_axis(score: np.ndarray) -> tuple[np.ndarray, str]:
     return score, "linear"
 
 
+HUGE = 1e100  # matplotlib's linear axis overflows on values near the float limit
+
+
+def plot_units(values: np.ndarray) -> tuple[np.ndarray, str]:
+    """Values a linear axis can draw, and the factor to name on it: labels of 1e308 are drawn
+    as 1.0 "x 1e308" (matplotlib's tick search overflows on the raw numbers)."""
+    finite = np.abs(values[np.isfinite(values)])
+    largest = float(finite.max()) if len(finite) else 0.0
+    if largest < HUGE:
+        return values, ""
+    exponent = math.floor(math.log10(largest))
+    return values / 10.0**exponent, f" x 1e{exponent}"
+
+
 def plot_scatter(board: Scoreboard, path: str | Path) -> None:
+    # labels or scores near the float limit (1e308) overflow inside matplotlib's tick
+    # formatting and in score_axis' spreads; the points drawn are the same without the warning
+    with np.errstate(over="ignore", invalid="ignore"):
+        _plot_scatter(board, path)
+
+
+def _plot_scatter(board: Scoreboard, path: str | Path) -> None:
     plt = headless_pyplot()
 
     rows = board.rows
     cols = 6
     lines = math.ceil(len(rows) / cols)
     fig, axes = plt.subplots(lines, cols, figsize=(3 * cols, 2.6 * lines), squeeze=False)
-    accuracy = np.array(board.accuracy)
+    accuracy, unit = plot_units(np.array(board.accuracy, dtype=float))
     for ax, row in zip(axes.flat, rows):
         score = np.array(board.scores[row.proxy])
         finite = np.isfinite(score)
@@ -152,7 +179,7 @@ def plot_scatter(board: Scoreboard, path: str | Path) -> None:
     for ax in list(axes.flat)[len(rows):]:
         ax.axis("off")
     fig.suptitle(f"{board.benchmark} ({board.space}), {board.metric}, split {board.split}, "
-                 f"n={board.n}: proxy score (x) vs accuracy (y)", fontsize=9)
+                 f"n={board.n}: proxy score (x) vs accuracy (y{unit})", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -177,8 +204,13 @@ def plot_tau(board: Scoreboard, path: str | Path) -> None:
         value = np.array([getattr(r, name) for r in rows])
         low = np.array([getattr(r, name + "_ci")[0] for r in rows])
         high = np.array([getattr(r, name + "_ci")[1] for r in rows])
-        ax.barh(y, np.nan_to_num(value), color=colours, capsize=2,
-                xerr=np.vstack([np.nan_to_num(value - low), np.nan_to_num(high - value)]))
+        ax.barh(y, np.nan_to_num(value), color=colours)
+        # a percentile interval need not contain its estimate, so it is drawn from low to
+        # high (an error bar around the value cannot show that)
+        shown = np.isfinite(low) & np.isfinite(high)
+        ax.hlines(y[shown], low[shown], high[shown], color="black", linewidth=0.8)
+        ax.plot(np.r_[low[shown], high[shown]], np.r_[y[shown], y[shown]], "|", color="black",
+                markersize=4)
         ax.axvline(0, color="black", linewidth=0.6)
         ax.set_xlabel(label, fontsize=8)
     ax = axes[0][0]
@@ -194,15 +226,26 @@ def plot_tau(board: Scoreboard, path: str | Path) -> None:
     plt.close(fig)
 
 
+def scoreboard_paths(out: str | Path) -> tuple[Path, Path, Path, Path]:
+    """The files ``write_scoreboard`` writes for ``out``: the JSON, the ``.md`` table and the
+    ``_scatter`` / ``_tau`` PNGs; refused when one would overwrite another."""
+    out = Path(out)
+    paths = (out, out.with_suffix(".md"), out.with_name(out.stem + "_scatter.png"),
+             out.with_name(out.stem + "_tau.png"))
+    if len(set(paths)) < len(paths):
+        raise ConfigError(f"--out {out}: its .md table would overwrite it; name a .json file")
+    return paths
+
+
 def write_scoreboard(board: Scoreboard, out: str | Path, command: str | None = None) -> Path:
     """``out`` (JSON with the command that made it), beside it ``.md`` (the table) and the
     ``_scatter`` / ``_tau`` PNGs."""
     import json
 
-    out = Path(out)
+    out, table, scatter, taus = scoreboard_paths(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({**board.as_dict(), "command": command}, indent=1) + "\n")
-    out.with_suffix(".md").write_text(markdown_table(board) + "\n")
-    plot_scatter(board, out.with_name(out.stem + "_scatter.png"))
-    plot_tau(board, out.with_name(out.stem + "_tau.png"))
+    table.write_text(markdown_table(board) + "\n")
+    plot_scatter(board, scatter)
+    plot_tau(board, taus)
     return out

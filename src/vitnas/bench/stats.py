@@ -32,18 +32,31 @@ def rankdata(values: np.ndarray) -> np.ndarray:
     return ranks
 
 
+def _pair_signs(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """sign(rows[i] - values[j]) by comparison, so no difference of huge values overflows."""
+    return ((rows[:, None] > values[None, :]).astype(float)
+            - (rows[:, None] < values[None, :]).astype(float))
+
+
+def _unit_scaled(values: np.ndarray) -> np.ndarray:
+    """``values`` divided by their largest magnitude: a correlation does not change, and sums
+    of squares of labels near the float limit (1e308) no longer overflow."""
+    largest = float(np.abs(values).max()) if len(values) else 0.0
+    return values / largest if largest > 0 else values
+
+
 def kendall_tau_b(x: np.ndarray, y: np.ndarray) -> float:
     """tau-b = (concordant - discordant) / sqrt((n0 - ties_x) (n0 - ties_y)); O(n^2) in chunks."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     n = len(x)
-    if n < 2:
+    if n < 2 or np.isnan(x).any() or np.isnan(y).any():
         return math.nan
     s = 0.0
     pairs_x = pairs_y = 0.0
     for start in range(0, n, CHUNK):
         stop = min(n, start + CHUNK)
-        dx = np.sign(x[start:stop, None] - x[None, :])
-        dy = np.sign(y[start:stop, None] - y[None, :])
+        dx = _pair_signs(x[start:stop], x)
+        dy = _pair_signs(y[start:stop], y)
         s += float((dx * dy).sum())
         pairs_x += float(np.abs(dx).sum())
         pairs_y += float(np.abs(dy).sum())
@@ -55,8 +68,9 @@ def kendall_tau_b(x: np.ndarray, y: np.ndarray) -> float:
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if len(x) < 2:
+    if len(x) < 2 or not (np.isfinite(x).all() and np.isfinite(y).all()):
         return math.nan
+    x, y = _unit_scaled(x), _unit_scaled(y)
     xc, yc = x - x.mean(), y - y.mean()
     denom = math.sqrt(float((xc * xc).sum()) * float((yc * yc).sum()))
     return float((xc * yc).sum()) / denom if denom > 0 else math.nan
@@ -207,6 +221,14 @@ def _expected_pick(score: np.ndarray, truth: np.ndarray) -> float:
     return float(truth[top].mean())
 
 
+def _label_unit(truth: np.ndarray) -> float:
+    """The largest finite label magnitude (1 when there is none): the regret is computed on
+    labels divided by it, so means and differences of labels near 1e308 do not overflow."""
+    finite = np.abs(truth[np.isfinite(truth)])
+    largest = float(finite.max()) if len(finite) else 0.0
+    return largest if largest > 0 else 1.0
+
+
 def budget_regret(score: np.ndarray, truth: np.ndarray, size: np.ndarray,
                   fraction: float = 0.2) -> float:
     """Mean over sliding params windows of (best accuracy in the window) - (accuracy of the
@@ -217,7 +239,10 @@ def budget_regret(score: np.ndarray, truth: np.ndarray, size: np.ndarray,
     windows = params_windows(size, fraction)
     if not windows:
         return math.nan
-    return float(np.mean([truth[w].max() - _expected_pick(score[w], truth[w]) for w in windows]))
+    unit = _label_unit(truth)
+    truth = truth / unit
+    return unit * float(np.mean([truth[w].max() - _expected_pick(score[w], truth[w])
+                                 for w in windows]))
 
 
 def random_pick_regret(truth: np.ndarray, size: np.ndarray, fraction: float = 0.2) -> float:
@@ -226,7 +251,9 @@ def random_pick_regret(truth: np.ndarray, size: np.ndarray, fraction: float = 0.
     windows = params_windows(size, fraction)
     if not windows:
         return math.nan
-    return float(np.mean([truth[w].max() - truth[w].mean() for w in windows]))
+    unit = _label_unit(truth)
+    truth = truth / unit
+    return unit * float(np.mean([truth[w].max() - truth[w].mean() for w in windows]))
 
 
 def residual_ranks(values: np.ndarray, covariates: np.ndarray) -> np.ndarray:

@@ -160,8 +160,15 @@ def save_json(bench: Benchmark, out: str | Path) -> Path:
                            for r in bench.records]}
     out = Path(out)
     try:
+        text = json.dumps(content, indent=1) + "\n"
+    except (ValueError, RecursionError) as err:  # a 4300-digit integer, a 1000-deep list
+        reason = "nested too deeply" if isinstance(err, RecursionError) else \
+            str(err).split(":")[0].split(";")[0]
+        raise ConfigError(f"benchmark {bench.name}: a record holds a value JSON cannot write "
+                          f"({reason}); nothing was written to {out}") from None
+    try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(content, indent=1) + "\n")
+        out.write_text(text)
     except OSError as err:
         raise ConfigError(f"cannot write {out}: {err}") from None
     return out

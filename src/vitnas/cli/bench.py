@@ -42,21 +42,22 @@ def cmd_bench_build(args: argparse.Namespace) -> None:
                                  device=default_device(args), progress=not args.quiet,
                                  command=command, shard=parse_shard(args.shard))
     records, metric = content["records"], content["metric"]
-    hours = sum(r["train_seconds"] for r in records) / 3600
-    values = [r[metric] for r in records]
+    hours = sum(r.get("train_seconds") or 0 for r in records) / 3600
+    values = [r[metric] for r in records if isinstance(r.get(metric), (int, float))]
+    low, high = (min(values), max(values)) if values else (None, None)
     if args.json:
         print(json.dumps({"out": args.out, "architectures": len(records), "metric": metric,
-                          f"{metric}_min": min(values), f"{metric}_max": max(values),
+                          f"{metric}_min": low, f"{metric}_max": high,
                           "training_hours": hours}, indent=1))
         return
-    print(f"{args.out}: {len(records)} architectures, {metric} {min(values):.2f}.."
-          f"{max(values):.2f}%, {hours:.2f} training hours")
+    spread = f"{metric} {low:.2f}..{high:.2f}%" if values else f"no {metric} yet"
+    print(f"{args.out}: {len(records)} architectures, {spread}, {hours:.2f} training hours")
 
 
 def cmd_bench_merge(args: argparse.Namespace) -> None:
     from vitnas.bench.groundtruth import merge_ground_truths
 
-    writable(args.out, "output file")
+    writable(args.out, "output file", inputs=args.inputs)
     content = merge_ground_truths(args.inputs, args.out)
     if args.json:
         print(json.dumps({"out": args.out, "architectures": len(content["records"])}, indent=1))
@@ -81,7 +82,7 @@ def cmd_bench_list(args: argparse.Namespace) -> None:
 def cmd_bench_import(args: argparse.Namespace) -> None:
     from vitnas.bench.vitbench101 import import_autoprox, save_json
 
-    writable(args.out, "--out")
+    writable(args.out, "--out", inputs=[args.file])
     bench = import_autoprox(args.file, args.space, space_options(args))
     save_json(bench, args.out)
     print(f"{args.out}: {len(bench.records)} architectures of {bench.space.name}, labels "
@@ -91,7 +92,12 @@ def cmd_bench_import(args: argparse.Namespace) -> None:
 def cmd_bench_correlate(args: argparse.Namespace) -> None:
     from vitnas.bench import load_benchmark
     from vitnas.bench.correlate import ScoreboardConfig, correlate
-    from vitnas.bench.report import reliability_line, table_rows, write_scoreboard
+    from vitnas.bench.report import (
+        reliability_line,
+        scoreboard_paths,
+        table_rows,
+        write_scoreboard,
+    )
     from vitnas.device import check_fits
     from vitnas.errors import ConfigError
     from vitnas.store import ScoreStore, default_store_path
@@ -99,8 +105,14 @@ def cmd_bench_correlate(args: argparse.Namespace) -> None:
     if not any(item.strip() for item in args.proxies.split(",")):
         raise ConfigError(f"--proxies {args.proxies!r} names no proxy; e.g. --proxies nwot,zen "
                           f"or --proxies registered (params and FLOPs are always added)")
-    writable(args.out, "--out")  # before the scoring, not after it
-    writable(args.db, "--db")
+    if args.metric is not None and not args.metric.strip():
+        raise ConfigError("--metric is empty; name a label of the benchmark (e.g. top1), or "
+                          "leave --metric out for the file's own")
+    inputs = [args.benchmark, args.second_seed]
+    writable(args.out, "--out", inputs=[*inputs, args.db])  # before the scoring, not after it
+    for path in scoreboard_paths(args.out)[1:] if args.out else ():
+        writable(str(path), "--out's companion file", inputs=[*inputs, args.db])
+    writable(args.db, "--db", inputs=inputs)
     if args.threads:
         import torch
 

@@ -65,20 +65,26 @@ def _revit_config(args: argparse.Namespace):
 
 def cmd_revit_train(args: argparse.Namespace) -> None:
     from vitnas.bench.groundtruth import set_threads
+    from vitnas.device import check_device
+    from vitnas.errors import ConfigError
     from vitnas.revit.pipeline import state_path_for, train_step
     from vitnas.revit.training import SplitSpec
     from vitnas.train import TrainConfig
 
     set_threads(args.threads)
-    writable(args.out, "--out")  # before the training, not after it
+    # before the training, not after it; never over the weights or architecture it starts from
+    writable(args.out, "--out", inputs=_files(args.init_from, args.arch_file, args.arch))
+    for option in ("space", "fold", "init_from"):
+        if getattr(args, option) is not None and not getattr(args, option).strip():
+            raise ConfigError(f"--{option.replace('_', '-')} is empty")
     config = _revit_config(args)
-    if args.fold:
+    if args.fold is not None:
         split = SplitSpec.parse_fold(args.fold, args.split_seed)
     else:
         split = SplitSpec("holdout", per_class=args.holdout_per_class, seed=args.split_seed)
     train_config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                seed=args.seed, precision=args.precision)
-    device = default_device(args)
+    device = check_device(default_device(args))  # a bad name is one line, not torch's error
     if train_config.emulated_bf16(device):
         print("note: --precision bf16 on a CPU without bf16 instructions (no AVX512-BF16 or "
               "AMX): torch emulates it and steps run several times slower than fp32 "
@@ -106,7 +112,7 @@ def cmd_revit_label(args: argparse.Namespace) -> None:
     from vitnas.revit.pipeline import label_step
 
     set_threads(args.threads)
-    writable(args.out, "--out")
+    writable(args.out, "--out", inputs=_files(*args.models))
     summary = label_step(args.models, args.out, args.none_correct, args.data_dir,
                          command=_command_line(args))
     if args.json:
@@ -125,7 +131,8 @@ def cmd_revit_train_tla(args: argparse.Namespace) -> None:
     from vitnas.revit.pipeline import assigner_step
 
     set_threads(args.threads)
-    writable(args.out, "--out")  # before the cross-fitting, not after it
+    # before the cross-fitting, not after it
+    writable(args.out, "--out", inputs=_files(args.labels, args.revit))
     widths = args.widths or (16, 32, 64)
     images = len(artifacts.load_labels(args.labels)["indices"])
     if args.folds > images:
@@ -167,11 +174,14 @@ def cmd_revit_train_tla(args: argparse.Namespace) -> None:
 
 def cmd_revit_eval(args: argparse.Namespace) -> None:
     from vitnas.bench.groundtruth import set_threads
+    from vitnas.errors import ConfigError
     from vitnas.revit.evaluate import comparison_lines, markdown_table
     from vitnas.revit.pipeline import eval_step
 
     set_threads(args.threads)
-    writable(args.out, "--out")  # before the measuring, not after it
+    writable(args.out, "--out")  # eval_step refuses, before measuring, --out over an input
+    if args.pool is not None and not args.pool.strip():
+        raise ConfigError("--pool is empty; name a labels file (or leave --pool out)")
     progress = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     evaluation = eval_step(args.revit, args.tla, args.out, args.data_dir, args.batch_size,
                            args.repeats, args.test_per_class, args.tla_threshold,
@@ -196,11 +206,38 @@ def cmd_revit_eval(args: argparse.Namespace) -> None:
         print(f"wrote {args.out} (+ .md, .png)")
 
 
+def _files(*paths: str | None) -> list[str]:
+    """The ``paths`` that name existing files (--arch may be inline JSON, not a path)."""
+    import os
+
+    return [p for p in paths if p is not None and os.path.isfile(p)]
+
+
 def _finite(*values: float) -> bool:
     import math
 
     return all(math.isfinite(v) for v in values)
 
+
+MAX_EPOCHS = 10_000  # ReViT and the assigner train for tens to hundreds of epochs
+MAX_REPEATS = 1_000  # timing rounds: each one runs every policy over the test split
+
+
+def _at_most(kind, limit: int, why: str):
+    """An argparse type: ``kind``, refused above ``limit`` (a count that would run for years
+    looks like a hang, not an error)."""
+    def parse(text: str):
+        value = kind(text)
+        if value > limit:
+            raise argparse.ArgumentTypeError(f"must be <= {limit:,} ({why}), got {text}")
+        return value
+
+    return parse
+
+
+_revit_epochs = _at_most(positive_float, MAX_EPOCHS, "a ReViT trains for hundreds at most")
+_assigner_epochs = _at_most(positive_int, MAX_EPOCHS, "the assigner trains for tens")
+_repeats = _at_most(positive_int, MAX_REPEATS, "each round times every policy")
 
 MAX_FOLDS = 20  # each fold is one more assigner training; more folds change nothing measurable
 
@@ -256,7 +293,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fold", help="'i/k': leave fold i of k unseen instead (out-of-fold labels)")
     p.add_argument("--split-seed", type=seed, default=0)
     p.add_argument("--train-per-class", type=positive_int, help="first K training images per class")
-    p.add_argument("--epochs", type=positive_float, default=10)
+    p.add_argument("--epochs", type=_revit_epochs, default=10)
     p.add_argument("--batch-size", type=positive_int, default=128)
     p.add_argument("--lr", type=positive_float, default=1e-3)
     p.add_argument("--seed", type=seed, default=0)
@@ -287,7 +324,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="TLA thumbnail resolution (default 16)")
     p.add_argument("--widths", type=positive_ints,
                    help="TLA stage widths, whole numbers >= 1 (default '16,32,64')")
-    p.add_argument("--epochs", type=positive_int, default=30)
+    p.add_argument("--epochs", type=_assigner_epochs, default=30)
     p.add_argument("--folds", type=_folds, default=5,
                    help=f"cross-fitting folds for the calibration, 2 to {MAX_FOLDS} and at most "
                         "the labelled images (default 5)")
@@ -321,7 +358,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("tla", nargs="+", help="assigner checkpoint(s), compared in one run")
     p.add_argument("--out", help="JSON to write, with a .md table and a .png plot beside it")
     p.add_argument("--batch-size", type=positive_int, default=256)
-    p.add_argument("--repeats", type=positive_int, default=5,
+    p.add_argument("--repeats", type=_repeats, default=5,
                    help="interleaved timing rounds (default 5; ratios are their median)")
     p.add_argument("--bootstrap", type=resamples, default=1000,
                    help="bootstrap draws of rounds and test images for the intervals "

@@ -39,6 +39,8 @@ def save(path: str | Path, payload: dict[str, Any]) -> Path:
 
 
 def load(path: str | Path, expected: str) -> dict[str, Any]:
+    if not str(path).strip():
+        raise ConfigError(f"an input file name is empty; name a {expected} file")
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")

@@ -67,7 +67,7 @@ from vitnas.revit.peers import (
     shared_cascade,
     with_merge,
 )
-from vitnas.revit.tome import tome_flops, tome_forward, tome_logits
+from vitnas.revit.tome import check_rates, tome_flops, tome_forward, tome_logits
 from vitnas.revit.training import logits_by_length
 
 CASCADE_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9,
@@ -462,12 +462,11 @@ def evaluate_revit(
     """
     if repeats < 1:
         raise ConfigError(f"need at least one timing round, got repeats={repeats}")
-    if any(r < 1 for r in tome_rates):
-        raise ConfigError(f"ToMe rates must be >= 1 tokens per block, got {list(tome_rates)}")
+    count = model.num_lengths
+    check_rates(model, tome_rates, count - 1)
     model.eval()
     fixed_model = (fixed_model or model).eval()
     targets = targets.cpu()
-    count = model.num_lengths
     costs = lengths_flops(model)
     logits = logits_by_length(model, images, batch_size)
     correct = correct_by_length(logits, targets)

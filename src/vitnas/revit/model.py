@@ -268,6 +268,12 @@ class ReViTConfig:
         heads = self.per_layer("num_heads")
         if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in heads):
             raise ConfigError(f"ReViT num_heads must be whole numbers >= 1, got {heads}")
+        ratios = self.per_layer("mlp_ratio")
+        if any(isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r)
+               or round(self.embed_dim * r) < 1 for r in ratios):
+            raise ConfigError(f"ReViT MLP ratios {sorted(set(ratios))} must give every MLP a "
+                              f"hidden layer of at least one unit at embed dim "
+                              f"{self.embed_dim} (ratio >= {0.5 / self.embed_dim:.3g})")
         if self.head_dim is None:
             bad = sorted({h for h in heads if self.embed_dim % h})
             if bad:

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -27,6 +28,7 @@ import torch
 from vitnas.data import Normalize, get_dataset
 from vitnas.device import check_device
 from vitnas.errors import ConfigError
+from vitnas.paths import check_writable
 from vitnas.revit import artifacts
 from vitnas.revit.assigner import (
     AssignerConfig,
@@ -58,7 +60,7 @@ from vitnas.revit.inference import lengths_flops
 from vitnas.revit.labels import correct_by_length, label_histogram, token_length_labels
 from vitnas.revit.metrics import label_report, mixture_frontier, ratio_at_equal_accuracy
 from vitnas.revit.model import ResizableViT, ReViTConfig, build_revit, with_grids
-from vitnas.revit.tome import tome_flops, tome_logits
+from vitnas.revit.tome import check_rates, tome_flops, tome_logits
 from vitnas.revit.training import SplitSpec, predict_lengths, subset, train_revit
 from vitnas.train import TrainConfig
 
@@ -103,6 +105,9 @@ def train_step(
     """
     train_config = train_config or TrainConfig()
     train_config.check()
+    if 10 * train_config.lr > torch.finfo(torch.float32).max:  # AdamW's first step: lr / 0.1
+        raise ConfigError(f"learning rate {train_config.lr:g} overflows the float32 weights' "
+                          f"AdamW steps (at most 3.4e37); use a learning rate like 1e-3")
     config.lengths()  # a bad token-length grid fails before any data loads
     check_device(device)
     if train_per_class is not None and train_per_class < 1:
@@ -137,6 +142,10 @@ def train_step(
                 "train_per_class": train_per_class, "split": split.as_dict(), "init_from": init}
     result = train_revit(model, subset(train_set, seen), train_config, mode, test_set, progress,
                          state_path_for(out), resume, identity)
+    if not all(torch.isfinite(p).all() for p in model.parameters()):
+        raise ConfigError(f"training diverged: the weights are not finite after {result.steps} "
+                          f"steps (final loss {result.final_loss}); {out} not written; lower "
+                          f"--lr (now {train_config.lr:g})")
     meta = {
         "dataset": dataset, "train_per_class": train_per_class, "split": split.as_dict(),
         "train_images": len(seen), "recipe": {**vars(train_config), "mode": mode},
@@ -242,16 +251,24 @@ def assigner_step(
     indices, labels, targets = payload["indices"], payload["labels"], payload["targets"]
     logits = payload["logits"].float()
     count = logits.shape[0]
-    model, _, _ = artifacts.load_revit(revit_path)
+    model, _, revit_meta = artifacts.load_revit(revit_path)
     if model.num_lengths != count:
         raise ConfigError(f"{revit_path} has {model.num_lengths} token lengths, the labels "
                           f"{count}")
+    labelled = [length.get("tokens") for length in meta.get("lengths", [])]
+    if labelled and labelled != [length.tokens for length in model.lengths]:
+        raise ConfigError(f"{labels_path} labels token lengths {labelled}, {revit_path} runs "
+                          f"{[length.tokens for length in model.lengths]}; give the ReViT of "
+                          f"these token lengths")
+    if revit_meta.get("dataset") not in (None, meta["dataset"]):
+        raise ConfigError(f"{labels_path} labels {meta['dataset']} images, {revit_path} was "
+                          f"trained on {revit_meta['dataset']}")
     costs = lengths_flops(model)
     config = AssignerConfig(
         num_lengths=count, input_size=input_size, widths=tuple(widths),
         in_chans=train_set.channels, target=target, features=features,
         image_size=train_set.image_shape[-1],
-        detail_sizes=tuple(length.grid * model.native_patch for length in model.lengths[:-1]),
+        detail_sizes=_detail_sizes(model),
         costs=tuple(round(float(c) / float(costs[-1]), 6) for c in costs),
         num_classes=logits.shape[-1])
     images = assigner_inputs(config, _normalised(train_set, indices), logits)
@@ -372,6 +389,16 @@ def load_pool(path: str | Path, revit_path: str | Path, lengths: int, max_loss: 
     return Pool(logits, payload["targets"], max_loss, str(path))
 
 
+def check_merge_rates(model: ResizableViT, rates: Sequence[int]) -> None:
+    """Refuse merge rates that :func:`merge_pool` cannot apply at every length it merges (all
+    but the shortest): a rule would name a rate its passes clip."""
+    if rates and model.num_lengths < 2:
+        raise ConfigError("merge rates need a ReViT with at least two token lengths (the "
+                          "shortest pass is never merged); this one has one")
+    if rates:
+        check_rates(model, rates, 1, what="merge rate")
+
+
 @torch.no_grad()
 def merge_pool(pool: Pool, path: str | Path, model: ResizableViT, rates: Sequence[int],
                data_dir: str | None = None, batch_size: int = 256) -> Pool:
@@ -379,6 +406,7 @@ def merge_pool(pool: Pool, path: str | Path, model: ResizableViT, rates: Sequenc
     ``rates`` (the pool's images rebuilt from the labels file's dataset and indices). The
     shortest pass stays plain: its confidence is what the rules route on, and merging 16
     tokens saves little."""
+    check_merge_rates(model, rates)
     payload = artifacts.load_labels(path)
     meta = payload["meta"]
     train = _dataset(meta["dataset"], "train", data_dir, meta.get("train_per_class"))
@@ -394,6 +422,42 @@ def merge_pool(pool: Pool, path: str | Path, model: ResizableViT, rates: Sequenc
             pool.merged[length, rate] = tome_logits(model, images, rate, length, batch_size)
             pool.merged_flops[length, rate] = tome_flops(model, rate, length=length)
     return pool
+
+
+def _detail_sizes(model: ResizableViT) -> tuple[int, ...]:
+    """The input sizes of ``model``'s shorter lengths, as an assigner trained for it records."""
+    return tuple(length.grid * model.native_patch for length in model.lengths[:-1])
+
+
+def _check_assigner_fits(path: str | Path, assigner: TokenLengthAssigner,
+                         revit_path: str | Path, model: ResizableViT) -> None:
+    """Refuse an assigner trained for a ReViT of other token lengths or classes: its routes
+    would name lengths this one does not run (files from before these fields pass)."""
+    config = assigner.config
+    if config.detail_sizes and tuple(config.detail_sizes) != _detail_sizes(model):
+        raise ConfigError(f"{path} was trained for a ReViT whose shorter lengths take "
+                          f"{list(config.detail_sizes)} px inputs, {revit_path} takes "
+                          f"{list(_detail_sizes(model))}; train the assigner on this ReViT's "
+                          f"labels")
+    classes = model.head.out_features
+    if config.reads_coarse_pass and config.num_classes != classes:
+        raise ConfigError(f"{path} routes on {config.num_classes} class scores, {revit_path} "
+                          f"gives {classes}")
+
+
+def check_report_paths(out: str | Path, inputs: Sequence[str | Path]) -> None:
+    """Refuse an eval report ``out`` (.json) whose own path or its .md and .png siblings cannot
+    be written or are one of ``inputs`` (``--out revit.pt`` would replace the ReViT it measured
+    with the report); ``out`` ending in .md or .png would be overwritten by its sibling."""
+    out = Path(out)
+    if out.suffix.lower() in (".md", ".png"):
+        raise ConfigError(f"--out {out}: the JSON report cannot end in {out.suffix}; its .md "
+                          f"table and .png plot are written beside it (e.g. --out "
+                          f"{out.with_suffix('.json')})")
+    files = [p for p in inputs if os.path.isfile(p)]  # os.path: no OSError on odd names
+    check_writable(out, "--out", inputs=files)
+    for suffix in (".md", ".png"):
+        check_writable(out.with_suffix(suffix), f"--out's {suffix} sibling", inputs=files)
 
 
 def eval_step(
@@ -435,6 +499,8 @@ def eval_step(
     if resamples < 0:
         raise ConfigError(f"bootstrap resamples must be >= 0, got {resamples}")
     model, config, meta = artifacts.load_revit(revit_path)
+    check_rates(model, tome_rates, model.num_lengths - 1)  # before any pass runs
+    check_merge_rates(model, merge_rates)
     assigners, metas, pool_accuracy = [], {}, {}
     for path in assigner_paths:
         assigner, assigner_meta = artifacts.load_assigner(path)
@@ -451,6 +517,7 @@ def eval_step(
             accuracy = tla_calibration.get("tla", {}).get("accuracy")
             if accuracy is not None:
                 pool_accuracy[name] = float(accuracy)
+        _check_assigner_fits(path, assigner, revit_path, model)
         assigners.append((name, assigner, knob))
         metas[name] = assigner_meta
     first = next(iter(metas.values()))
@@ -459,6 +526,8 @@ def eval_step(
     if pool_path is None:
         raise ConfigError(f"{assigner_paths[0]} does not say which labels it was trained on; "
                           f"give the pool with --pool labels.pt")
+    if out is not None:  # the default pool is an input too, though no flag named it
+        check_report_paths(out, [revit_path, *assigner_paths, pool_path])
     pool = load_pool(pool_path, revit_path, model.num_lengths,
                      calibration.get("max_loss", 1.0) if max_loss is None else max_loss)
     if merge_rates:

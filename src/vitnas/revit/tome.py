@@ -26,6 +26,8 @@ the similarity matmul of the matching, the only extra matmul), and equal
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 
@@ -148,6 +150,35 @@ def token_schedule(patches: int, prefix: int, depth: int, r: int) -> list[int]:
     return counts
 
 
+def _patches(model: VisionTransformer, length: int | None) -> int:
+    """Patch tokens (class token excluded) at ReViT ``length`` (None: the native length)."""
+    grid = (model.patch_embed.grid if length is None
+            else model.lengths[length % model.num_lengths].grid)
+    return grid * grid
+
+
+def largest_rate(model: VisionTransformer, length: int | None = None) -> int:
+    """The largest ToMe rate that means anything at ``length``: a block merges at most half of
+    its patch tokens, so a larger ``r`` is clipped to this one in the first block and runs the
+    same computation."""
+    return _patches(model, length) // 2
+
+
+def check_rates(model: VisionTransformer, rates: Sequence[int], length: int | None = None,
+                what: str = "ToMe rate") -> None:
+    """Refuse a rate below 1 or above :func:`largest_rate` at ``length``: a report would name
+    a rate that never ran (r=1000 on 64 tokens runs r=32)."""
+    limit = largest_rate(model, length)
+    for rate in rates:
+        if rate < 1:
+            raise ConfigError(f"{what} r={rate}: ToMe merges r >= 1 tokens per block")
+        if rate > limit:
+            usable = f"the largest usable rate there is {limit}" if limit else "none is usable"
+            raise ConfigError(f"{what} r={rate} cannot be applied at {_patches(model, length)} "
+                              f"tokens: ToMe merges at most half of them per block, so "
+                              f"{usable}")
+
+
 def tome_flops(model: VisionTransformer, r: int, length: int | None = None) -> int:
     """FLOPs per image of :func:`tome_forward`: the patch embedding, per block qkv, attention
     and projection at the tokens entering it, the matching's similarity matmul (A x B keys of
@@ -174,5 +205,5 @@ def tome_flops(model: VisionTransformer, r: int, length: int | None = None) -> i
     return total + 2 * dim * model.head.out_features
 
 
-__all__ = ["bipartite_soft_matching", "merge_tokens", "token_schedule", "tome_features",
-           "tome_flops", "tome_forward", "tome_logits"]
+__all__ = ["bipartite_soft_matching", "check_rates", "largest_rate", "merge_tokens",
+           "token_schedule", "tome_features", "tome_flops", "tome_forward", "tome_logits"]

@@ -127,6 +127,10 @@ class SplitSpec:
                                   f"or raise --train-per-class")
             n = self.per_class * len(counts)
             return torch.sort(balanced_indices(labels, n, self.seed)).values
+        if self.folds > len(labels):
+            raise ConfigError(f"fold {self.fold}/{self.folds}: {len(labels)} training images "
+                              f"cannot fill {self.folds} folds (some would be empty); use at "
+                              f"most {len(labels)} folds")
         order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.seed))
         return torch.sort(torch.tensor_split(order, self.folds)[self.fold]).values
 
