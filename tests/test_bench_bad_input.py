@@ -250,3 +250,10 @@ def test_correlate_refuses_an_empty_metric(tmp_path, capsys):
     assert "--metric is empty" in one_line_error(capsys, "bench", "correlate", "--benchmark",
                                                  path, "--metric", "", *CHEAP,
                                                  "--db", tmp_path / "s.sqlite")
+
+
+def test_correlate_refuses_the_benchmark_as_its_own_second_seed(tmp_path, capsys):
+    path = write_records(tmp_path / "b.json", [1, 2, 3, 4], space=SPACE)
+    line = one_line_error(capsys, "bench", "correlate", "--benchmark", path, "--second-seed",
+                          path, *CHEAP, "--db", tmp_path / "s.sqlite")
+    assert "is the benchmark itself" in line and not (tmp_path / "s.sqlite").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -83,6 +84,16 @@ def test_ten_labels_that_rank_params_backwards_by_chance_never_flip_it(tmp_path)
 
 
 # --- leave-one-out evidence -----------------------------------------------------------------
+def test_labels_near_the_float_limit_count_only_by_their_order():
+    train = shapes(12, 5)
+    order = np.log(train["depth"]) + 0.5 * np.log(train["params"])
+    huge = np.where(order > np.median(order), 1.0, -1.0) * 1e308 * np.abs(np.tanh(order - 11))
+    plain = fit_ranker(train, np.argsort(np.argsort(huge)).astype(float)).as_dict()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow on the way
+        assert fit_ranker(train, huge).as_dict() == plain
+
+
 def test_paired_evidence_counts_the_pairs_the_rankings_order_differently():
     labels = np.array([1.0, 2.0, 3.0, 4.0])
     # the reference gets the pair (0, 1) wrong, the candidate every pair right: one pair,
@@ -301,3 +312,14 @@ def test_search_with_a_missing_or_bad_ranker_fails_in_one_line(capsys, tmp_path)
     code, _, err = run(capsys, "search", SPACE, "--ranker", smallest_first(tmp_path), *SEARCH,
                        "--aggregate", "pareto", "--db", str(tmp_path / "s.sqlite"))
     assert code == 2 and "cannot be combined" in err
+
+
+def test_a_ranker_from_another_family_of_spaces_is_noted_and_another_size_is_not():
+    from vitnas.search.ranked import space_mismatch
+
+    ranker = fit_ranker(shapes(10, 4), np.log(shapes(10, 4)["params"]),
+                        meta={"space": "pit-tiny"})
+    assert "fitted on pit-tiny" in space_mismatch(ranker, "autoformer-tiny-micro")
+    assert space_mismatch(ranker, "pit-tiny-micro") is None
+    ranker.meta = {}
+    assert space_mismatch(ranker, "autoformer-tiny-micro") is None

@@ -286,9 +286,14 @@ def _check(features: Mapping[str, Sequence[float]], labels: Sequence[float],
     if not np.isfinite(labels).all():
         raise ConfigError(f"{int((~np.isfinite(labels)).sum())} of the {k} labels are NaN or "
                           f"infinite; drop those architectures first")
-    if np.ptp(labels) == 0:
+    if (labels == labels[0]).all():
         raise ConfigError(f"the label is constant ({labels[0]:g}) over the {k} architectures: "
                           f"nothing to rank")
+    # only the labels' order is used (the rank target, pair signs, Kendall tau), so they are
+    # ranked here: labels near the float limit then cannot overflow a difference
+    from scipy.stats import rankdata
+
+    labels = rankdata(labels)
     if prior not in features:
         raise ConfigError(f"the features must include the prior {prior!r} "
                           f"(got {', '.join(features) or 'none'})")

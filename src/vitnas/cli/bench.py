@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 
 from vitnas.cli.common import (
     add_space_flags,
@@ -109,6 +111,10 @@ def cmd_bench_correlate(args: argparse.Namespace) -> None:
         raise ConfigError("--metric is empty; name a label of the benchmark (e.g. top1), or "
                           "leave --metric out for the file's own")
     inputs = [args.benchmark, args.second_seed]
+    if args.second_seed is not None and Path(args.second_seed).is_file() and \
+            Path(args.benchmark).is_file() and os.path.samefile(args.benchmark, args.second_seed):
+        raise ConfigError(f"--second-seed {args.second_seed} is the benchmark itself: a seed "
+                          f"compared with itself always agrees; give the second training run")
     writable(args.out, "--out", inputs=[*inputs, args.db])  # before the scoring, not after it
     for path in scoreboard_paths(args.out)[1:] if args.out else ():
         writable(str(path), "--out's companion file", inputs=[*inputs, args.db])

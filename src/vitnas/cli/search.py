@@ -58,13 +58,14 @@ def cmd_search(args: argparse.Namespace) -> None:
     ranker = None
     if args.ranker:  # the calibrated objective replaces --proxy and --aggregate
         from vitnas.calibrate import load_ranker
-        from vitnas.search.ranked import batch_mismatch
+        from vitnas.search.ranked import batch_mismatch, space_mismatch
 
         ranker = load_ranker(args.ranker)
         proxies = ranker.feature_specs
-        note = batch_mismatch(ranker, args.dataset, args.batch_size, args.seed)
-        if note:
-            say(note)
+        for note in (batch_mismatch(ranker, args.dataset, args.batch_size, args.seed),
+                     space_mismatch(ranker, space.name)):
+            if note:
+                say(note)
     config = SearchConfig(
         proxies=proxies, algorithm=args.algo, budget=args.budget,
         seed=args.seed, constraints=constraints, aggregate=args.aggregate, dataset=args.dataset,

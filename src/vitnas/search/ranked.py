@@ -46,3 +46,15 @@ def batch_mismatch(ranker: Ranker, dataset: str, batch_size: int, seed: int) -> 
     return (f"note: the ranker's features {', '.join(scored)} were scored with "
             f"{', '.join(differ)}; pass the same --dataset/--batch-size/--seed for scores on "
             f"its scale")
+
+
+def space_mismatch(ranker: Ranker, space_name: str) -> str | None:
+    """A note when the ranker was fitted on another family of spaces (PiT's for an AutoFormer
+    search): its features' means and scales, and what they predicted, are that family's.
+    Another size of the same family is what calibration is for (a 224 px benchmark ranking a
+    32 px micro space), so it passes without a note."""
+    fitted = ranker.meta.get("space")
+    if not isinstance(fitted, str) or fitted.split("-")[0] == space_name.split("-")[0]:
+        return None
+    return (f"note: the ranker was fitted on {fitted} architectures and now ranks "
+            f"{space_name}'s; its weights may not carry over between space families")
