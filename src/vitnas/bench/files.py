@@ -10,7 +10,6 @@ ViT-Bench-101 (``vitnas.bench.vitbench101``, which also reads ``.pth`` files of 
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from vitnas.errors import ArchitectureError, ConfigError
+from vitnas.formatting import loads_strict
 from vitnas.spaces import get_space
 from vitnas.spaces.base import SearchSpace
 
@@ -170,18 +170,10 @@ def read_benchmark_json(path: str | Path) -> Any:
     if not path.is_file():
         raise ConfigError(f"benchmark file {path} not found")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"benchmark file {path} is not valid JSON: {err.msg} at line "
-                          f"{err.lineno} column {err.colno}") from None
-    except RecursionError:
-        raise ConfigError(f"benchmark file {path} is nested too deeply to be a benchmark"
-                          ) from None
+        text = path.read_text()
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"cannot read benchmark file {path}: {err}") from None
-    except ValueError as err:  # an integer longer than Python converts (4300 digits)
-        raise ConfigError(f"benchmark file {path} holds a number that cannot be read "
-                          f"({str(err).split(':')[0]})") from None
+    return loads_strict(text, f"benchmark file {path}")
 
 
 def nasbench201_benchmark(n: int | None = None, seed: int = 0,

@@ -38,13 +38,6 @@ def _pair_signs(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
             - (rows[:, None] < values[None, :]).astype(float))
 
 
-def _unit_scaled(values: np.ndarray) -> np.ndarray:
-    """``values`` divided by their largest magnitude: a correlation does not change, and sums
-    of squares of labels near the float limit (1e308) no longer overflow."""
-    largest = float(np.abs(values).max()) if len(values) else 0.0
-    return values / largest if largest > 0 else values
-
-
 def kendall_tau_b(x: np.ndarray, y: np.ndarray) -> float:
     """tau-b = (concordant - discordant) / sqrt((n0 - ties_x) (n0 - ties_y)); O(n^2) in chunks."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
@@ -70,7 +63,7 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if len(x) < 2 or not (np.isfinite(x).all() and np.isfinite(y).all()):
         return math.nan
-    x, y = _unit_scaled(x), _unit_scaled(y)
+    x, y = x / _magnitude(x), y / _magnitude(y)  # no overflow of squares near 1e308
     xc, yc = x - x.mean(), y - y.mean()
     denom = math.sqrt(float((xc * xc).sum()) * float((yc * yc).sum()))
     return float((xc * yc).sum()) / denom if denom > 0 else math.nan
@@ -221,10 +214,10 @@ def _expected_pick(score: np.ndarray, truth: np.ndarray) -> float:
     return float(truth[top].mean())
 
 
-def _label_unit(truth: np.ndarray) -> float:
-    """The largest finite label magnitude (1 when there is none): the regret is computed on
-    labels divided by it, so means and differences of labels near 1e308 do not overflow."""
-    finite = np.abs(truth[np.isfinite(truth)])
+def _magnitude(values: np.ndarray) -> float:
+    """The largest finite magnitude (1 when there is none): statistics computed on values
+    divided by it (a correlation, a regret scaled back) do not overflow near 1e308."""
+    finite = np.abs(values[np.isfinite(values)])
     largest = float(finite.max()) if len(finite) else 0.0
     return largest if largest > 0 else 1.0
 
@@ -239,7 +232,7 @@ def budget_regret(score: np.ndarray, truth: np.ndarray, size: np.ndarray,
     windows = params_windows(size, fraction)
     if not windows:
         return math.nan
-    unit = _label_unit(truth)
+    unit = _magnitude(truth)
     truth = truth / unit
     return unit * float(np.mean([truth[w].max() - _expected_pick(score[w], truth[w])
                                  for w in windows]))
@@ -251,7 +244,7 @@ def random_pick_regret(truth: np.ndarray, size: np.ndarray, fraction: float = 0.
     windows = params_windows(size, fraction)
     if not windows:
         return math.nan
-    unit = _label_unit(truth)
+    unit = _magnitude(truth)
     truth = truth / unit
     return unit * float(np.mean([truth[w].max() - truth[w].mean() for w in windows]))
 
