@@ -15,6 +15,17 @@ os.environ.setdefault("VITNAS_DATA_DIR", str(SHARED_DATA))
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+def benchmark_script(name: str):
+    """A script of ``benchmarks/`` imported as a module (they are scripts, not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def require_shared_file(relative: str) -> Path:
     """Path of a real data file; skip when absent, except under CI where it must exist."""
     path = Path(os.environ["VITNAS_DATA_DIR"]) / relative

@@ -1,21 +1,16 @@
 """``benchmarks/revit_eval_compare.py``: runs of one ``revit eval`` command compared and pooled,
 including runs made with and without the merged peers."""
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "revit_eval_compare.py"
+from conftest import benchmark_script
 
 
 @pytest.fixture(scope="module")
 def compare():
-    spec = importlib.util.spec_from_file_location("revit_eval_compare", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("revit_eval_compare")
 
 
 def summary(per_round):

@@ -1,22 +1,19 @@
 """``benchmarks/shape_tilt.py``: tilted size counts judged against the committed boards."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import benchmark_script
+
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "shape_tilt.py"
 
 
 @pytest.fixture(scope="module")
 def tilt():
-    spec = importlib.util.spec_from_file_location("shape_tilt", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_script("shape_tilt")
 
 
 class FakeTask:
