@@ -422,6 +422,9 @@ def test_a_damaged_store_is_named_as_damaged_by_merge(capsys, tmp_path):
     (["demo", "--dataset", "gaussian", "--batch-size", "1"], "too small for"),
     (["search", SPACE, "--budget", "2", "--out", ""], "--out is empty"),
     (["proxies", ""], "unknown proxy ''"),
+    (["info", SPACE, "a" * 300], "File name too long"),  # an input no check named
+    (["export", "a" * 300, "m.pt2"], "File name too long"),
+    (["search", SPACE, "--budget", "2", "--out", "a" * 300], "cannot be a path here"),
 ])
 def test_malformed_values_are_refused_in_one_line(capsys, tmp_path, monkeypatch, arch_file, argv,
                                                   message):

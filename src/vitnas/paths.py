@@ -153,8 +153,14 @@ def check_writable(path: str | os.PathLike, what: str, directory: bool = False,
     if not str(path).strip():
         raise ConfigError(f"{what} is empty; name a {'directory' if directory else 'file'}")
     path = Path(path).expanduser()
+    try:
+        path.exists()
+    except OSError as exc:  # a name the file system refuses, e.g. a component over 255 bytes
+        shown = str(path) if len(str(path)) <= 80 else str(path)[:77] + "..."
+        raise ConfigError(f"{what} {shown} cannot be a path here ({exc.strerror or exc})"
+                          ) from None
     for source in inputs:
-        if source is not None and path.exists() and Path(source).exists() \
+        if source is not None and os.path.exists(path) and os.path.exists(source) \
                 and os.path.samefile(path, source):
             raise ConfigError(f"{what} {path} is also an input of this command; write to a "
                               f"new file (inputs are only read)")

@@ -47,6 +47,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as err:  # a path the file system refuses (a name too long, no permission,
+        # a full disk) that no earlier check named: one line, not a traceback
+        name = str(err.filename or "")
+        name = name if len(name) <= 80 else name[:77] + "..."
+        print(f"vitnas: error: {err.strerror or err}" + (f": {name}" if name else ""),
+              file=sys.stderr)
+        return 2
     except (MemoryError, RuntimeError) as err:  # the estimates before the work missed it
         if not _out_of_memory(err):
             raise
