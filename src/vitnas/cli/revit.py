@@ -73,7 +73,7 @@ def cmd_revit_train(args: argparse.Namespace) -> None:
 
     set_threads(args.threads)
     # before the training, not after it; never over the weights or architecture it starts from
-    writable(args.out, "--out", inputs=_files(args.init_from, args.arch_file, args.arch))
+    writable(args.out, "--out", inputs=[args.init_from, args.arch_file, args.arch])
     for option in ("space", "fold", "init_from"):
         if getattr(args, option) is not None and not getattr(args, option).strip():
             raise ConfigError(f"--{option.replace('_', '-')} is empty")
@@ -112,7 +112,7 @@ def cmd_revit_label(args: argparse.Namespace) -> None:
     from vitnas.revit.pipeline import label_step
 
     set_threads(args.threads)
-    writable(args.out, "--out", inputs=_files(*args.models))
+    writable(args.out, "--out", inputs=args.models)
     summary = label_step(args.models, args.out, args.none_correct, args.data_dir,
                          command=_command_line(args))
     if args.json:
@@ -132,7 +132,7 @@ def cmd_revit_train_tla(args: argparse.Namespace) -> None:
 
     set_threads(args.threads)
     # before the cross-fitting, not after it
-    writable(args.out, "--out", inputs=_files(args.labels, args.revit))
+    writable(args.out, "--out", inputs=[args.labels, args.revit])
     widths = args.widths or (16, 32, 64)
     images = len(artifacts.load_labels(args.labels)["indices"])
     if args.folds > images:
@@ -204,13 +204,6 @@ def cmd_revit_eval(args: argparse.Namespace) -> None:
         print(line)
     if args.out:
         print(f"wrote {args.out} (+ .md, .png)")
-
-
-def _files(*paths: str | None) -> list[str]:
-    """The ``paths`` that name existing files (--arch may be inline JSON, not a path)."""
-    import os
-
-    return [p for p in paths if p is not None and os.path.isfile(p)]
 
 
 def _finite(*values: float) -> bool:

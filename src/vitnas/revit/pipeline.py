@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -454,10 +453,9 @@ def check_report_paths(out: str | Path, inputs: Sequence[str | Path]) -> None:
         raise ConfigError(f"--out {out}: the JSON report cannot end in {out.suffix}; its .md "
                           f"table and .png plot are written beside it (e.g. --out "
                           f"{out.with_suffix('.json')})")
-    files = [p for p in inputs if os.path.isfile(p)]  # os.path: no OSError on odd names
-    check_writable(out, "--out", inputs=files)
+    check_writable(out, "--out", inputs=inputs)
     for suffix in (".md", ".png"):
-        check_writable(out.with_suffix(suffix), f"--out's {suffix} sibling", inputs=files)
+        check_writable(out.with_suffix(suffix), f"--out's {suffix} sibling", inputs=inputs)
 
 
 def eval_step(
