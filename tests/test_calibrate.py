@@ -18,6 +18,7 @@ from vitnas.calibrate import (
     load_ranker,
     loo_predictions,
     paired_evidence,
+    ranker_from_dict,
     save_ranker,
 )
 from vitnas.cli import main
@@ -193,6 +194,13 @@ def test_a_value_below_a_log_feature_domain_ranks_last_and_nan_is_refused():
     (lambda d: {**d, "features": [{**d["features"][0], "scale": 1e-300}]}, "scale > 0"),
     (lambda d: json.dumps(d)[:-1] + ', "k": 10}', "gives the key 'k' twice"),
     (lambda d: json.dumps(d)[:-1] + ', "k2": 1' + "0" * 5000 + "}", "cannot be read"),
+    (lambda d: {**d, "meta": []}, "\"meta\" must be an object"),
+    (lambda d: {**d, "meta": {"metric": 3}}, "meta \"metric\" must be a non-empty string"),
+    (lambda d: {**d, "meta": {"batch": ""}}, "meta \"batch\" must be a non-empty string"),
+    (lambda d: {**d, "meta": {"batch_size": 32.5}}, "meta \"batch_size\" must be a whole"),
+    (lambda d: {**d, "meta": {"batch_size": 0}}, "meta \"batch_size\" must be >= 1"),
+    (lambda d: {**d, "meta": {"seed": True}}, "meta \"seed\" must be a whole number"),
+    (lambda d: {**d, "meta": {"seed": -1}}, "meta \"seed\" must be an integer in 0..2"),
 ])
 def test_bad_ranker_files_are_refused_in_one_line(tmp_path, edit, message):
     train = shapes(10, 4)
@@ -205,6 +213,14 @@ def test_bad_ranker_files_are_refused_in_one_line(tmp_path, edit, message):
     assert "\n" not in str(err.value)
     with pytest.raises(ConfigError, match="not found"):
         load_ranker(tmp_path / "missing.json")
+
+
+def test_a_rankers_own_notes_in_meta_are_kept():
+    """Keys beyond what calibrate records are the user's notes: loaded as they are."""
+    train = shapes(10, 4)
+    data = fit_ranker(train, np.log(train["params"]), meta={"seed": 3}).as_dict()
+    data["meta"]["note"] = {"trained on": "my 12 runs"}
+    assert ranker_from_dict(data).meta == {"seed": 3, "note": {"trained on": "my 12 runs"}}
 
 
 # --- the commands ---------------------------------------------------------------------------

@@ -121,6 +121,14 @@ def test_demo_on_synthetic_data(capsys):
     assert code == 0 and len(rows) == 2 and "vintk" in rows[0]["scores"]
 
 
+def test_demo_with_an_unknown_dataset_says_only_the_error(capsys):
+    """The one line is the error: no status line about building a batch it cannot build."""
+    code, out, err = run(capsys, "demo", "--dataset", "nosuch")
+    assert code == 2 and out == ""
+    assert err.startswith("vitnas: error: unknown dataset 'nosuch'") and err.count("\n") == 1
+    assert "gaussian" in err and "paste-fashion" in err
+
+
 ARCH = json.dumps({"hidden_dim": 48, "depth": 12, "mlp_ratio": [4] * 12, "num_heads": [3] * 12})
 
 

@@ -198,3 +198,13 @@ def test_variant_grids_parse_and_expand():
         get_proxy("vintk:mode=spectrum,stat=magic")
     with pytest.raises(ConfigError, match="frequency > 0"):
         get_proxy("vintk:mode=learn,frequency=0")
+
+
+def test_fourier_seed_takes_the_range_every_seed_takes():
+    """Like --seed, a negative or 64-bit-overflowing draw seed is refused (the derived draws
+    add 1 and 2, so the top two seeds are refused too); the ends that fit are accepted."""
+    get_proxy("vintk:fourier_seed=0")
+    get_proxy(f"vintk:fourier_seed={2**63 - 3}")
+    for bad in (-1, 2**63 - 2, 2**64):
+        with pytest.raises(ConfigError, match="fourier_seed must be an integer in 0..2"):
+            get_proxy(f"vintk:fourier_seed={bad}")

@@ -26,7 +26,12 @@ from vitnas.revit import (
 )
 from vitnas.revit.evaluate import calibrate, cascade_point, routed_point
 from vitnas.revit.inference import lengths_flops
-from vitnas.revit.model import _resize_matrix, interpolate_pos_embed
+from vitnas.revit.model import (
+    _resize_matrix,
+    interpolate_pos_embed,
+    revit_parameters,
+    training_bytes,
+)
 from vitnas.revit.training import epoch_means
 
 TINY = dict(embed_dim=16, depth=1, num_heads=2, mlp_ratio=2.0)
@@ -465,3 +470,19 @@ def test_epoch_means_average_each_epochs_steps():
     assert epoch_means([4.0, 2.0, 1.0, 3.0, 5.0, 7.0], 3) == [3.0, 2.0, 6.0]
     assert epoch_means([1.0, 2.0, 4.0], 2) == [1.5, 4.0]  # uneven: the first epoch gets more
     assert epoch_means([], 3) == [] and epoch_means([1.0], 0) == []
+
+
+@pytest.mark.parametrize("config", [
+    ReViTConfig(),
+    ReViTConfig(depth=3, embed_dim=48, num_heads=(1, 2, 3), mlp_ratio=(1.0, 2.5, 4.0),
+                head_dim=16),
+    ReViTConfig(route="patch", grids=(2, 4, 8), pool="mean", cls_token=False),
+    ReViTConfig(depth=4, num_heads=(3, 6, 3, 6), mlp_ratio=(4, 4, 2, 2)),
+])
+def test_the_weight_count_without_building_is_the_built_models(config):
+    """The memory check counts weights on the meta device, one block per kind of layer."""
+    assert revit_parameters(config) == sum(p.numel() for p in build_revit(config).parameters())
+    weights = revit_parameters(config) * 16  # float32 weights, gradients, two AdamW moments
+    assert training_bytes(config, 1) > weights
+    assert training_bytes(config, 8) - training_bytes(config, 1) == (
+        7 * config.lengths()[-1].tokens * config.embed_dim * config.depth * 4)

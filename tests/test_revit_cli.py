@@ -429,6 +429,10 @@ def test_an_architecture_file_with_a_huge_integer_is_one_line_naming_it(capsys, 
     (["--device", "foo"], "unknown device 'foo'"),
     (["--lr", "1e300"], "overflows the float32 weights"),
     (["--epochs", "1e300"], "argument --epochs: must be <= 10,000"),
+    # far past any machine's memory: refused at once, before any data loads or model builds
+    (["--embed-dim", "600000", "--num-heads", "1"], "of memory; this machine's RAM is"),
+    (["--depth", "300000"], "of memory; this machine's RAM is"),
+    (["--batch-size", "1000000000"], "of memory; this machine's RAM is"),
 ])
 def test_bad_train_options_are_one_line_errors(capsys, tmp_path, argv, problem):
     code, _, err = run(capsys, "revit", "train", "--out", tmp_path / "x.pt", *TINY, *argv)

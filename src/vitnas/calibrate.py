@@ -60,6 +60,7 @@ import numpy as np
 
 from vitnas.errors import ConfigError
 from vitnas.formatting import loads_strict
+from vitnas.seeds import check_seed
 
 FORMAT = "vitnas-ranker"
 VERSION = 1
@@ -369,6 +370,30 @@ def _number(data: Mapping[str, Any], key: str, where: str) -> float:
     return float(value)
 
 
+# What ``calibrate_benchmark`` records about the fit; ``search`` prints and compares them, so a
+# present one must have its type (other keys are the user's own notes, kept as they are).
+META_TYPES = {"benchmark": str, "metric": str, "space": str, "batch": str, "batch_size": int,
+              "seed": int}
+
+
+def _checked_meta(meta: Any, where: str) -> dict[str, Any]:
+    if not isinstance(meta, dict):
+        raise ConfigError(f"{where}: \"meta\" must be an object")
+    for key, kind in META_TYPES.items():
+        if key not in meta:
+            continue
+        value = meta[key]
+        if isinstance(value, bool) or not isinstance(value, kind) or value == "":
+            raise ConfigError(f"{where}: meta \"{key}\" must be a "
+                              f"{'non-empty string' if kind is str else 'whole number'}, "
+                              f"got {value!r}")
+    if meta.get("batch_size", 1) < 1:
+        raise ConfigError(f"{where}: meta \"batch_size\" must be >= 1, got {meta['batch_size']}")
+    if "seed" in meta:
+        check_seed(meta["seed"], f"{where}: meta \"seed\"")
+    return meta
+
+
 def ranker_from_dict(data: Any, where: str = "ranker") -> Ranker:
     """A ranker from its JSON form, every field checked (one-line errors)."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -406,9 +431,7 @@ def ranker_from_dict(data: Any, where: str = "ranker") -> Ranker:
     k = data.get("k")
     if not isinstance(k, int) or isinstance(k, bool) or k < MIN_ARCHITECTURES:
         raise ConfigError(f"{where}: \"k\" must be an integer >= {MIN_ARCHITECTURES}")
-    meta = data.get("meta", {})
-    if not isinstance(meta, dict):
-        raise ConfigError(f"{where}: \"meta\" must be an object")
+    meta = _checked_meta(data.get("meta", {}), where)
     taus = {}
     for key in ("loo_tau_prior", "loo_tau_fitted"):  # NaN when the k's ranking is undefined
         value = data.get(key)

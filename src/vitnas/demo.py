@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vitnas.proxies import score_architecture
-from vitnas.proxies.scoring import proxy_batch
+from vitnas.proxies.scoring import check_proxy_dataset, proxy_batch
 from vitnas.spaces import get_space
 
 DEMO_PROXIES = ("params", "flops", "vintk", "ntk_cond", "dss", "synflow", "nwot")
@@ -37,6 +37,7 @@ def run_demo(
     """``status`` hears what runs now (the first run decodes and caches the CIFAR-10 archive)."""
     say = status or (lambda message: None)
     space = get_space(space_name)
+    check_proxy_dataset(dataset)
     say(f"building the proxy batch: {batch_size} {dataset} images (the first run decodes and "
         "caches the archive)")
     x, y = proxy_batch(dataset, batch_size, space.img_size, space.in_chans, space.num_classes,

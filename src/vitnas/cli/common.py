@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from vitnas.formatting import text_table
+from vitnas.seeds import SEED_MAX
 
 MAIN_JOB = "vitnas search autoformer-tiny-micro --params 0.4M:0.5M --budget 100 --workers 2"
 
@@ -198,9 +199,6 @@ def share(text: str) -> float:
     if value > 1:
         raise argparse.ArgumentTypeError(f"must be <= 1, got {text}")
     return value
-
-
-SEED_MAX = 2**63 - 1  # torch and numpy seeds are 64-bit
 
 
 def seed(text: str) -> int:

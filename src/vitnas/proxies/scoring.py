@@ -93,6 +93,18 @@ def score_cached(
     return results
 
 
+def check_proxy_dataset(dataset: str) -> None:
+    """Refuse a name :func:`proxy_batch` cannot load before anything is built or printed."""
+    from vitnas.data import list_datasets
+    from vitnas.data.segmentation import is_segmentation_dataset, list_segmentation_datasets
+
+    key = dataset.strip().lower().replace("_", "-")
+    if dataset == "gaussian" or is_segmentation_dataset(dataset) or key in list_datasets():
+        return
+    names = ["gaussian", *list_datasets(), *list_segmentation_datasets()]
+    raise ConfigError(f"unknown dataset {dataset!r}; valid names: {', '.join(names)}")
+
+
 def proxy_batch(
     dataset: str,
     size: int,
@@ -106,6 +118,7 @@ def proxy_batch(
     with random labels, or a class-balanced, normalised batch of a named dataset, resized to
     the space's image size when it differs. A segmentation dataset (``paste-fashion``,
     ``ade20k``, ...) gives label maps (N, H, W) with ignored pixels as ``targets.IGNORE``."""
+    check_proxy_dataset(dataset)
     if dataset == "gaussian":
         generator = torch.Generator().manual_seed(seed)
         x = torch.randn(size, channels, image_size, image_size, generator=generator)

@@ -62,6 +62,7 @@ from vitnas.models import tags
 from vitnas.proxies.base import PROXIES, ProxyContext
 from vitnas.proxies.kernel import kernel_alignment, selected_parameters
 from vitnas.proxies.ntk import KernelProxy, NTKConfig, eigen_score, log_condition_number
+from vitnas.seeds import check_seed
 
 VIEWS = ("coord", "pixel", "highpass")
 MODES = ("view", "band", "joint", "align", "learn", "spectrum")
@@ -120,6 +121,8 @@ class ViNTKConfig(NTKConfig):
             raise ConfigError("vintk needs sigma > 0, features > 0 and 0 < cutoff < 1")
         if self.frequency <= 0 or self.bands < 1 or self.draws < 1 or self.ridge <= 0:
             raise ConfigError("vintk needs frequency > 0, bands >= 1, draws >= 1 and ridge > 0")
+        # Derived draws use fourier_seed + 1 and + 2, so the top of the range leaves room.
+        check_seed(self.fourier_seed, "vintk fourier_seed", room=2)
 
 
 # The family as the scoreboard measures it: a reference point plus one change at a time along

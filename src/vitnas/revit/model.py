@@ -333,6 +333,36 @@ def build_revit(config: ReViTConfig, seed: int = 0) -> ResizableViT:
             cls_token=config.cls_token)
 
 
+def revit_parameters(config: ReViTConfig) -> int:
+    """The weight count of ``build_revit(config)`` without allocating it: a one-block model per
+    distinct (heads, MLP ratio) layer, built on the meta device, gives the shared parts and each
+    kind of block, so a config far too large to build (or deep enough to take minutes) is
+    measured in milliseconds."""
+    config.check()
+    pairs = list(zip(config.per_layer("num_heads"), config.per_layer("mlp_ratio")))
+    counts: dict[tuple, tuple[int, int]] = {}
+    for pair in set(pairs):
+        one = replace(config, depth=1, num_heads=(pair[0],), mlp_ratio=(pair[1],))
+        with torch.device("meta"):
+            model = ResizableViT(
+                lengths=one.lengths(), route=one.route, embed_dim=one.embed_dim, depth=1,
+                num_heads=[pair[0]], mlp_ratio=[pair[1]], img_size=one.img_size,
+                patch_size=one.patch_size, in_chans=one.in_chans, num_classes=one.num_classes,
+                head_dim=one.head_dim, pool=one.pool, cls_token=one.cls_token)
+        block = sum(p.numel() for p in model.blocks.parameters())
+        counts[pair] = (sum(p.numel() for p in model.parameters()) - block, block)
+    shared = next(iter(counts.values()))[0]
+    return shared + sum(counts[pair][1] for pair in pairs)
+
+
+def training_bytes(config: ReViTConfig, batch_size: int) -> float:
+    """A lower bound of training's memory: float32 weights, gradients and AdamW's two moments,
+    plus each block's input at the longest length, which the backward pass keeps."""
+    tokens = config.lengths()[-1].tokens  # a class token, where there is one, adds to this
+    activations = float(batch_size) * tokens * config.embed_dim * config.depth * 4
+    return float(revit_parameters(config)) * 4 * 4 + activations
+
+
 def with_grids(model: ResizableViT, config: ReViTConfig, grids: Sequence[int]) -> ResizableViT:
     """The same weights at another set of token grids (e.g. the intermediate lengths a fixed-
     length curve needs: the resize route runs any grid up to the native one)."""
@@ -343,4 +373,4 @@ def with_grids(model: ResizableViT, config: ReViTConfig, grids: Sequence[int]) -
 
 __all__ = ["ROUTES", "ReViTConfig", "ResizableViT", "TokenLength", "build_revit",
            "config_from_arch", "interpolate_pos_embed", "length_grid", "pi_resize_kernel",
-           "with_grids"]
+           "revit_parameters", "training_bytes", "with_grids"]

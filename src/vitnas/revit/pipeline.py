@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from vitnas.data import Normalize, get_dataset
-from vitnas.device import check_device
+from vitnas.device import check_device, check_fits
 from vitnas.errors import ConfigError
 from vitnas.paths import check_writable
 from vitnas.revit import artifacts
@@ -58,7 +58,13 @@ from vitnas.revit.evaluate import (
 from vitnas.revit.inference import lengths_flops
 from vitnas.revit.labels import correct_by_length, label_histogram, token_length_labels
 from vitnas.revit.metrics import label_report, mixture_frontier, ratio_at_equal_accuracy
-from vitnas.revit.model import ResizableViT, ReViTConfig, build_revit, with_grids
+from vitnas.revit.model import (
+    ResizableViT,
+    ReViTConfig,
+    build_revit,
+    training_bytes,
+    with_grids,
+)
 from vitnas.revit.tome import check_rates, tome_flops, tome_logits
 from vitnas.revit.training import SplitSpec, predict_lengths, subset, train_revit
 from vitnas.train import TrainConfig
@@ -109,6 +115,9 @@ def train_step(
                           f"AdamW steps (at most 3.4e37); use a learning rate like 1e-3")
     config.lengths()  # a bad token-length grid fails before any data loads
     check_device(device)
+    check_fits(training_bytes(config, train_config.batch_size),
+               f"a ReViT of depth {config.depth} and width {config.embed_dim} trained at "
+               f"batch size {train_config.batch_size}", device)
     if train_per_class is not None and train_per_class < 1:
         raise ConfigError(f"train_per_class must be >= 1 (or unset for all images), got "
                           f"{train_per_class}")
