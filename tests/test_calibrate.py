@@ -321,6 +321,26 @@ def test_search_with_a_ranker_ranks_by_it_and_says_so(capsys, tmp_path):
     assert f"Objective: the ranker `{path}`" in (out_dir / "report.md").read_text()
 
 
+def test_a_plain_list_of_your_own_models_calibrates_and_searches(capsys, tmp_path):
+    """The README's path for a user's own runs: a bare JSON list (no space in the file, the
+    label under the user's name, one record unlabelled), then a search by the ranker."""
+    space = get_space(SPACE)
+    records = [{"arch": space.to_json(space.sample(3000 + i)), "my acc": 50.0 + i}
+               for i in range(9)]
+    records.append({"arch": space.to_json(space.sample(3100)), "my acc": None})
+    bench, out = tmp_path / "mine.json", tmp_path / "ranker.json"
+    bench.write_text(json.dumps(records))
+    code, printed, _ = run(capsys, "calibrate", str(bench), "--space", SPACE, "--metric",
+                           "my acc", "--batch", "gaussian", "--batch-size", "4", "--db",
+                           str(tmp_path / "s.sqlite"), "--out", str(out), "--quiet")
+    assert code == 0 and "leave-one-out Kendall tau on the 9" in printed
+    assert load_ranker(out).meta == {"benchmark": "mine", "metric": "my acc", "space": SPACE,
+                                     "batch": "gaussian", "batch_size": 4, "seed": 0}
+    code, printed, _ = run(capsys, "search", SPACE, "--ranker", str(out), *SEARCH, "--db",
+                           str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "report"))
+    assert code == 0 and f"objective: ranker {out} (my acc" in printed
+
+
 def test_search_with_a_missing_or_bad_ranker_fails_in_one_line(capsys, tmp_path):
     code, _, err = run(capsys, "search", SPACE, "--ranker", str(tmp_path / "none.json"),
                        *SEARCH, "--db", str(tmp_path / "s.sqlite"))
