@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -88,11 +89,19 @@ class Backend(ABC):
     def close(self) -> None:
         """Release workers."""
 
+    def abort(self) -> None:
+        """Release workers now, dropping work in flight: an interrupt or an error left the run
+        (what finished is already in the store). By default the same as ``close``."""
+        self.close()
+
     def __enter__(self) -> Backend:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
 
 
 class InProcess(Backend):
@@ -124,6 +133,10 @@ def _exit_with_parent(parent: int) -> None:
 def _init_worker(context: ScoringContext) -> None:
     global _worker_context
     _worker_context = context
+    # Ctrl-C reaches the whole process group: the driver handles it and stops the workers
+    # (ProcessPool.abort); a worker interrupted inside the pool's queue would leave the
+    # driver waiting on it forever.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(context.threads)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
 
@@ -155,6 +168,7 @@ class ProcessPool(Backend):
         while len(ready) < self.workers:
             ready |= {f.result() for f in [self.pool.submit(_worker_pid)
                                            for _ in range(self.workers)]}
+        self.pids = sorted(ready)
 
     def run(self, tasks: Sequence[Task]) -> Iterator[Outcome]:
         futures = {self.pool.submit(_compute_in_worker, task) for task in tasks}
@@ -169,6 +183,16 @@ class ProcessPool(Backend):
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def abort(self) -> None:
+        """Stop the workers (SIGTERM) instead of waiting for their candidates: an interrupted
+        run leaves at once, and a second Ctrl-C finds nothing left to wait on."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        for pid in self.pids:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:  # already gone
+                pass
 
 
 def _compute_on_ray(context: ScoringContext, task: Task) -> Outcome:
