@@ -30,7 +30,15 @@ def test_saved_model_reloads_and_exports_with_equal_outputs(tmp_path):
     with torch.no_grad():
         assert torch.equal(loaded.model(x), trained(x))
         program = torch.export.load(export_trained(path, tmp_path / "model.pt2")).module()
-        assert torch.equal(program(x), trained(x))
+        for batch in (1, 3, 8):  # any batch by default
+            x = space.example_input(batch)
+            assert torch.allclose(program(x), trained(x), atol=1e-6)
+        fixed = export_trained(path, tmp_path / "fixed.pt2", batch_size=4)
+        program = torch.export.load(fixed).module()
+        x = space.example_input(4)
+        assert torch.allclose(program(x), trained(x), atol=1e-6)
+        with pytest.raises(Exception, match="4"):  # a fixed batch is a guard of the program
+            program(space.example_input(2))
 
 
 def test_train_out_saves_a_model_that_export_turns_into_a_program(capsys, tmp_path):
@@ -43,9 +51,10 @@ def test_train_out_saves_a_model_that_export_turns_into_a_program(capsys, tmp_pa
     loaded = load_trained(model)
     assert loaded.meta["top1"] == record["top1"] and loaded.space.patch_size == 8
     assert main(["export", str(model), str(program)]) == 0
-    x = loaded.space.example_input(1)
+    assert f"({'any batch'})" in capsys.readouterr().out
+    x = loaded.space.example_input(2)
     with torch.no_grad():
-        assert torch.equal(torch.export.load(program).module()(x), loaded.model(x))
+        assert torch.allclose(torch.export.load(program).module()(x), loaded.model(x), atol=1e-6)
 
 
 @pytest.mark.parametrize("content, message", [

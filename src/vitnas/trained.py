@@ -94,16 +94,25 @@ def load_trained(path: str | Path, device: str = "cpu") -> TrainedModel:
     return TrainedModel(model.to(device).eval(), space, arch, checkpoint["meta"])
 
 
-def export_trained(path: str | Path, out: str | Path, batch_size: int = 1) -> Path:
+MAX_EXPORT_BATCH = 65536  # the dynamic batch dimension's upper bound
+
+
+def export_trained(path: str | Path, out: str | Path, batch_size: int | None = None) -> Path:
     """A ``torch.export`` program (``.pt2``) of the trained model at ``path``: load it anywhere
-    with ``torch.export.load(out).module()``, no vitnas needed. The batch size is fixed."""
+    with ``torch.export.load(out).module()``, no vitnas needed. It takes any batch size from 1
+    to ``MAX_EXPORT_BATCH`` (traced at 2, so that 1 is not specialised into the graph), or only
+    ``batch_size`` when one is given."""
     from vitnas.paths import check_writable
 
     out = Path(out)
     check_writable(out, "program", inputs=[path])  # before the work, not after it
     trained = load_trained(path)
-    example = (trained.space.example_input(batch_size),)
-    program = torch.export.export(trained.model, example)
+    if batch_size is None:
+        batch = torch.export.Dim("batch", min=1, max=MAX_EXPORT_BATCH)
+        program = torch.export.export(trained.model, (trained.space.example_input(2),),
+                                      dynamic_shapes=({0: batch},))
+    else:
+        program = torch.export.export(trained.model, (trained.space.example_input(batch_size),))
     temporary = out.with_name(f".{out.name}.partial.pt2")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -170,7 +170,8 @@ def cmd_export(args: argparse.Namespace) -> None:
     from vitnas.trained import export_trained
 
     out = export_trained(args.model, args.out, batch_size=args.batch_size)
-    print(f"{out}: torch.export program of {args.model} (batch {args.batch_size}); load with "
+    batch = "any batch" if args.batch_size is None else f"batch {args.batch_size}"
+    print(f"{out}: torch.export program of {args.model} ({batch}); load with "
           f"torch.export.load({str(out)!r}).module()")
 
 
@@ -283,8 +284,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                                       "torch.export program (.pt2) that runs without vitnas")
     p.add_argument("model", help="trained model (.pt) from `vitnas train --out`")
     p.add_argument("out", help="program to write (.pt2)")
-    p.add_argument("--batch-size", type=positive_int, default=1,
-                   help="the program's fixed batch size (default 1)")
+    p.add_argument("--batch-size", type=positive_int,
+                   help="fix the program's batch size (default: any batch from 1 to 65,536)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("merge", help="merge score stores (e.g. from --shard runs) into one")
