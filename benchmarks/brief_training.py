@@ -34,6 +34,7 @@ import numpy as np
 from vitnas.bench import load_benchmark
 from vitnas.bench.correlate import SHAPE_COLUMNS, shape_matrix, split_indices
 from vitnas.bench.stats import bootstrap_interval, kendall_tau_b, partial_kendall_given
+from vitnas.errors import reported
 from vitnas.formatting import dumps_strict
 from vitnas.proxies.base import ProxyContext
 from vitnas.proxies.brief import METRICS, train_with_checkpoints
@@ -220,4 +221,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(reported(lambda: main(sys.argv[1:]), "brief_training"))

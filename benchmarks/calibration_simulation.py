@@ -59,7 +59,7 @@ import numpy as np
 
 from vitnas.bench.stats import kendall_tau_b
 from vitnas.calibrate import fit_ranker
-from vitnas.errors import ConfigError
+from vitnas.errors import ConfigError, reported
 from vitnas.formatting import dumps_strict
 from vitnas.proxies.shape import SHAPE_BASELINES
 from vitnas.recommended import DEFAULT_SEARCH_PROXY
@@ -565,4 +565,4 @@ def write_report(out: Path, name: str, result: dict, table: str) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(reported(main, "calibration_simulation"))

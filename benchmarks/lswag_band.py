@@ -44,6 +44,7 @@ import torch
 from vitnas.bench import load_benchmark
 from vitnas.bench.correlate import split_indices
 from vitnas.bench.stats import kendall_tau_b
+from vitnas.errors import reported
 from vitnas.proxies.base import ProxyContext
 from vitnas.proxies.lswag import LayerTerms, parse_band
 from vitnas.proxies.scoring import proxy_batch
@@ -255,4 +256,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(reported(lambda: main(sys.argv[1:]), "lswag_band"))

@@ -21,7 +21,8 @@ Non-finite scores (NASLib stores NaN as -1e8; nwot can be -inf) are ranked last 
 the file keeps them as the strings "nan", "inf", "-inf" (strict JSON), null where NASLib has no
 score.
 Cells are visited in a seeded shuffle of the file, so ``--limit N`` is a random subset. Scores
-are written to ``--out`` every few cells; re-running with the same settings resumes.
+are written to ``--out`` after every cell; re-running with the same settings resumes (other
+settings are refused unless ``--fresh``).
 
 Hardware / runtime (measured): 1 CPU thread (torch.set_num_threads(1)) of a shared 2-core
 x86_64 machine, torch 2.13 CPU: 2.8 s per cell for all eleven proxies (GraSP's double backward
@@ -72,6 +73,7 @@ from scipy import stats
 
 import vitnas.proxies.zero_cost  # noqa: F401  (registers the proxies)
 from vitnas.data import Normalize, fixed_batch, get_dataset
+from vitnas.errors import ConfigError, reported
 from vitnas.formatting import dumps_strict, from_nonfinite_word, nonfinite_word
 from vitnas.paths import find_data_file
 from vitnas.proxies import score_architecture
@@ -218,6 +220,18 @@ def main(argv: list[str] | None = None) -> int:
     default_out = None if args.smoke else Path("results/naslib_crosscheck.json")
     out = Path(args.out) if args.out else default_out
 
+    settings = {"batch_size": args.batch_size, "seed": args.seed, "dataset": "cifar10",
+                "batch": "fixed_batch(cifar10 train, class-balanced, normalised)"}
+    cells: dict = {}
+    if out is not None and out.exists() and not args.fresh:
+        previous = json.loads(out.read_text())
+        if previous.get("settings") != settings:  # never overwritten without a word
+            raise ConfigError(f"{out} holds cells scored with other settings "
+                              f"({previous.get('settings')}); pass --fresh to start it over, "
+                              f"or another --out")
+        cells = {key: decode_cell(cell) for key, cell in previous.get("cells", {}).items()}
+        print(f"resuming: {len(cells)} cells already in {out}")
+
     reference = json.loads(find_data_file(REFERENCE_FILE, args.data_dir).read_text())["cifar10"]
     keys = sorted(reference)
     random.Random(0).shuffle(keys)  # fixed order: every --limit run is a prefix of it
@@ -228,15 +242,6 @@ def main(argv: list[str] | None = None) -> int:
     dataset = get_dataset("cifar10", split="train", data_dir=args.data_dir)
     inputs, labels = fixed_batch(dataset, args.batch_size, seed=args.seed,
                                  transform=Normalize.for_dataset(dataset))
-
-    settings = {"batch_size": args.batch_size, "seed": args.seed, "dataset": "cifar10",
-                "batch": "fixed_batch(cifar10 train, class-balanced, normalised)"}
-    cells: dict = {}
-    if out is not None and out.exists() and not args.fresh:
-        previous = json.loads(out.read_text())
-        if previous.get("settings") == settings:
-            cells = {key: decode_cell(cell) for key, cell in previous.get("cells", {}).items()}
-            print(f"resuming: {len(cells)} cells already in {out}")
 
     meta = {
         "command": " ".join(["naslib_crosscheck.py", *(sys.argv[1:] if argv is None else argv)]),
@@ -270,11 +275,11 @@ def main(argv: list[str] | None = None) -> int:
             "naslib": {p: entry[p]["score"] if p in entry else None for p in proxies},
         }
         scored += 1
+        rate = (time.perf_counter() - started) / scored
+        if out is not None:  # after every cell: a kill loses at most the cell in progress
+            write_json(out, payload(rate))
         if scored % 10 == 0:
-            rate = (time.perf_counter() - started) / scored
             print(f"{i + 1}/{len(keys)} cells, {rate:.2f} s/cell", flush=True)
-            if out is not None:
-                write_json(out, payload(rate))
 
     # noise ceiling: another init, another batch, another proxy seed, as NASLib's run differs
     alt_batch = fixed_batch(dataset, args.batch_size, seed=args.seed + 1,
@@ -287,9 +292,10 @@ def main(argv: list[str] | None = None) -> int:
         results = score_architecture(space, arch, proxies, *alt_batch, seed=args.seed + 1)
         cell["ours_alt_seed"] = {r.proxy: r.raw for r in results}
         scored += 1
-        if scored % 10 == 0 and out is not None:
-            print(f"noise ceiling: {cell_count(cells)} cells re-scored", flush=True)
+        if out is not None:
             write_json(out, payload(None))
+        if scored % 10 == 0:
+            print(f"noise ceiling: {cell_count(cells)} cells re-scored", flush=True)
 
     timed = [c["cell_seconds"] for c in cells.values() if "cell_seconds" in c]
     seconds_per_cell = float(np.mean(timed)) if timed else None
@@ -301,4 +307,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(reported(main, "naslib_crosscheck"))

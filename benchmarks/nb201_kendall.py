@@ -7,8 +7,9 @@ Cells:    the 725 cells of NASLib's zero-cost subset (../shared/data/nasbench201
 Hardware: one CPU core: ~10 s per cell with every proxy at N=16 (NB201 kernels couple samples
           through BatchNorm, so each kernel costs N backward passes of the batch).
 Expected: the known CNN behaviour: NTK condition number clearly informative (TE-NAS), params and
-          FLOPs strong baselines. The run is resumable: finished cells are appended to --out and
-          skipped when it is started again.
+          FLOPs strong baselines. The run is resumable: finished cells are appended to --out with
+          their batch size and seed, and skipped when it is started again with the same ones
+          (only the proxies a cell lacks are scored; other settings are never mixed in).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -23,6 +25,7 @@ import numpy as np
 import torch
 from scipy.stats import kendalltau
 
+from vitnas.errors import ConfigError, reported
 from vitnas.paths import find_data_file
 from vitnas.proxies import expand_proxy_specs, score_architecture
 from vitnas.proxies.scoring import proxy_batch
@@ -41,6 +44,43 @@ def naslib_cells(data_dir: str | None) -> list[str]:
     return cells
 
 
+def merge_record(done: dict, record: dict) -> None:
+    """Later lines of a cell add to (or replace) its earlier scores."""
+    kept = done.setdefault(record["arch"], {"accuracy": record["accuracy"], "scores": {},
+                                            "seconds": {}})
+    kept["scores"].update(record["scores"])
+    kept["seconds"].update(record["seconds"])
+
+
+def read_done(out: Path, batch_size: int, seed: int) -> dict:
+    """The cells already scored at this batch size and seed (other settings in the same file
+    are kept but never mixed in). A last line cut short by a kill is dropped, and the file
+    truncated to its last whole line so that appending continues cleanly."""
+    if not out.exists():
+        return {}
+    text = out.read_text()
+    lines = text.splitlines()
+    if lines and not text.endswith("\n"):
+        try:
+            json.loads(lines[-1])
+        except json.JSONDecodeError:
+            print(f"note: dropped the unfinished last line of {out} (a run killed mid-write)")
+            lines = lines[:-1]
+            out.write_text("".join(line + "\n" for line in lines))
+    done: dict = {}
+    for number, line in enumerate(lines, 1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            raise ConfigError(f"{out} line {number} is not JSON; use another --out") from None
+        if not isinstance(record, dict) or "batch_size" not in record or "seed" not in record:
+            raise ConfigError(f"{out} line {number} does not say its batch size and seed; "
+                              f"use another --out")
+        if (record["batch_size"], record["seed"]) == (batch_size, seed):
+            merge_record(done, record)
+    return done
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--limit", type=int, default=60)
@@ -57,25 +97,24 @@ def main() -> None:
     x, y = proxy_batch("cifar10", args.batch_size, 32, seed=args.seed, data_dir=args.data_dir)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    done = {}
-    if out.exists():
-        for line in out.read_text().splitlines():
-            record = json.loads(line)
-            done[record["arch"]] = record
+    done = read_done(out, args.batch_size, args.seed)
     cells = naslib_cells(args.data_dir)[: args.limit]
     start = time.perf_counter()
     with out.open("a") as handle:
         for i, cell in enumerate(cells):
-            if cell in done:
+            have = done.get(cell, {"scores": {}})["scores"]
+            missing = [spec for spec in specs if spec not in have]
+            if not missing:
                 continue
             arch = space.parse(cell)
-            results = score_architecture(space, arch, specs, x, y, seed=args.seed)
-            record = {"arch": cell, "accuracy": space.test_accuracy(arch, "cifar10"),
+            results = score_architecture(space, arch, missing, x, y, seed=args.seed)
+            record = {"arch": cell, "batch_size": args.batch_size, "seed": args.seed,
+                      "accuracy": space.test_accuracy(arch, "cifar10"),
                       "scores": {r.proxy: r.score for r in results},
                       "seconds": {r.proxy: r.seconds for r in results}}
             handle.write(json.dumps(record) + "\n")
             handle.flush()
-            done[cell] = record
+            merge_record(done, record)
             print(f"[{i + 1}/{len(cells)}] {time.perf_counter() - start:.0f}s", flush=True)
     records = [done[c] for c in cells if c in done]
     accuracy = np.array([r["accuracy"] for r in records])
@@ -83,7 +122,7 @@ def main() -> None:
           f"batch {args.batch_size}, seed {args.seed}")
     print(f"{'proxy':36s} {'tau':>7s} {'failed':>7s} {'s/cell':>7s}")
     rows = []
-    for spec in records[0]["scores"]:
+    for spec in specs:
         scores = np.array([r["scores"][spec] for r in records], dtype=float)
         finite = np.isfinite(scores)
         tau = math.nan
@@ -96,4 +135,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(reported(main, "nb201_kendall"))

@@ -24,6 +24,7 @@ import statistics
 import sys
 from pathlib import Path
 
+from vitnas.errors import reported
 from vitnas.search import EvolutionConfig, SearchConfig, run_search
 from vitnas.spaces import get_space
 from vitnas.store import default_store_path
@@ -111,4 +112,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(reported(main, "nb201_search"))

@@ -21,6 +21,7 @@ import time
 
 import torch
 
+from vitnas.errors import reported
 from vitnas.proxies.kernel import KernelSpec, empirical_ntk
 from vitnas.spaces import get_space
 
@@ -147,4 +148,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(reported(main, "ntk_speed"))

@@ -40,7 +40,7 @@ from vitnas.bench.correlate import (
 )
 from vitnas.bench.noise import seed_reliability
 from vitnas.bench.report import markdown_table
-from vitnas.errors import ConfigError
+from vitnas.errors import ConfigError, reported
 
 
 def benchmark_of(board: Scoreboard, command: str, source: str | None = None):
@@ -108,4 +108,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(reported(lambda: main(sys.argv[1:]), "rejudge_boards"))

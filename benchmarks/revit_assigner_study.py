@@ -16,9 +16,10 @@ calibrated TLA point on the pool (accuracy within ``--max-loss`` of the full len
 FLOPs ratio against the fixed-length curve at equal accuracy.
 
 Resumable: the JSON is rewritten (atomically) after every variant, and variants already in it
-are skipped, so a killed study continues where it stopped. ``--smoke`` runs two variants for
-one epoch on two folds (a CI-sized check). Expected result: no variant is far above the prior;
-the AUC of the statistics/per-length variants is where any signal shows.
+are skipped, so a killed study continues where it stopped; a JSON of other settings (labels,
+ReViT, epochs, folds, max loss, bootstrap, seed) is refused rather than mixed in. ``--smoke``
+runs two variants for one epoch on two folds (a CI-sized check). Expected result: no variant is
+far above the prior; the AUC of the statistics/per-length variants is where any signal shows.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from vitnas.errors import ConfigError, reported
 
 VARIANTS: dict[str, dict] = {
     "hard/pixels (paper)": {},
@@ -138,9 +141,16 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    settings = {"labels": args.labels, "revit": args.revit, "epochs": epochs, "folds": folds,
+                "max_loss": args.max_loss, "bootstrap": args.bootstrap, "seed": args.seed}
     done: dict[str, dict] = {}
     if out.exists():
         previous = json.loads(out.read_text())
+        differ = [f"{key} {previous[key]!r} (now {value!r})" for key, value in settings.items()
+                  if key in previous and previous[key] != value]
+        if differ:  # a kept row of other settings would pass for one of these
+            raise ConfigError(f"{out} holds a study with {', '.join(differ)}; use another "
+                              f"--out, or the same settings to resume it")
         done = {r["variant"]: r for r in previous.get("rows", [])}
     for name in names:
         if name in done:
@@ -159,8 +169,7 @@ def main() -> None:
             sys.exit(f"revit_assigner_study: {err}")
         done[name] = row(name, summary)
         rows = [done[n] for n in VARIANTS if n in done]
-        record = {"command": command, "labels": args.labels, "revit": args.revit,
-                  "epochs": epochs, "folds": folds, "threads": args.threads, "rows": rows}
+        record = {"command": command, **settings, "threads": args.threads, "rows": rows}
         write_atomic(out, json.dumps(record, indent=1) + "\n")
         write_atomic(out.with_suffix(".md"), markdown(rows, command))
         r = done[name]
@@ -173,4 +182,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(reported(main, "revit_assigner_study"))

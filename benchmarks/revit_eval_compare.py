@@ -36,6 +36,8 @@ import sys
 
 import numpy as np
 
+from vitnas.errors import reported
+
 RATIOS = ("throughput_vs_fixed_curve", "throughput_vs_simple_peers", "throughput_vs_ToMe")
 
 
@@ -198,4 +200,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(reported(main, "revit_eval_compare"))

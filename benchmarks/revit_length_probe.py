@@ -30,7 +30,7 @@ import time
 import torch
 
 from vitnas.data import get_dataset
-from vitnas.errors import ConfigError, VitnasError
+from vitnas.errors import ConfigError, VitnasError, reported
 from vitnas.revit import artifacts
 from vitnas.revit.inference import lengths_flops
 from vitnas.revit.labels import correct_by_length
@@ -173,4 +173,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(reported(lambda: main(sys.argv[1:]), "revit_length_probe"))

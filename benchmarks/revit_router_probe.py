@@ -28,7 +28,7 @@ import sys
 import torch
 from torch import nn
 
-from vitnas.errors import ConfigError, VitnasError
+from vitnas.errors import ConfigError, VitnasError, reported
 from vitnas.revit import artifacts
 from vitnas.revit.assigner import coarse_features, knob_grid, train_assigner
 from vitnas.revit.evaluate import CASCADE_GRID, assigner_logits, cascade_point
@@ -195,4 +195,4 @@ def probe() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(reported(main, "revit_router_probe"))

@@ -20,7 +20,7 @@ import sys
 import torch
 
 from vitnas.data import get_dataset
-from vitnas.errors import VitnasError
+from vitnas.errors import VitnasError, reported
 from vitnas.revit import artifacts
 from vitnas.revit.labels import correct_by_length
 
@@ -84,4 +84,4 @@ def main() -> int:
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
-    raise SystemExit(main())
+    sys.exit(reported(main, "revit_scale_study"))

@@ -16,6 +16,7 @@ import sys
 
 import torch
 
+from vitnas.errors import reported
 from vitnas.revit.training import STATE_FORMAT, epoch_means
 
 
@@ -47,4 +48,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(reported(main, "revit_training_curve"))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,7 @@ from vitnas.bench.stats import (
     paired_bootstrap_difference,
     spearman_rho,
 )
+from vitnas.errors import reported
 
 NB201 = (("cifar10", "nb201_cifar10.json"), ("cifar100", "nb201_cifar100.json"),
          ("ImageNet16-120", "nb201_imagenet16.json"))
@@ -221,4 +223,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(reported(main, "scoreboard_summary"))

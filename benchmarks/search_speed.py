@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from vitnas.errors import reported
 from vitnas.search import Constraints, EvolutionConfig, SearchConfig, parse_window, run_search
 
 LAYOUTS = ((1, 1), (2, 1), (1, 2))  # (workers, threads per worker)
@@ -124,4 +125,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(reported(main, "search_speed"))

@@ -51,7 +51,7 @@ from vitnas.bench.groundtruth import merge_ground_truths
 from vitnas.bench.noise import noise_ceiling, paired_seeds
 from vitnas.bench.report import markdown_table, reliability_line, write_scoreboard
 from vitnas.bench.stats import kendall_tau_b
-from vitnas.errors import VitnasError
+from vitnas.errors import VitnasError, reported
 from vitnas.formatting import dumps_strict
 from vitnas.recommended import DEFAULT_SEARCH_PROXY
 from vitnas.store import ScoreStore
@@ -204,4 +204,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(reported(main, "segmentation_study"))

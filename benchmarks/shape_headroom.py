@@ -56,6 +56,7 @@ from vitnas.bench.stats import (  # noqa: E402
     rankdata,
 )
 from vitnas.calibrate import fit_ranker  # noqa: E402
+from vitnas.errors import reported
 from vitnas.proxies.shape import SHAPE_BASELINES  # noqa: E402
 
 DATASETS = ("c100", "flower", "chaoyang")
@@ -255,4 +256,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(reported(main, "shape_headroom"))

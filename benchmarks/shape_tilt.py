@@ -39,6 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import calibration_simulation as sim  # noqa: E402  (a sibling script: its tasks and boards)
 
+from vitnas.errors import reported
 from vitnas.formatting import dumps_strict  # noqa: E402
 
 DEPTH_TILTS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
@@ -121,4 +122,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(reported(main, "shape_tilt"))

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 
 import torch
 
+from vitnas.errors import reported
 from vitnas.revit.model import ReViTConfig, build_revit
 from vitnas.revit.training import revit_objective
 
@@ -68,4 +70,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(reported(main, "train_precision"))

@@ -50,6 +50,7 @@ from vitnas.bench.correlate import (
     with_shape_baselines,
 )
 from vitnas.bench.report import markdown_table, plot_scatter, plot_tau
+from vitnas.errors import reported
 from vitnas.proxies.shape import is_baseline
 from vitnas.proxies.vintk import VARIANTS_V2
 from vitnas.store import ScoreStore
@@ -355,4 +356,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    sys.exit(reported(lambda: main(sys.argv[1:]), "vitbench101_scoreboard"))

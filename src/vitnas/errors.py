@@ -1,8 +1,14 @@
 """Exceptions a user can act on.
 
-The library raises these with a message that names the problem; the CLI turns any
-``VitnasError`` into one line on stderr and exit code 2 instead of a traceback.
+The library raises these with a message that names the problem; ``reported`` (the edge of the
+CLI and of every benchmark script) turns any ``VitnasError`` into one line on stderr and exit
+code 2 instead of a traceback.
 """
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
 
 
 class VitnasError(Exception):
@@ -19,3 +25,39 @@ class DatasetError(VitnasError):
 
 class ConfigError(VitnasError, ValueError):
     """An option, name or setting is unknown or out of range."""
+
+
+def reported(run: Callable[[], int | None], prog: str = "vitnas") -> int:
+    """Run a command's body and turn what a user can act on into one line and an exit code:
+    a ``VitnasError`` or an ``OSError`` that no earlier check named (a name too long, no
+    permission, a full disk) is 2, an interrupt 130 (what finished is kept by each command's
+    own resume), a closed pipe 0, and an out-of-memory error the estimates missed 2."""
+    try:
+        code = run()
+    except VitnasError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except OSError as err:
+        name = str(err.filename or "")
+        name = name if len(name) <= 80 else name[:77] + "..."
+        print(f"{prog}: error: {err.strerror or err}" + (f": {name}" if name else ""),
+              file=sys.stderr)
+        return 2
+    except (MemoryError, RuntimeError) as err:
+        if not out_of_memory(err):
+            raise
+        print(f"{prog}: error: out of memory ({str(err).splitlines()[0][:160]}); try a smaller "
+              "--batch-size or --img-size", file=sys.stderr)
+        return 2
+    return code if isinstance(code, int) else 0
+
+
+def out_of_memory(err: BaseException) -> bool:
+    text = str(err)
+    return (isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError"
+            or "can't allocate memory" in text or "out of memory" in text)
