@@ -499,7 +499,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         tuning = tune(shapes, count, args.seed)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "tuning.json").write_text(json.dumps(tuning, indent=1) + "\n")
+        command = " ".join(["python benchmarks/calibration_simulation.py", *argv])
+        (out / "tuning.json").write_text(json.dumps({"command": command, **tuning}, indent=1)
+                                         + "\n")
     threshold, proxies = tuning["threshold"], tuple(tuning["shown_proxies"])
     tasks = [Task(space, label, shapes) for space in SPACES for label in labels]
     default = DEFAULT_SEARCH_PROXY

@@ -146,6 +146,7 @@ ARCH = json.dumps({"hidden_dim": 48, "depth": 12, "mlp_ratio": [4] * 12, "num_he
     (["train", "autoformer-tiny-micro", ARCH, "--lr", "nan"], "argument --lr: must be > 0"),
     (["train", "autoformer-tiny-micro", ARCH, "--batch-size", "0"], "argument --batch-size"),
     (["train", "autoformer-tiny-micro", ARCH, "--epochs", "0"], "argument --epochs: must be > 0"),
+    (["train", "autoformer-tiny-micro", ARCH, "--resume"], "--resume needs --out"),
     (["train", "autoformer-tiny-micro", ARCH, "--epochs", "-1"], "argument --epochs"),
     (["train", "autoformer-tiny-micro", ARCH, "--train-per-class", "0"], "--train-per-class"),
     (["train", "autoformer-tiny-micro", ARCH, "--dataset", "synthetic", "--device", "tpu"],

@@ -105,3 +105,37 @@ def test_bf16_on_a_cpu_without_bf16_instructions_is_flagged(tmp_path, monkeypatc
     assert not TrainConfig(precision="bf16").emulated_bf16("cpu")
     monkeypatch.setattr(train_module, "native_cpu_bf16", lambda: None)  # unknown: no note
     assert not TrainConfig(precision="bf16").emulated_bf16("cpu")
+
+
+def test_a_run_killed_after_an_epoch_resumes_to_the_weights_of_one_never_killed(
+        tmp_path, monkeypatch):
+    import vitnas.train as train_module
+
+    train = SyntheticDataset(96, num_classes=4, image_size=16, seed=0)
+    space = get_space("autoformer-tiny-micro", img_size=16, num_classes=4)
+    config = TrainConfig(epochs=3, batch_size=32)
+    whole = train_model(space.build(space.sample(0), seed=0), train, config,
+                        state_path=tmp_path / "whole.state.pt", identity={"arch": 0})
+    assert whole.resumed_from is None and (tmp_path / "whole.state.pt").is_file()
+
+    saved = train_module.save
+
+    def killed_after_first_epoch(path, payload):
+        saved(path, payload)
+        if payload["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    state = tmp_path / "run.state.pt"
+    monkeypatch.setattr(train_module, "save", killed_after_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(space.build(space.sample(0), seed=0), train, config, state_path=state,
+                    identity={"arch": 0})
+    monkeypatch.setattr(train_module, "save", saved)
+    with pytest.raises(ConfigError, match=r"saved for another run \(arch was 0, now 1\)"):
+        train_model(space.build(space.sample(0), seed=0), train, config, state_path=state,
+                    resume=True, identity={"arch": 1})
+    resumed = train_model(space.build(space.sample(0), seed=0), train, config,
+                          state_path=state, resume=True, identity={"arch": 0})
+    assert resumed.resumed_from == 3 and resumed.losses == whole.losses
+    for name, value in whole.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[name]), name

@@ -50,6 +50,8 @@ def test_train_out_saves_a_model_that_export_turns_into_a_program(capsys, tmp_pa
     assert code == 0 and record["out"] == str(model)
     loaded = load_trained(model)
     assert loaded.meta["top1"] == record["top1"] and loaded.space.patch_size == 8
+    assert record["resumed_from_step"] is None
+    assert not (tmp_path / "runs" / "model.state.pt").exists()  # saved: nothing to resume
     assert main(["export", str(model), str(program)]) == 0
     assert f"({'any batch'})" in capsys.readouterr().out
     x = loaded.space.example_input(2)

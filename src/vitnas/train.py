@@ -14,12 +14,14 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vitnas.checkpoint import load_training_state, plain, save
 from vitnas.data import Normalize, RandomCrop, RandomHorizontalFlip, Resize, iterate_batches
 from vitnas.data.transforms import Compose
 from vitnas.errors import ConfigError
@@ -89,6 +91,10 @@ class TrainResult:
     # every test score: {"top1"} for classification; for segmentation {"miou", "pixel_acc",
     # "macc"} and the list "iou_per_class" (see ``vitnas.metrics.segmentation_scores``)
     metrics: dict[str, Any] = field(default_factory=dict)
+    resumed_from: int | None = None  # the step a resumed run started at
+
+
+STATE_FORMAT = "vitnas-training-state"
 
 
 def learning_rate(step: int, total: int, config: TrainConfig) -> float:
@@ -283,6 +289,9 @@ def train_model(
     progress: bool = False,
     image_size: int | None = None,
     loss_fn: Loss | None = None,
+    state_path: str | Path | None = None,
+    resume: bool = False,
+    identity: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place with the recipe above; evaluate on ``eval_set`` if given.
     ``image_size`` resizes the batches when the model expects another resolution. ``loss_fn``
@@ -291,7 +300,13 @@ def train_model(
 
     A segmentation dataset (label maps) trains with the same recipe: the crop and flip move
     each image and its label map together, the loss is the per-pixel cross-entropy over the
-    labelled pixels, and the result's ``metrics`` hold mIoU and pixel accuracy."""
+    labelled pixels, and the result's ``metrics`` hold mIoU and pixel accuracy.
+
+    ``state_path``: the training state (weights, optimizer moments, step, losses) is saved
+    there after every epoch; ``resume`` continues from it when it exists, refused when it was
+    saved for another run (``identity``: what makes the run, e.g. architecture, recipe, data).
+    Every epoch's batches depend only on the epoch, so a resumed run ends with the weights of
+    one never interrupted."""
     config.check()
     total, drop_last = total_steps(train_set, config)
     dense = is_segmentation(train_set)
@@ -304,17 +319,38 @@ def train_model(
                                         size=image_size)
     else:
         batches = classification_batches(train_set, config, drop_last, image_size)
+    optimizer = make_optimizer(model, config)
+    identity = plain({**(identity or {}), "recipe": vars(config), "total_steps": total,
+                      "train_images": len(train_set)})
+    state, spent, resumed_from = FitState(), 0.0, None
+    if resume and state_path is not None and Path(state_path).is_file():
+        saved = load_training_state(state_path, identity, STATE_FORMAT)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        state = FitState(int(saved["step"]), int(saved["epoch"]), list(saved["losses"]))
+        spent, resumed_from = float(saved["seconds"]), int(saved["step"])
     start = time.perf_counter()
-    state = fit(model, make_optimizer(model, config), config, total, batches,
-                loss_fn or cross_entropy, progress=progress)
-    seconds = time.perf_counter() - start
+
+    def save_state(state: FitState) -> None:
+        if state_path is not None:
+            save(state_path, {"format": STATE_FORMAT, "identity": identity, "step": state.step,
+                              "epoch": state.epoch, "losses": state.losses,
+                              "seconds": spent + time.perf_counter() - start,
+                              "model": model.state_dict(), "optimizer": optimizer.state_dict()})
+
+    state = fit(model, optimizer, config, total, batches, loss_fn or cross_entropy, state,
+                save_state, progress)
+    seconds = spent + time.perf_counter() - start
+    result = TrainResult(None, seconds, state.step, state.losses, model,
+                         resumed_from=resumed_from)
     if eval_set is None:
-        return TrainResult(None, seconds, state.step, state.losses, model)
+        return result
     if dense:
-        metrics = evaluate_segmentation(model, eval_set, image_size=image_size)
-        return TrainResult(None, seconds, state.step, state.losses, model, metrics)
-    top1 = evaluate(model, eval_set, image_size=image_size)
-    return TrainResult(top1, seconds, state.step, state.losses, model, {"top1": top1})
+        result.metrics = evaluate_segmentation(model, eval_set, image_size=image_size)
+    else:
+        result.top1 = evaluate(model, eval_set, image_size=image_size)
+        result.metrics = {"top1": result.top1}
+    return result
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:

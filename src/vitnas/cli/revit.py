@@ -65,9 +65,10 @@ def _revit_config(args: argparse.Namespace):
 
 def cmd_revit_train(args: argparse.Namespace) -> None:
     from vitnas.bench.groundtruth import set_threads
+    from vitnas.checkpoint import state_path_for
     from vitnas.device import check_device
     from vitnas.errors import ConfigError
-    from vitnas.revit.pipeline import state_path_for, train_step
+    from vitnas.revit.pipeline import train_step
     from vitnas.revit.training import SplitSpec
     from vitnas.train import TrainConfig
 

@@ -128,11 +128,16 @@ def cmd_search(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     from vitnas.bench.groundtruth import set_threads
+    from vitnas.checkpoint import state_path_for
+    from vitnas.errors import ConfigError
     from vitnas.search.retrain import train_architecture
     from vitnas.train import TrainConfig
 
     set_threads(args.threads)
     writable(args.out, "--out")  # before the training, not after it
+    if args.resume and not args.out:
+        raise ConfigError("--resume needs --out (the training state is kept beside it)")
+    state_path = state_path_for(args.out) if args.out else None
     space = space_from_args(args)
     arch = read_architecture(space, args.arch)
     check_memory(space, args.batch_size, arch, default_device(args), training=True)
@@ -141,16 +146,18 @@ def cmd_train(args: argparse.Namespace) -> None:
     result = train_architecture(space, arch, args.dataset, config, args.train_per_class,
                                 default_device(args), args.data_dir, progress=not args.quiet,
                                 status=None if args.quiet else say,
-                                dataset_options=parse_options(args.dataset_options))
+                                dataset_options=parse_options(args.dataset_options),
+                                state_path=state_path, resume=args.resume)
     record = {"space": space.name, "arch": space.to_json(arch), "dataset": args.dataset,
               "epochs": args.epochs, "train_per_class": args.train_per_class,
               "top1": result.top1, **result.metrics, "steps": result.steps,
-              "seconds": round(result.seconds, 2)}
+              "seconds": round(result.seconds, 2), "resumed_from_step": result.resumed_from}
     if args.out:
         from vitnas.trained import save_trained
 
         save_trained(args.out, result.model, space, arch, space_options(args), record)
         record["out"] = args.out
+        state_path.unlink(missing_ok=True)  # the model is saved: nothing left to resume
     if args.json:
         print(json.dumps(record, indent=1))
         return
@@ -275,7 +282,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.add_argument("--out", help="save the trained model here (.pt: weights, architecture and "
-                                 "space options; see `vitnas export`)")
+                                 "space options; see `vitnas export`); the training state is "
+                                 "kept in OUT.state.pt after every epoch until it is saved")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT.state.pt when it exists (needs --out)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)

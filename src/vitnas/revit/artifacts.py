@@ -10,12 +10,12 @@ load, so a damaged file is named as damaged (files from before the digest still 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from vitnas.checkpoint import load, save
 from vitnas.errors import ConfigError
 from vitnas.revit.assigner import AssignerConfig, TokenLengthAssigner
 from vitnas.revit.model import ResizableViT, ReViTConfig, build_revit
@@ -24,34 +24,6 @@ from vitnas.trained import check_weights, weights_digest
 REVIT_FORMAT = "vitnas-revit"
 LABELS_FORMAT = "vitnas-token-length-labels"
 ASSIGNER_FORMAT = "vitnas-token-length-assigner"
-
-
-def save(path: str | Path, payload: dict[str, Any]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as handle:
-        torch.save(payload, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    temporary.replace(path)  # atomic: a kill at any moment leaves the old file or the new one
-    return path
-
-
-def load(path: str | Path, expected: str) -> dict[str, Any]:
-    if not str(path).strip():
-        raise ConfigError(f"an input file name is empty; name a {expected} file")
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise ConfigError(f"{path}: not a readable vitnas file ({type(exc).__name__})") from exc
-    found = payload.get("format") if isinstance(payload, dict) else None
-    if found != expected:
-        raise ConfigError(f"{path}: expected a {expected} file, found {found or 'something else'}")
-    return payload
 
 
 def save_revit(path: str | Path, model: ResizableViT, config: ReViTConfig,

@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from vitnas.checkpoint import state_path_for
 from vitnas.data import Normalize, get_dataset
 from vitnas.device import check_device, check_fits
 from vitnas.errors import ConfigError
@@ -78,12 +79,6 @@ def _dataset(name: str, split: str, data_dir: str | None, per_class: int | None)
 def _normalised(dataset, indices: torch.Tensor | None = None) -> torch.Tensor:
     images = dataset.images if indices is None else dataset.images[indices]
     return Normalize(dataset.mean, dataset.std)(images.float().div_(255.0))
-
-
-def state_path_for(out: str | Path) -> Path:
-    """Where ``revit train --out OUT`` keeps its per-epoch training state: OUT.state.pt."""
-    out = Path(out)
-    return out.with_name(out.stem + ".state.pt")
 
 
 def train_step(

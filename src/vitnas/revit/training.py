@@ -22,7 +22,6 @@ models, every training image labelled once).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -33,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vitnas.checkpoint import load_training_state, plain
 from vitnas.data import ArrayDataset, Normalize, iterate_batches
 from vitnas.data.loader import balanced_indices
 from vitnas.errors import ConfigError
@@ -175,31 +175,6 @@ def predict_lengths(model: ResizableViT, dataset, batch_size: int = 256) -> torc
 STATE_FORMAT = "vitnas-revit-training-state"
 
 
-def _plain(value: Any) -> Any:
-    """JSON-like form (tuples -> lists) so identities compare equal across a save/load."""
-    return json.loads(json.dumps(value))
-
-
-def load_training_state(path: str | Path, identity: dict[str, Any]) -> dict[str, Any]:
-    """A saved training state, refused (one line) when it belongs to another run."""
-    from vitnas.revit import artifacts
-
-    state = artifacts.load(path, STATE_FORMAT)
-    saved = state.get("identity")
-    if not isinstance(saved, dict):
-        raise ConfigError(f"{path}: training state has no run identity")
-    mine = _plain(identity)
-    differ = sorted(k for k in set(saved) | set(mine) if saved.get(k) != mine.get(k))
-    if differ:
-        key, before, now = differ[0], saved.get(differ[0]), mine.get(differ[0])
-        if isinstance(before, dict) and isinstance(now, dict):
-            inner = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))[0]
-            key, before, now = f"{key}.{inner}", before.get(inner), now.get(inner)
-        raise ConfigError(f"{path}: saved for another run ({key} was {before!r}, now {now!r}); "
-                          f"drop --resume or use another --out")
-    return state
-
-
 @dataclass
 class FitResult:
     steps: int
@@ -240,7 +215,7 @@ def fit_resumable(
     identity = {**(identity or {}), "total_steps": total, "train_images": len(train_set)}
     state, spent, resumed_from = FitState(), 0.0, None
     if resume and state_path is not None and Path(state_path).is_file():
-        saved = load_training_state(state_path, identity)
+        saved = load_training_state(state_path, identity, STATE_FORMAT)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         objective.generator.set_state(saved["objective_rng"])
@@ -251,7 +226,7 @@ def fit_resumable(
     def save_state(state: FitState) -> None:
         if state_path is not None:
             artifacts.save(state_path, {
-                "format": STATE_FORMAT, "identity": _plain(identity), "step": state.step,
+                "format": STATE_FORMAT, "identity": plain(identity), "step": state.step,
                 "epoch": state.epoch, "seconds": spent + time.perf_counter() - start,
                 "losses": state.losses, "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),

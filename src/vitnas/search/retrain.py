@@ -25,10 +25,13 @@ def train_architecture(
     progress: bool = False,
     status: Callable[[str], None] | None = None,
     dataset_options: dict[str, Any] | None = None,
+    state_path: str | Path | None = None,
+    resume: bool = False,
 ) -> TrainResult:
     """Build ``arch`` with ``config.seed``, train it on the dataset's train split (the first
     ``train_per_class`` images per class, if given) and report top-1 on its test split.
-    ``status`` hears the phases a progress bar does not show (loading, the test pass)."""
+    ``status`` hears the phases a progress bar does not show (loading, the test pass).
+    ``state_path`` / ``resume``: the per-epoch training state, as in ``train_model``."""
     say = status or (lambda message: None)
     from vitnas.data import get_dataset
     from vitnas.data.segmentation import get_segmentation_dataset, is_segmentation_dataset
@@ -64,7 +67,13 @@ def train_architecture(
         raise ConfigError(f"{dataset} has {train.channels} channels but {space.name} expects "
                           f"{space.in_chans} (pass --in-chans {train.channels})")
     model = space.build(arch, seed=config.seed).to(device)
-    result = train_model(model, train, config, progress=progress, image_size=space.img_size)
+    identity = {"space": space.describe(), "arch": space.to_json(arch),
+                "params": space.params(arch), "flops": space.flops(arch), "dataset": dataset,
+                "dataset_options": dataset_options or {}, "train_per_class": train_per_class}
+    result = train_model(model, train, config, progress=progress, image_size=space.img_size,
+                         state_path=state_path, resume=resume, identity=identity)
+    if result.resumed_from is not None:
+        say(f"resumed at step {result.resumed_from:,} from {state_path}")
     say(f"trained {result.steps:,} steps in {result.seconds:.0f} s; evaluating on the "
         f"{len(test):,} {dataset} test images")
     if dense:
