@@ -7,8 +7,8 @@ import json
 import sys
 
 import pytest
-from conftest import benchmark_script
 
+from conftest import benchmark_script
 from vitnas.errors import ConfigError, reported
 
 
