@@ -315,3 +315,29 @@ def test_registry_finds_mnist_and_fashion_mnist(tmp_path: Path) -> None:
     assert fashion.classes[0] == "T-shirt/top"
     assert len(fashion) == len(set(fashion.labels.tolist()))
     assert fashion.mean == pytest.approx((0.2860,))
+
+
+def test_a_cache_is_written_whole_and_a_day_old_temp_file_of_it_is_swept(tmp_path, monkeypatch):
+    import os
+    import time
+
+    from vitnas.data import formats
+
+    path = tmp_path / "train.npz"
+    stale, fresh = tmp_path / ".train-old.npz.tmp", tmp_path / ".train-now.npz.tmp"
+    for leftover in (stale, fresh):  # what a run killed mid-write leaves
+        leftover.write_bytes(b"half")
+    day_ago = time.time() - formats.STALE_SECONDS - 60
+    os.utime(stale, (day_ago, day_ago))
+    formats.write_npz_atomic(path, images=np.zeros((2, 3)))
+    assert not stale.exists() and fresh.exists()  # a recent one may be another run's
+    with np.load(path) as z:
+        assert z["images"].shape == (2, 3)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(formats.np, "savez", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        formats.write_npz_atomic(tmp_path / "test.npz", images=np.zeros(1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".train-now.npz.tmp", "train.npz"]

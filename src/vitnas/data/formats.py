@@ -18,6 +18,7 @@ import pickle
 import struct
 import tarfile
 import tempfile
+import time
 import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
@@ -481,18 +482,29 @@ def _read_cache(path: Path, key: str) -> RawData | None:
 
 
 def _write_cache(path: Path, key: str, data: RawData) -> None:
-    """Write atomically (temp file + rename) so a crash never leaves a half-written cache."""
+    write_npz_atomic(path, images=data.images, labels=data.labels,
+                     classes=np.asarray(data.classes, dtype=str), key=np.asarray(key))
+
+
+STALE_SECONDS = 24 * 3600  # a temp file this old was left by a run killed mid-write
+
+
+def write_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
+    """Write a cache atomically (temp file + rename), so a crash never leaves a half-written
+    cache; temp files of the same cache older than a day (a SIGKILL mid-write cannot remove its
+    own) are swept first."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".npz.tmp")
+    prefix = f".{path.stem}-"
+    for stale in path.parent.glob(f"{prefix}*.npz.tmp"):
+        try:
+            if time.time() - stale.stat().st_mtime > STALE_SECONDS:
+                stale.unlink()
+        except OSError:  # gone already, or another run's to remove
+            pass
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".npz.tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(
-                f,
-                images=data.images,
-                labels=data.labels,
-                classes=np.asarray(data.classes, dtype=str),
-                key=np.asarray(key),
-            )
+            np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

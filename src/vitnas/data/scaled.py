@@ -25,14 +25,18 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
 from vitnas.data.datasets import register_dataset
-from vitnas.data.formats import FASHION_MNIST_CLASSES, MNIST_CLASSES, check_split
+from vitnas.data.formats import (
+    FASHION_MNIST_CLASSES,
+    MNIST_CLASSES,
+    check_split,
+    write_npz_atomic,
+)
 from vitnas.data.segmentation import _digest, paste_object, resize_background
 from vitnas.data.transforms import CIFAR10_MEAN, CIFAR10_STD
 from vitnas.errors import ConfigError, DatasetError
@@ -167,12 +171,8 @@ def scaled_objects(split: str, data_dir: str | os.PathLike | None = None, *,
         built = scaled_scenes(backgrounds, object_images, object_labels, n, recipe, stream,
                               len(classes))
         if cache:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, images=built[0], labels=built[1], sides=built[2],
-                         key=np.asarray(key))
-            os.replace(tmp, path)
+            write_npz_atomic(path, images=built[0], labels=built[1], sides=built[2],
+                             key=np.asarray(key))
     images, labels, sides = built
     # fixed statistics (CIFAR-10's, the scenes' source), so train and test normalise alike
     dataset = ArrayDataset(images, labels, classes, mean=CIFAR10_MEAN, std=CIFAR10_STD,

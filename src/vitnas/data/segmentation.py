@@ -40,7 +40,12 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from vitnas.data.datasets import check_option_types
-from vitnas.data.formats import FASHION_MNIST_CLASSES, MNIST_CLASSES, check_split
+from vitnas.data.formats import (
+    FASHION_MNIST_CLASSES,
+    MNIST_CLASSES,
+    check_split,
+    write_npz_atomic,
+)
 from vitnas.data.loader import _generators
 from vitnas.data.transforms import CIFAR10_MEAN, CIFAR10_STD, Normalize
 from vitnas.errors import ConfigError, DatasetError
@@ -372,11 +377,7 @@ def _paste(objects_name: str, object_classes: Sequence[str], split: str,
     images, masks = paste_scenes(background_images, object_images, objects.labels.numpy(), n,
                                  recipe, stream)
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, images=images, masks=masks, key=np.asarray(key))
-        os.replace(tmp, path)
+        write_npz_atomic(path, images=images, masks=masks, key=np.asarray(key))
     return SegmentationDataset(images, masks, classes, **stats)
 
 
