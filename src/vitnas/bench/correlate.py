@@ -336,20 +336,22 @@ def score_benchmark(
     threads = threads or (torch.get_num_threads() if workers == 1 else 1)
     context = ScoringContext(space, x, y, seed, threads)
     asked = {task.index: task.proxies for task in tasks}
-    with open_backend(backend, context, workers, address) as engine:
-        for outcome in engine.run(tasks):
-            rows = []
-            for proxy, result in zip(asked[outcome.index], outcome.results):
-                record(outcome.index, proxy, result.score, result.seconds)
-                key = ScoreKey(space_id, space.key(bench.records[outcome.index].arch),
-                               proxy.full_spec, seed, batch_id)
-                rows.append(StoredScore(key, result.score, result.raw, result.seconds,
-                                        result.warnings))
-            store.put(rows)
-            if bar is not None:
-                bar.update(1)
-    if bar is not None:
-        bar.close()
+    try:
+        with open_backend(backend, context, workers, address) as engine:
+            for outcome in engine.run(tasks):
+                rows = []
+                for proxy, result in zip(asked[outcome.index], outcome.results):
+                    record(outcome.index, proxy, result.score, result.seconds)
+                    key = ScoreKey(space_id, space.key(bench.records[outcome.index].arch),
+                                   proxy.full_spec, seed, batch_id)
+                    rows.append(StoredScore(key, result.score, result.raw, result.seconds,
+                                            result.warnings))
+                store.put(rows)
+                if bar is not None:
+                    bar.update(1)
+    finally:  # an interrupt's one line comes after the bar, not before its last redraw
+        if bar is not None:
+            bar.close()
     return scores, seconds
 
 
