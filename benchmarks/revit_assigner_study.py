@@ -127,14 +127,13 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="two variants, 1 epoch, 2 folds")
     args = parser.parse_args()
 
-    from vitnas.errors import VitnasError
     from vitnas.revit.pipeline import assigner_step
 
     torch.set_num_threads(args.threads)
     names = list(VARIANTS) if not args.variants else [v.strip() for v in args.variants.split(",")]
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
-        sys.exit(f"revit_assigner_study: unknown variant(s) {unknown}; known: {list(VARIANTS)}")
+        raise ConfigError(f"unknown variant(s) {unknown}; known: {list(VARIANTS)}")
     epochs, folds = (1, 2) if args.smoke else (args.epochs, args.folds)
     if args.smoke:
         names = names[:1] + ["hard/stats"]
@@ -159,14 +158,11 @@ def main() -> None:
         start = time.perf_counter()
         options = {"target": "hard", "features": "pixels", "weighting": "none",
                    "input_size": 16, **VARIANTS[name]}
-        try:
-            summary = assigner_step(args.labels, args.revit, None, options["input_size"],
-                                    epochs=epochs, folds=folds, max_loss=args.max_loss,
-                                    weighting=options["weighting"], seed=args.seed,
-                                    target=options["target"], features=options["features"],
-                                    resamples=args.bootstrap, command=command)
-        except VitnasError as err:
-            sys.exit(f"revit_assigner_study: {err}")
+        summary = assigner_step(args.labels, args.revit, None, options["input_size"],
+                                epochs=epochs, folds=folds, max_loss=args.max_loss,
+                                weighting=options["weighting"], seed=args.seed,
+                                target=options["target"], features=options["features"],
+                                resamples=args.bootstrap, command=command)
         done[name] = row(name, summary)
         rows = [done[n] for n in VARIANTS if n in done]
         record = {"command": command, **settings, "threads": args.threads, "rows": rows}

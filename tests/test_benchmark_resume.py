@@ -73,3 +73,12 @@ def test_naslib_crosscheck_refuses_cells_of_other_settings_unless_fresh(tmp_path
         crosscheck.main(["--out", str(out), "--batch-size", "16", "--data-dir",
                          str(tmp_path)])
     assert json.loads(out.read_text())["settings"]["batch_size"] == 8
+
+
+def test_a_bare_out_of_memory_error_is_still_one_line(capsys):
+    def exhausted() -> None:
+        raise MemoryError  # what a failed allocation in Python raises: no message
+
+    assert reported(exhausted, "vitnas") == 2
+    assert capsys.readouterr().err == ("vitnas: error: out of memory (MemoryError); try a "
+                                       "smaller --batch-size or --img-size\n")

@@ -12,6 +12,7 @@ import pytest
 
 from vitnas.bench.stats import kendall_tau_b
 from vitnas.calibrate import (
+    META_TYPES,
     Ranker,
     RankerFeature,
     fit_ranker,
@@ -213,6 +214,15 @@ def test_bad_ranker_files_are_refused_in_one_line(tmp_path, edit, message):
     assert "\n" not in str(err.value)
     with pytest.raises(ConfigError, match="not found"):
         load_ranker(tmp_path / "missing.json")
+
+
+@pytest.mark.parametrize("key", sorted(META_TYPES))
+def test_every_recorded_meta_field_is_checked_by_type(tmp_path, key):
+    train = shapes(10, 4)
+    data = fit_ranker(train, np.log(train["params"])).as_dict()
+    data["meta"] = {key: [1]}  # neither a string nor a whole number
+    with pytest.raises(ConfigError, match=f"meta \"{key}\" must be a"):
+        ranker_from_dict(data)
 
 
 def test_a_rankers_own_notes_in_meta_are_kept():

@@ -325,12 +325,16 @@ def test_a_cache_is_written_whole_and_a_day_old_temp_file_of_it_is_swept(tmp_pat
 
     path = tmp_path / "train.npz"
     stale, fresh = tmp_path / ".train-old.npz.tmp", tmp_path / ".train-now.npz.tmp"
-    for leftover in (stale, fresh):  # what a run killed mid-write leaves
+    other = tmp_path / ".test-old.npz.tmp"  # another cache's: its own writer sweeps it
+    for leftover in (stale, fresh, other):  # what a run killed mid-write leaves
         leftover.write_bytes(b"half")
     day_ago = time.time() - formats.STALE_SECONDS - 60
-    os.utime(stale, (day_ago, day_ago))
+    for old in (stale, other):
+        os.utime(old, (day_ago, day_ago))
     formats.write_npz_atomic(path, images=np.zeros((2, 3)))
     assert not stale.exists() and fresh.exists()  # a recent one may be another run's
+    assert other.exists()
+    other.unlink()
     with np.load(path) as z:
         assert z["images"].shape == (2, 3)
 

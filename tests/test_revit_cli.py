@@ -425,13 +425,18 @@ def test_an_architecture_file_with_a_huge_integer_is_one_line_naming_it(capsys, 
     (["--space", ""], "--space is empty"),
     (["--init-from", ""], "--init-from is empty"),
     (["--fold", "5000/10000"], "1000 training images cannot fill 10000 folds"),
-    (["--mlp-ratio", "0.0001"], "hidden layer of at least one unit"),
+    (["--mlp-ratio", "0.0001"], "hidden layer of 1 to 16,777,216 units"),
     (["--device", "foo"], "unknown device 'foo'"),
     (["--lr", "1e300"], "overflows the float32 weights"),
     (["--epochs", "1e300"], "argument --epochs: must be <= 10,000"),
     # far past any machine's memory: refused at once, before any data loads or model builds
     (["--embed-dim", "600000", "--num-heads", "1"], "of memory; this machine's RAM is"),
-    (["--depth", "300000"], "of memory; this machine's RAM is"),
+    (["--depth", "9000", "--embed-dim", "20000", "--num-heads", "1"],
+     "of memory; this machine's RAM is"),
+    # past any ViT: refused before a per-layer list is built or a layer's shape overflows
+    (["--depth", "10000000000"], "ReViT depth must be at most 10,000"),
+    (["--embed-dim", "100000000000000000000"], "ReViT embed_dim must be at most 16,777,216"),
+    (["--mlp-ratio", "1e300"], "hidden layer of 1 to 16,777,216 units"),
     (["--batch-size", "1000000000"], "of memory; this machine's RAM is"),
 ])
 def test_bad_train_options_are_one_line_errors(capsys, tmp_path, argv, problem):

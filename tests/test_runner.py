@@ -18,6 +18,14 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(),
                                 reason="reads process states from /proc (Linux)")
 
 
+def ignores_ctrl_c(pid: int) -> bool:
+    """SIGINT's bit in the process's mask of ignored signals."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    mask = int(next(line for line in status.splitlines() if line.startswith("SigIgn:"))
+               .split()[1], 16)
+    return bool(mask & (1 << (signal.SIGINT - 1)))
+
+
 def running(pid: int) -> bool:
     """Alive and not a zombie waiting to be reaped."""
     try:
@@ -37,6 +45,7 @@ def tiny_pool() -> ProcessPool:
 def test_workers_ignore_ctrl_c_and_an_aborted_pool_does_not_wait_for_work_in_flight():
     pool = tiny_pool()
     try:
+        assert all(ignores_ctrl_c(pid) for pid in pool.pids)
         for pid in pool.pids:
             os.kill(pid, signal.SIGINT)  # what Ctrl-C sends the whole process group
         slow = [pool.pool.submit(time.sleep, 60) for _ in range(2)]

@@ -134,8 +134,47 @@ def test_a_run_killed_after_an_epoch_resumes_to_the_weights_of_one_never_killed(
     with pytest.raises(ConfigError, match=r"saved for another run \(arch was 0, now 1\)"):
         train_model(space.build(space.sample(0), seed=0), train, config, state_path=state,
                     resume=True, identity={"arch": 1})
+    with pytest.raises(ConfigError, match=r"recipe.lr was 0.001, now 0.002"):
+        train_model(space.build(space.sample(0), seed=0), train,
+                    TrainConfig(epochs=3, batch_size=32, lr=2e-3), state_path=state,
+                    resume=True, identity={"arch": 0})
     resumed = train_model(space.build(space.sample(0), seed=0), train, config,
                           state_path=state, resume=True, identity={"arch": 0})
     assert resumed.resumed_from == 3 and resumed.losses == whole.losses
     for name, value in whole.model.state_dict().items():
         assert torch.equal(value, resumed.model.state_dict()[name]), name
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda s: s.pop("model"), "'model'"),
+    (lambda s: s.update(step="x"), "out of place"),
+    (lambda s: s.update(step=10**9), "out of place"),
+    (lambda s: s.update(losses=s["losses"][:-1]), "out of place"),
+    (lambda s: s["model"].update({k: torch.zeros(1) for k in list(s["model"])[:1]}), "size"),
+])
+def test_a_damaged_training_state_is_one_line_not_a_traceback(tmp_path, damage, reason):
+    from vitnas import checkpoint
+
+    train = SyntheticDataset(64, num_classes=4, image_size=16, seed=0)
+    space = get_space("autoformer-tiny-micro", img_size=16, num_classes=4)
+    config, state = TrainConfig(epochs=1, batch_size=32), tmp_path / "run.state.pt"
+    train_model(space.build(space.sample(0), seed=0), train, config, state_path=state)
+    saved = torch.load(state, weights_only=True)
+    damage(saved)
+    checkpoint.save(state, saved)
+    with pytest.raises(ConfigError, match=f"damaged training state .*{reason}") as err:
+        train_model(space.build(space.sample(0), seed=0), train, config, state_path=state,
+                    resume=True)
+    assert "\n" not in str(err.value)
+
+
+def test_a_state_path_that_is_not_a_file_is_refused_before_training(tmp_path):
+    train = SyntheticDataset(64, num_classes=4, image_size=16, seed=0)
+    space = get_space("autoformer-tiny-micro", img_size=16, num_classes=4)
+    (tmp_path / "run.state.pt").mkdir()
+    model = space.build(space.sample(0), seed=0)
+    before = [p.clone() for p in model.parameters()]
+    with pytest.raises(ConfigError, match="not a file"):
+        train_model(model, train, TrainConfig(epochs=1, batch_size=32),
+                    state_path=tmp_path / "run.state.pt")
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))

@@ -8,7 +8,7 @@ from vitnas.data import SyntheticDataset
 from vitnas.errors import ConfigError
 from vitnas.spaces import get_space
 from vitnas.train import TrainConfig, train_model
-from vitnas.trained import export_trained, load_trained, save_trained
+from vitnas.trained import MAX_EXPORT_BATCH, export_trained, load_trained, save_trained
 
 ARCH = {"hidden_dim": 48, "depth": 12, "mlp_ratio": [4] * 12, "num_heads": [3] * 12}
 
@@ -29,7 +29,10 @@ def test_saved_model_reloads_and_exports_with_equal_outputs(tmp_path):
     assert loaded.meta == {"top1": 50.0} and loaded.space.patch_size == 8
     with torch.no_grad():
         assert torch.equal(loaded.model(x), trained(x))
-        program = torch.export.load(export_trained(path, tmp_path / "model.pt2")).module()
+        exported = torch.export.load(export_trained(path, tmp_path / "model.pt2"))
+        assert [(int(r.lower), int(r.upper)) for r in exported.range_constraints.values()] == [
+            (1, MAX_EXPORT_BATCH)]  # the batch, and only the batch, is free within its bounds
+        program = exported.module()
         for batch in (1, 3, 8):  # any batch by default
             x = space.example_input(batch)
             assert torch.allclose(program(x), trained(x), atol=1e-6)

@@ -73,3 +73,39 @@ def load_training_state(path: str | Path, identity: dict[str, Any], fmt: str) ->
         raise ConfigError(f"{path}: saved for another run ({key} was {before!r}, now {now!r}); "
                           f"drop --resume or use another --out")
     return state
+
+
+def resumes(state_path: str | Path | None, resume: bool) -> bool:
+    """Whether a trainer continues from ``state_path``: asked to and a state is there. A path
+    that exists but is not a file (a directory) is refused before any training, not after
+    the first epoch, when the state could not be saved."""
+    if state_path is None:
+        return False
+    path = Path(state_path)
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{path}: the training state's place is taken by something that is "
+                          f"not a file; move it or use another --out")
+    return resume and path.is_file()
+
+
+def restore_training_state(path: str | Path, saved: dict[str, Any], model: torch.nn.Module,
+                           optimizer: torch.optim.Optimizer,
+                           total_steps: int) -> tuple[int, int, list[float], float]:
+    """Load a saved state's weights and optimizer moments; (step, epoch, losses, seconds).
+    A state of the right run whose fields are damaged (missing, of the wrong type or shape, a
+    step past the run's end) is one line, not a traceback or a run that claims to be done."""
+    try:
+        step, epoch, losses, seconds = (saved["step"], saved["epoch"], saved["losses"],
+                                        saved["seconds"])
+        if (not all(type(v) is int for v in (step, epoch)) or not 0 <= step <= total_steps
+                or epoch < 0 or not isinstance(losses, list) or len(losses) != step
+                or isinstance(seconds, bool) or not isinstance(seconds, (int, float))):
+            raise ValueError("step, epoch, losses or seconds out of place")
+        losses = [float(loss) for loss in losses]
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise ConfigError(f"{path}: damaged training state ({reason}); drop --resume to "
+                          f"start over") from None
+    return step, epoch, losses, float(seconds)

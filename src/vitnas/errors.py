@@ -51,7 +51,8 @@ def reported(run: Callable[[], int | None], prog: str = "vitnas") -> int:
     except (MemoryError, RuntimeError) as err:
         if not out_of_memory(err):
             raise
-        print(f"{prog}: error: out of memory ({str(err).splitlines()[0][:160]}); try a smaller "
+        first = (str(err).splitlines() or [type(err).__name__])[0]  # a MemoryError may be bare
+        print(f"{prog}: error: out of memory ({first[:160]}); try a smaller "
               "--batch-size or --img-size", file=sys.stderr)
         return 2
     return code if isinstance(code, int) else 0

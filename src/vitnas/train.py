@@ -21,7 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitnas.checkpoint import load_training_state, plain, save
+from vitnas.checkpoint import (
+    load_training_state,
+    plain,
+    restore_training_state,
+    resumes,
+    save,
+)
 from vitnas.data import Normalize, RandomCrop, RandomHorizontalFlip, Resize, iterate_batches
 from vitnas.data.transforms import Compose
 from vitnas.errors import ConfigError
@@ -321,14 +327,14 @@ def train_model(
         batches = classification_batches(train_set, config, drop_last, image_size)
     optimizer = make_optimizer(model, config)
     identity = plain({**(identity or {}), "recipe": vars(config), "total_steps": total,
-                      "train_images": len(train_set)})
+                      "train_images": len(train_set),
+                      "bf16": config.autocast(_device_of(model))})  # what "auto" resolved to
     state, spent, resumed_from = FitState(), 0.0, None
-    if resume and state_path is not None and Path(state_path).is_file():
+    if resumes(state_path, resume):
         saved = load_training_state(state_path, identity, STATE_FORMAT)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        state = FitState(int(saved["step"]), int(saved["epoch"]), list(saved["losses"]))
-        spent, resumed_from = float(saved["seconds"]), int(saved["step"])
+        step, epoch, losses, spent = restore_training_state(state_path, saved, model,
+                                                            optimizer, total)
+        state, resumed_from = FitState(step, epoch, losses), step
     start = time.perf_counter()
 
     def save_state(state: FitState) -> None:

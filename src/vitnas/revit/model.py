@@ -30,6 +30,8 @@ from vitnas.flops import transformer_block_cost
 from vitnas.models.vit import VisionTransformer
 
 ROUTES = ("resize", "patch")
+MAX_DEPTH = 10_000  # layers; the deepest published ViTs have under 100
+MAX_UNITS = 2**24  # units in one layer (width, hidden, classes, image side): 16.7M
 
 
 @dataclass(frozen=True)
@@ -260,20 +262,34 @@ class ReViTConfig:
 
     def check(self) -> None:
         """Refuse a shape that cannot be built as asked: without ``head_dim`` every layer's
-        heads must divide ``embed_dim`` (else the heads would silently drop channels)."""
+        heads must divide ``embed_dim`` (else the heads would silently drop channels). Depth
+        and layer widths have ceilings (``MAX_DEPTH``, ``MAX_UNITS``) far above any trainable
+        ViT, so an absurd value is one line at once rather than minutes of list building or
+        an integer overflow in a layer's shape; the memory check judges the rest."""
         for name in ("img_size", "patch_size", "embed_dim", "depth", "num_classes", "in_chans"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"ReViT {name} must be a whole number >= 1, got {value!r}")
+        if self.depth > MAX_DEPTH:
+            raise ConfigError(f"ReViT depth must be at most {MAX_DEPTH:,}, got {self.depth:,}")
+        for name in ("embed_dim", "num_classes", "img_size", "in_chans"):
+            if getattr(self, name) > MAX_UNITS:
+                raise ConfigError(f"ReViT {name} must be at most {MAX_UNITS:,}, got "
+                                  f"{getattr(self, name):,}")
         heads = self.per_layer("num_heads")
-        if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in heads):
-            raise ConfigError(f"ReViT num_heads must be whole numbers >= 1, got {heads}")
+        if any(isinstance(h, bool) or not isinstance(h, int) or not 1 <= h <= MAX_UNITS
+               for h in heads):
+            raise ConfigError(f"ReViT num_heads must be whole numbers in 1..{MAX_UNITS:,}, got "
+                              f"{sorted(set(heads))}")
         ratios = self.per_layer("mlp_ratio")
         if any(isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r)
-               or round(self.embed_dim * r) < 1 for r in ratios):
+               or not 1 <= round(self.embed_dim * r) <= MAX_UNITS for r in ratios):
             raise ConfigError(f"ReViT MLP ratios {sorted(set(ratios))} must give every MLP a "
-                              f"hidden layer of at least one unit at embed dim "
+                              f"hidden layer of 1 to {MAX_UNITS:,} units at embed dim "
                               f"{self.embed_dim} (ratio >= {0.5 / self.embed_dim:.3g})")
+        if self.head_dim is not None and self.head_dim * max(heads) > MAX_UNITS:
+            raise ConfigError(f"ReViT attention width (heads x head_dim) must be at most "
+                              f"{MAX_UNITS:,}, got {self.head_dim * max(heads):,}")
         if self.head_dim is None:
             bad = sorted({h for h in heads if self.embed_dim % h})
             if bad:

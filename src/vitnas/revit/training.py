@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitnas.checkpoint import load_training_state, plain
+from vitnas.checkpoint import load_training_state, plain, restore_training_state, resumes
 from vitnas.data import ArrayDataset, Normalize, iterate_batches
 from vitnas.data.loader import balanced_indices
 from vitnas.errors import ConfigError
@@ -214,13 +214,16 @@ def fit_resumable(
     optimizer = make_optimizer(model, config)
     identity = {**(identity or {}), "total_steps": total, "train_images": len(train_set)}
     state, spent, resumed_from = FitState(), 0.0, None
-    if resume and state_path is not None and Path(state_path).is_file():
+    if resumes(state_path, resume):
         saved = load_training_state(state_path, identity, STATE_FORMAT)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        objective.generator.set_state(saved["objective_rng"])
-        state = FitState(int(saved["step"]), int(saved["epoch"]), list(saved["losses"]))
-        spent, resumed_from = float(saved["seconds"]), int(saved["step"])
+        step, epoch, losses, spent = restore_training_state(state_path, saved, model,
+                                                            optimizer, total)
+        try:
+            objective.generator.set_state(saved["objective_rng"])
+        except (KeyError, TypeError, RuntimeError):
+            raise ConfigError(f"{state_path}: damaged training state (its objective's "
+                              f"generator); drop --resume to start over") from None
+        state, resumed_from = FitState(step, epoch, losses), step
     start = time.perf_counter()
 
     def save_state(state: FitState) -> None:
