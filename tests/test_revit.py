@@ -486,3 +486,39 @@ def test_the_weight_count_without_building_is_the_built_models(config):
     assert training_bytes(config, 1) > weights
     assert training_bytes(config, 8) - training_bytes(config, 1) == (
         7 * config.lengths()[-1].tokens * config.embed_dim * config.depth * 4)
+
+
+def test_random_mode_resumes_its_length_draws_with_the_weights(tmp_path, monkeypatch):
+    """The objective's generator is part of the saved state: a random-mode run killed after an
+    epoch and resumed draws the lengths an uninterrupted run draws, so its weights are equal."""
+    import vitnas.train as train_module
+    from vitnas.data import SyntheticDataset
+    from vitnas.revit.training import fit_resumable
+    from vitnas.train import TrainConfig
+
+    data = SyntheticDataset(96, num_classes=10, image_size=32, seed=0)
+    config = TrainConfig(epochs=3, batch_size=32)
+
+    def run(state, resume=False):
+        model = tiny_revit().train()
+        objective = revit_objective("random", model.num_lengths, seed=0)
+        fit = fit_resumable(model, data, config, objective, state, resume, {"run": 1})
+        return model, fit
+
+    whole, whole_fit = run(tmp_path / "whole.state.pt")
+    saved = train_module.save
+
+    def killed_after_first_epoch(path, payload):
+        saved(path, payload)
+        if payload["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "save", killed_after_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "run.state.pt")
+    monkeypatch.setattr(train_module, "save", saved)
+    resumed, resumed_fit = run(tmp_path / "run.state.pt", resume=True)
+    assert resumed_fit.resumed_from == 3 and resumed_fit.epochs_done == whole_fit.epochs_done == 3
+    assert resumed_fit.losses == whole_fit.losses
+    for name, value in whole.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[name]), name

@@ -98,6 +98,7 @@ class TrainResult:
     # "macc"} and the list "iou_per_class" (see ``vitnas.metrics.segmentation_scores``)
     metrics: dict[str, Any] = field(default_factory=dict)
     resumed_from: int | None = None  # the step a resumed run started at
+    epochs: int = 0  # epochs begun, over every sitting
 
 
 STATE_FORMAT = "vitnas-training-state"
@@ -298,6 +299,8 @@ def train_model(
     state_path: str | Path | None = None,
     resume: bool = False,
     identity: dict[str, Any] | None = None,
+    state_format: str = STATE_FORMAT,
+    extra_state: tuple[Callable[[], Any], Callable[[Any], None]] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place with the recipe above; evaluate on ``eval_set`` if given.
     ``image_size`` resizes the batches when the model expects another resolution. ``loss_fn``
@@ -312,7 +315,8 @@ def train_model(
     there after every epoch; ``resume`` continues from it when it exists, refused when it was
     saved for another run (``identity``: what makes the run, e.g. architecture, recipe, data).
     Every epoch's batches depend only on the epoch, so a resumed run ends with the weights of
-    one never interrupted."""
+    one never interrupted. ``extra_state`` (get, set) saves and restores what else the loss
+    draws from (ReViT's objective keeps a generator), under ``state_format``."""
     config.check()
     total, drop_last = total_steps(train_set, config)
     dense = is_segmentation(train_set)
@@ -331,24 +335,32 @@ def train_model(
                       "bf16": config.autocast(_device_of(model))})  # what "auto" resolved to
     state, spent, resumed_from = FitState(), 0.0, None
     if resumes(state_path, resume):
-        saved = load_training_state(state_path, identity, STATE_FORMAT)
+        saved = load_training_state(state_path, identity, state_format)
         step, epoch, losses, spent = restore_training_state(state_path, saved, model,
                                                             optimizer, total)
+        if extra_state is not None:
+            try:
+                extra_state[1](saved["extra"])
+            except (KeyError, TypeError, ValueError, RuntimeError):
+                raise ConfigError(f"{state_path}: damaged training state (its extra state); "
+                                  f"drop --resume to start over") from None
         state, resumed_from = FitState(step, epoch, losses), step
     start = time.perf_counter()
 
     def save_state(state: FitState) -> None:
         if state_path is not None:
-            save(state_path, {"format": STATE_FORMAT, "identity": identity, "step": state.step,
+            extra = {} if extra_state is None else {"extra": extra_state[0]()}
+            save(state_path, {"format": state_format, "identity": identity, "step": state.step,
                               "epoch": state.epoch, "losses": state.losses,
                               "seconds": spent + time.perf_counter() - start,
-                              "model": model.state_dict(), "optimizer": optimizer.state_dict()})
+                              "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                              **extra})
 
     state = fit(model, optimizer, config, total, batches, loss_fn or cross_entropy, state,
                 save_state, progress)
     seconds = spent + time.perf_counter() - start
     result = TrainResult(None, seconds, state.step, state.losses, model,
-                         resumed_from=resumed_from)
+                         resumed_from=resumed_from, epochs=state.epoch)
     if eval_set is None:
         return result
     if dense:

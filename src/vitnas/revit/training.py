@@ -22,7 +22,6 @@ models, every training image labelled once).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,19 +31,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vitnas.checkpoint import load_training_state, plain, restore_training_state, resumes
 from vitnas.data import ArrayDataset, Normalize, iterate_batches
 from vitnas.data.loader import balanced_indices
 from vitnas.errors import ConfigError
 from vitnas.revit.model import ResizableViT
-from vitnas.train import (
-    FitState,
-    TrainConfig,
-    classification_batches,
-    fit,
-    make_optimizer,
-    total_steps,
-)
+from vitnas.train import TrainConfig, total_steps, train_model
 
 TRAINING_MODES = ("random", "all", "distill")
 
@@ -195,10 +186,10 @@ def fit_resumable(
     identity: dict[str, Any] | None = None,
     progress: bool = False,
 ) -> FitResult:
-    """The shared recipe of :func:`vitnas.train.train_model` (same batches, augmentation and
-    schedule step for step, so an uninterrupted run gives the same weights), plus a training
-    state saved atomically after every epoch: weights, optimizer moments, step and epoch (the
-    learning rate is a function of the step), the objective's generator, the losses so far.
+    """:func:`vitnas.train.train_model` with the ReViT ``objective`` as its loss (the shared
+    recipe: same batches, augmentation and schedule step for step), its training state saved
+    atomically after every epoch: weights, optimizer moments, step and epoch (the learning rate
+    is a function of the step), the objective's generator, the losses so far.
 
     ``resume`` continues from ``state_path`` when it exists (a fresh start otherwise, so one
     command serves every sitting); every epoch's batch order and augmentation are seeded by
@@ -206,39 +197,13 @@ def fit_resumable(
     weights of a run that was never interrupted. A state saved for another run (``identity``:
     config, recipe, data) is refused.
     """
-    from vitnas.revit import artifacts
-
-    config.check()
-    total, drop_last = total_steps(train_set, config)
-    batches = classification_batches(train_set, config, drop_last)
-    optimizer = make_optimizer(model, config)
-    identity = {**(identity or {}), "total_steps": total, "train_images": len(train_set)}
-    state, spent, resumed_from = FitState(), 0.0, None
-    if resumes(state_path, resume):
-        saved = load_training_state(state_path, identity, STATE_FORMAT)
-        step, epoch, losses, spent = restore_training_state(state_path, saved, model,
-                                                            optimizer, total)
-        try:
-            objective.generator.set_state(saved["objective_rng"])
-        except (KeyError, TypeError, RuntimeError):
-            raise ConfigError(f"{state_path}: damaged training state (its objective's "
-                              f"generator); drop --resume to start over") from None
-        state, resumed_from = FitState(step, epoch, losses), step
-    start = time.perf_counter()
-
-    def save_state(state: FitState) -> None:
-        if state_path is not None:
-            artifacts.save(state_path, {
-                "format": STATE_FORMAT, "identity": plain(identity), "step": state.step,
-                "epoch": state.epoch, "seconds": spent + time.perf_counter() - start,
-                "losses": state.losses, "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "objective_rng": objective.generator.get_state()})
-
-    state = fit(model, optimizer, config, total, batches, objective, state, save_state,
-                progress)
-    return FitResult(state.step, total, state.epoch, state.losses,
-                     spent + time.perf_counter() - start, resumed_from)
+    generator = objective.generator
+    result = train_model(model, train_set, config, progress=progress, loss_fn=objective,
+                         state_path=state_path, resume=resume, identity=identity,
+                         state_format=STATE_FORMAT,
+                         extra_state=(generator.get_state, generator.set_state))
+    return FitResult(result.steps, total_steps(train_set, config)[0], result.epochs,
+                     result.losses, result.seconds, result.resumed_from)
 
 
 @dataclass
