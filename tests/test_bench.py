@@ -174,6 +174,49 @@ def test_resumed_build_equals_uninterrupted(tmp_path, tiny_data):
     assert bench.space.patch_size == 8 and len(bench.records) == 3
 
 
+def test_a_build_killed_mid_architecture_resumes_that_architecture(tmp_path, tiny_data,
+                                                                   monkeypatch):
+    import vitnas.train as train_module
+    from vitnas.bench.groundtruth import slot_state_path
+
+    def config(epochs):
+        return GroundTruthConfig(space=SPACE, n=1, space_options=OPTIONS, dataset="synthetic",
+                                 epochs=epochs, batch_size=32)
+
+    whole = build_ground_truth(config(2), tmp_path / "whole.json", progress=False,
+                               datasets=tiny_data)
+    saved = train_module.save
+
+    def killed_after_first_epoch(path, payload):
+        saved(path, payload)
+        if payload["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    out, state = tmp_path / "run.json", slot_state_path(tmp_path / "run.json", 0)
+    monkeypatch.setattr(train_module, "save", killed_after_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        build_ground_truth(config(2), out, progress=False, datasets=tiny_data)
+    assert state.is_file() and not out.exists()  # one epoch kept, no record yet
+    monkeypatch.setattr(train_module, "save", saved)
+    starts, fit = [], train_module.fit
+    monkeypatch.setattr(train_module, "fit",
+                        lambda *a, **k: starts.append(a[6].step) or fit(*a, **k))
+    resumed = build_ground_truth(config(2), out, progress=False, datasets=tiny_data)
+    assert starts == [10]  # from the kept epoch (10 steps), not from the start
+    assert without_timing(resumed) == without_timing(whole) and not state.exists()
+    monkeypatch.setattr(train_module, "fit", fit)
+
+    other = tmp_path / "other.json"  # killed, then started over with another recipe
+    monkeypatch.setattr(train_module, "save", killed_after_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        build_ground_truth(config(2), other, progress=False, datasets=tiny_data)
+    monkeypatch.setattr(train_module, "save", saved)
+    fresh = build_ground_truth(config(3), tmp_path / "fresh.json", progress=False,
+                               datasets=tiny_data)
+    restarted = build_ground_truth(config(3), other, progress=False, datasets=tiny_data)
+    assert without_timing(restarted)["records"] == without_timing(fresh)["records"]
+
+
 def test_build_refuses_another_recipe(tmp_path, tiny_data):
     build_ground_truth(tiny_config(1), tmp_path / "gt.json", progress=False, datasets=tiny_data)
     other = GroundTruthConfig(space=SPACE, n=1, space_options=OPTIONS, dataset="synthetic",

@@ -300,9 +300,7 @@ def build_ground_truth(
                    desc="ground truth")
     for i in todo:
         arch = plan[i]
-        model = space.build(arch, seed=config.seed).to(device)
-        result = train_model(model, train, config.train_config(), eval_set=test,
-                             image_size=space.img_size)
+        result = _train_slot(out, i, space, arch, config, device, train, test)
         scores = result.metrics if metric == "miou" else {"top1": result.top1}
         record = {
             **({"plan_index": i} if shard else {}),
@@ -315,6 +313,7 @@ def build_ground_truth(
         }
         records.append(record)
         _write_atomic(out, {**header, "records": records})
+        slot_state_path(out, i).unlink(missing_ok=True)  # its record is kept: done
         if on_record is not None:
             on_record(record)
         if bar is not None:
@@ -326,6 +325,37 @@ def build_ground_truth(
     if not out.exists() or not todo:
         _write_atomic(out, content)
     return content
+
+
+def slot_state_path(out: Path, index: int) -> Path:
+    """Where the architecture of plan slot ``index`` keeps its per-epoch training state until
+    its record is written: a build killed mid-architecture resumes that architecture."""
+    return out.with_name(f"{out.stem}.slot{index}.state.pt")
+
+
+def _train_slot(out: Path, index: int, space: SearchSpace, arch: Any,
+                config: GroundTruthConfig, device: str, train: Any, test: Any) -> Any:
+    """Train one planned architecture, continuing from its saved state when there is one. A
+    state left by another recipe (the build was started over with other options before any
+    record was written) or a damaged one is this build's own scratch file: it is dropped and
+    the slot trains from the start."""
+    state = slot_state_path(out, index)
+    identity = {"plan_index": index, "arch": space.to_json(arch), "space": space.name,
+                "space_options": config.space_options, "recipe": config.recipe()}
+
+    def run() -> Any:
+        model = space.build(arch, seed=config.seed).to(device)
+        return train_model(model, train, config.train_config(), eval_set=test,
+                           image_size=space.img_size, state_path=state, resume=True,
+                           identity=identity)
+
+    try:
+        return run()
+    except ConfigError as err:
+        if str(state) not in str(err) or not state.is_file():
+            raise  # a problem of the run itself, not of the saved state
+        state.unlink()  # not this run's state: start the slot over
+        return run()
 
 
 SHARD_PATTERN = re.compile(r"(\d{1,9})/(\d{1,9})", re.ASCII)
