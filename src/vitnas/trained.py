@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from vitnas.checkpoint import save as save_atomic
 from vitnas.errors import ConfigError
 from vitnas.spaces import get_space
 from vitnas.spaces.base import SearchSpace
@@ -37,22 +38,14 @@ def save_trained(path: str | Path, model: nn.Module, space: SearchSpace, arch: A
     """Write ``model``'s weights with everything needed to rebuild it. ``space_options``: the
     options ``space`` was made with (``get_space(space.name, **space_options)``)."""
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from exc
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    checkpoint = {"format": FORMAT, "version": VERSION, "space": space.name,
-                  "space_options": dict(space_options), "arch": space.to_json(arch),
-                  "state_dict": state, "meta": dict(meta or {}),
-                  "sha256": weights_digest(state)}
-    tmp = path.with_name(path.name + ".tmp")
+    payload = {"format": FORMAT, "version": VERSION, "space": space.name,
+               "space_options": dict(space_options), "arch": space.to_json(arch),
+               "state_dict": state, "meta": dict(meta or {}), "sha256": weights_digest(state)}
     try:
-        torch.save(checkpoint, tmp)
-        tmp.replace(path)
+        return save_atomic(path, payload)
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    return path
 
 
 def load_trained(path: str | Path, device: str = "cpu") -> TrainedModel:

@@ -510,6 +510,15 @@ def list_datasets() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def _key(name: str) -> str:
+    return name.strip().lower().replace("_", "-")
+
+
+def is_dataset(name: str) -> bool:
+    """Whether :func:`get_dataset` knows ``name`` (spelled as it accepts it)."""
+    return _key(name) in _REGISTRY
+
+
 def describe_datasets() -> dict[str, str]:
     """Name -> one-line description, for ``--help`` texts."""
     return {name: _REGISTRY[name].description for name in list_datasets()}
@@ -522,7 +531,7 @@ def get_dataset(
 
     Every result has ``num_classes``, ``image_size``, ``channels``, ``mean`` and ``std``.
     """
-    key = name.strip().lower().replace("_", "-")
+    key = _key(name)
     if key not in _REGISTRY:
         raise ConfigError(f"unknown dataset {name!r}; valid names: {', '.join(list_datasets())}")
     formats.check_split(split)

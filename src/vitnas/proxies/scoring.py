@@ -96,10 +96,10 @@ def score_cached(
 def check_proxy_dataset(dataset: str) -> None:
     """Refuse a name :func:`proxy_batch` cannot load before anything is built or printed."""
     from vitnas.data import list_datasets
+    from vitnas.data.datasets import is_dataset
     from vitnas.data.segmentation import is_segmentation_dataset, list_segmentation_datasets
 
-    key = dataset.strip().lower().replace("_", "-")
-    if dataset == "gaussian" or is_segmentation_dataset(dataset) or key in list_datasets():
+    if dataset == "gaussian" or is_segmentation_dataset(dataset) or is_dataset(dataset):
         return
     names = ["gaussian", *list_datasets(), *list_segmentation_datasets()]
     raise ConfigError(f"unknown dataset {dataset!r}; valid names: {', '.join(names)}")
