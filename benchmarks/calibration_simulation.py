@@ -50,7 +50,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -61,6 +60,7 @@ from vitnas.bench.stats import kendall_tau_b
 from vitnas.calibrate import fit_ranker
 from vitnas.errors import ConfigError, reported
 from vitnas.formatting import dumps_strict
+from vitnas.provenance import git_commit
 from vitnas.proxies.shape import SHAPE_BASELINES
 from vitnas.recommended import DEFAULT_SEARCH_PROXY
 
@@ -467,18 +467,6 @@ def markdown(result: dict) -> str:
     elif result.get("brief_note"):
         lines += ["## Brief training\n", result["brief_note"] + "\n"]
     return "\n".join(lines)
-
-
-def git_commit() -> str:
-    """HEAD, with ``-dirty`` when the working tree differs from it (the code that ran is then
-    HEAD plus uncommitted changes)."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"]).returncode != 0
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("-dirty" if dirty else "")
 
 
 def main(argv: list[str] | None = None) -> int:

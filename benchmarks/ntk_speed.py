@@ -1,6 +1,7 @@
 """NTK speed: the hooks kernel, the torch.func kernel and the naive loop against the floor.
 
 Command:  python benchmarks/ntk_speed.py --img 224 [--batch 16,32] [--repeats 3] [--threads 2]
+          [--out results/ntk_speed.json]
 Hardware: any CPU (2 cores: about 25 minutes at 224 px, most of it the loop); a GPU if present.
 Expected: the hooks kernel within 2x of one batched forward+backward of the same N images (the
 floor: what any method must pay), equal to the naive per-sample loop to 1e-5 relative.
@@ -8,12 +9,14 @@ Timings are medians of ``--repeats`` interleaved rounds after one warm-up round,
 shared with other work slows every method alike (the loop: one run unless ``--loop-repeats``).
 Peak memory: on CUDA the allocator's peak; on CPU the peak resident set size (VmHWM, Linux) that
 one run of the method adds in a fresh process after building the model and batch
-(``--peak-of``), so one method's peak never hides another's. The output is a Markdown table.
+(``--peak-of``), so one method's peak never hides another's. The output is a Markdown table;
+``--out`` also writes it as JSON with the command, the commit and the processor model.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -22,6 +25,8 @@ import time
 import torch
 
 from vitnas.errors import reported
+from vitnas.formatting import dumps_strict
+from vitnas.provenance import provenance
 from vitnas.proxies.kernel import KernelSpec, empirical_ntk
 from vitnas.spaces import get_space
 
@@ -112,10 +117,13 @@ def main() -> None:
                              "uses no torch.func; the slowest by far)")
     parser.add_argument("--no-peak", action="store_true", help="skip the memory processes")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", help="also write the rows as JSON here (with the command)")
     parser.add_argument("--variant", default="embed/mean", help=argparse.SUPPRESS)
     parser.add_argument("--peak-of", choices=METHODS, help=argparse.SUPPRESS)
     parser.add_argument("--peak-n", type=int, default=16, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.out and not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
+        parser.error(f"--out {args.out}: its folder does not exist")  # before minutes of timing
     torch.set_num_threads(args.threads)
     if args.peak_of:
         peak_of(args)
@@ -128,6 +136,7 @@ def main() -> None:
     print("| model (qkv/pool) | params | N | method | median s | / floor | peak MB | "
           "max rel. diff vs loop |")
     print("|---|---|---|---|---|---|---|---|")
+    rows = []
     for variant in args.variants.split(","):
         for n in (int(v) for v in args.batch.split(",")):
             space, arch, fns = setup(args, variant, n)
@@ -145,6 +154,18 @@ def main() -> None:
                     diff = f"{float(error):.1e}"
                 print(f"| {variant} | {space.params(arch) / 1e6:.1f}M | {n} | {method} | "
                       f"{seconds:.2f} | {seconds / floor:.2f}x | {peak} | {diff} |", flush=True)
+                rows.append({"variant": variant, "params": space.params(arch), "n": n,
+                             "method": method, "median_s": seconds, "rounds_s": times[method],
+                             "over_floor": seconds / floor,
+                             "peak_mb": None if peak == "-" else float(peak),
+                             "max_rel_diff_vs_loop": None if diff == "-" else float(diff)})
+    if args.out:
+        command = "python benchmarks/ntk_speed.py " + " ".join(sys.argv[1:])
+        record = {**provenance(command.strip()), "space": args.space, "img_size": args.img,
+                  "device": device, "threads": torch.get_num_threads(),
+                  "repeats": args.repeats, "rows": rows}
+        with open(args.out, "w", encoding="utf-8") as handle:
+            handle.write(dumps_strict(record, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Training-step time of the default ReViT in float32 and under bf16 autocast, side by side.
 
-    python benchmarks/train_precision.py [--threads 2] [--steps 8] [--modes distill,random]
+    python benchmarks/train_precision.py [--threads 2] [--steps 8] [--modes distill,all]
+        [--out results/train_precision.json]
 
 Hardware: whatever runs it; the README's numbers come from the project's 2-core CPU machines:
 an Intel Xeon with AMX-BF16, where bf16 autocast is what makes a 50-epoch ReViT fit in about an
@@ -8,12 +9,14 @@ hour (under a minute), and an AMD EPYC with AVX2 only, where torch emulates bf16
 16x slower than float32 (3 minutes). Each configuration runs ``--steps`` AdamW steps on one
 fixed random batch (no data loading: the model's own cost); the median step after two warm-up
 steps is reported, with the ratio to float32 measured in the same process. The two precisions
-are interleaved step by step, so a neighbour's load hits both alike.
+are interleaved step by step, so a neighbour's load hits both alike. ``--out`` also writes the
+rows as JSON with the command, the commit and the processor model (the result depends on it).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -21,6 +24,8 @@ import time
 import torch
 
 from vitnas.errors import reported
+from vitnas.formatting import dumps_strict
+from vitnas.provenance import provenance
 from vitnas.revit.model import ReViTConfig, build_revit
 from vitnas.revit.training import revit_objective
 
@@ -55,18 +60,32 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--modes", default="distill,all",
                         help="ReViT objectives to time (every length per step in both)")
+    parser.add_argument("--out", help="also write the rows as JSON here (with the command)")
     args = parser.parse_args()
+    if args.out and not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
+        parser.error(f"--out {args.out}: its folder does not exist")  # before minutes of timing
     torch.set_num_threads(args.threads)
     print(f"default ReViT (embed 96, depth 6, 16/36/64 tokens), batch {args.batch_size}, "
           f"{args.threads} thread(s), median of {args.steps} steps")
     print("| objective | fp32 ms/step | bf16 ms/step | bf16 speed-up | "
           "bf16 s per 45k-image epoch |")
     print("|---|---|---|---|---|")
+    rows = []
     for mode in args.modes.split(","):
         seconds = step_seconds(mode.strip(), args.batch_size, args.steps)
         epoch = 45000 / args.batch_size * seconds["bf16"]
         print(f"| {mode} | {1000 * seconds['fp32']:.0f} | {1000 * seconds['bf16']:.0f} | "
-              f"{seconds['fp32'] / seconds['bf16']:.2f}x | {epoch:.0f} |")
+              f"{seconds['fp32'] / seconds['bf16']:.2f}x | {epoch:.0f} |", flush=True)
+        rows.append({"objective": mode.strip(), "fp32_ms": 1000 * seconds["fp32"],
+                     "bf16_ms": 1000 * seconds["bf16"],
+                     "bf16_speedup": seconds["fp32"] / seconds["bf16"],
+                     "bf16_epoch_s": epoch})
+    if args.out:
+        command = "python benchmarks/train_precision.py " + " ".join(sys.argv[1:])
+        record = {**provenance(command.strip()), "threads": args.threads, "steps": args.steps,
+                  "batch_size": args.batch_size, "rows": rows}
+        with open(args.out, "w", encoding="utf-8") as handle:
+            handle.write(dumps_strict(record, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -100,6 +100,13 @@ def trained(tmp_path):
      "--bootstrap: must be >= 0"),
     (["revit", "train", "--out", "r.pt", "--grids", "4.5,8"], "--grids: '4.5' is not an integer"),
     (["revit", "train", "--out", "r.pt", "--fractions", "0.5,2"], "--fractions: must be <= 1"),
+    (["revit", "train", "--out", "r.pt", "--grids", "4,8,4"], "4 given twice in '4,8,4'"),
+    (["revit", "train", "--out", "r.pt", "--fractions", "0.5,1,0.5"], "0.5 given twice"),
+    (["revit", "eval", "r.pt", "t.pt", "--tome-rates", "2,2"], "2 given twice in '2,2'"),
+    (["revit", "eval", "r.pt", "t.pt", "--fixed-grids", "3,3"], "3 given twice"),
+    (["sample", SPACE, "--img-size", str(2**31)], "img_size 2,147,483,648 is past the ceiling"),
+    (["info", "pit-tiny-micro", "{}", "--in-chans", "5000"], "in_chans 5,000 is past the ceil"),
+    (["sample", "s3-tiny-micro", "--num-classes", "2000000"], "num_classes 2,000,000 is past"),
 ])
 def test_numbers_out_of_range_are_refused_where_they_are_parsed(capsys, tmp_path, monkeypatch,
                                                                 argv, message):
@@ -118,12 +125,13 @@ def test_gpus_on_a_machine_without_them_are_refused_before_any_data(capsys, tmp_
 
 
 def test_sizes_that_cannot_fit_are_estimated_and_refused_before_allocating(capsys, arch_file):
-    for argv in (["--img-size", "100000"], ["--batch-size", "40000000"]):
+    for argv in (["--img-size", "16384"], ["--batch-size", "40000000"]):
         start = time.perf_counter()
         line = one_line_error(capsys, "score", SPACE, arch_file, "--proxy", "params",
                               "--dataset", "gaussian", *argv)
         assert "of memory" in line and "GiB" in line and time.perf_counter() - start < 10
-    line = one_line_error(capsys, "info", SPACE, arch_file, "--check", "--img-size", "100000")
+    line = one_line_error(capsys, "info", SPACE, arch_file, "--check", "--img-size", "16384",
+                          "--patch-size", "1")
     assert "of memory" in line
 
 
@@ -180,6 +188,10 @@ def test_revit_eval_grids_and_rates_parse_once_into_whole_numbers():
     assert args.tome_rates == (2, 4, 6, 8, 10) and args.fixed_grids is None
     args = parse(["revit", "eval", "r.pt", "t.pt", "--tome-rates", "", "--fixed-grids", "3, 4,8"])
     assert args.tome_rates == () and args.fixed_grids == (3, 4, 8)  # '' is "no ToMe rates"
+    # stage widths may repeat (a list of layers, not a set of settings like grids and rates)
+    args = parse(["revit", "train-tla", "l.pt", "--revit", "r.pt", "--out", "o.pt",
+                  "--widths", "16,16,32"])
+    assert args.widths == (16, 16, 32)
 
 
 @pytest.mark.parametrize("argv", [

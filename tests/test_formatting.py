@@ -50,3 +50,19 @@ def test_strict_json_reading_names_each_problem_in_one_line():
         with pytest.raises(ConfigError, match=message) as err:
             loads_strict(text, "f")
         assert "\n" not in str(err.value)
+
+
+def test_a_progress_bar_is_closed_however_its_block_ends():
+    import io
+
+    from vitnas.formatting import progress_bar
+
+    stream = io.StringIO()
+    with pytest.raises(KeyboardInterrupt):
+        with progress_bar(True, total=3, file=stream) as bar:
+            bar.update(1)
+            raise KeyboardInterrupt
+    assert bar.disable  # tqdm marks a closed bar disabled
+    with progress_bar(False, total=3) as quiet:
+        quiet.update(1)
+        quiet.set_postfix(loss="0.1")  # draws nothing, needs no check at the call site

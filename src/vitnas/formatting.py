@@ -5,10 +5,11 @@ Torch-free, so the CLI can import it without slowing ``vitnas --help``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 UNITS = {"": 1.0, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
@@ -129,3 +130,30 @@ def headless_pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+class _NoBar:
+    """What ``progress_bar`` yields when no bar is wanted: every call draws nothing."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def progress_bar(enabled: bool, **options: Any) -> Iterator[Any]:
+    """A tqdm bar (``options`` are tqdm's), or one that draws nothing, closed however the block
+    ends: an error's or an interrupt's one line then comes after the bar, not inside its last
+    redraw."""
+    if not enabled:
+        yield _NoBar()
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(**options)
+    try:
+        yield bar
+    finally:
+        bar.close()

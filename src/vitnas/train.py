@@ -31,6 +31,7 @@ from vitnas.checkpoint import (
 from vitnas.data import Normalize, RandomCrop, RandomHorizontalFlip, Resize, iterate_batches
 from vitnas.data.transforms import Compose
 from vitnas.errors import ConfigError
+from vitnas.formatting import progress_bar
 
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -129,20 +130,13 @@ def evaluate(model: nn.Module, dataset, batch_size: int = 256,
     transform = Normalize(dataset.mean, dataset.std)
     if image_size and image_size != dataset.image_shape[-1]:
         transform = Compose([transform, Resize(image_size)])
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(dataset), unit="img", leave=False, desc="test")
     correct = total = 0
-    for x, y in iterate_batches(dataset, batch_size, shuffle=False, transform=transform):
-        logits = model(x.to(device))
-        correct += int((logits.argmax(1).cpu() == y).sum())
-        total += len(y)
-        if bar is not None:
+    with progress_bar(progress, total=len(dataset), unit="img", leave=False, desc="test") as bar:
+        for x, y in iterate_batches(dataset, batch_size, shuffle=False, transform=transform):
+            logits = model(x.to(device))
+            correct += int((logits.argmax(1).cpu() == y).sum())
+            total += len(y)
             bar.update(len(y))
-    if bar is not None:
-        bar.close()
     model.train(was_training)
     return 100.0 * correct / max(total, 1)
 
@@ -224,34 +218,27 @@ def fit(
     state = state or FitState()
     device = _device_of(model)
     autocast = config.autocast(device)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=total, initial=state.step, unit="step", leave=False)
     model.train()
-    while state.step < total:
-        for x, y in batches(state.epoch):
-            if state.step >= total:
-                break
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(state.step, total, config)
-            x, y = x.to(device), y.to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                loss = loss_fn(model, x, y, config.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            state.losses.append(float(loss.detach()))
-            state.step += 1
-            if bar is not None:
+    with progress_bar(progress, total=total, initial=state.step, unit="step", leave=False) as bar:
+        while state.step < total:
+            for x, y in batches(state.epoch):
+                if state.step >= total:
+                    break
+                for group in optimizer.param_groups:
+                    group["lr"] = learning_rate(state.step, total, config)
+                x, y = x.to(device), y.to(device)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+                    loss = loss_fn(model, x, y, config.label_smoothing)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                state.losses.append(float(loss.detach()))
+                state.step += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{state.losses[-1]:.3f}", epoch=state.epoch)
-        state.epoch += 1
-        if on_epoch is not None:
-            on_epoch(state)
-    if bar is not None:
-        bar.close()
+            state.epoch += 1
+            if on_epoch is not None:
+                on_epoch(state)
     return state
 
 

@@ -41,7 +41,7 @@ from vitnas.bench.stats import (
     within_group_kendall,
 )
 from vitnas.errors import ConfigError
-from vitnas.formatting import from_nonfinite_word, nonfinite_word
+from vitnas.formatting import from_nonfinite_word, nonfinite_word, progress_bar
 from vitnas.proxies.scoring import proxy_batch
 from vitnas.proxies.shape import SHAPE_BASELINES, is_baseline
 from vitnas.proxies.spec import expand_proxy_specs, get_proxy, resolve_proxies
@@ -328,15 +328,11 @@ def score_benchmark(
             tasks.append(Task(i, r.arch, missing))
     if not tasks:
         return scores, seconds
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(tasks), unit="arch", desc=f"scoring {bench.name}")
     threads = threads or (torch.get_num_threads() if workers == 1 else 1)
     context = ScoringContext(space, x, y, seed, threads)
     asked = {task.index: task.proxies for task in tasks}
-    try:
+    with progress_bar(progress, total=len(tasks), unit="arch",
+                      desc=f"scoring {bench.name}") as bar:
         with open_backend(backend, context, workers, address) as engine:
             for outcome in engine.run(tasks):
                 rows = []
@@ -347,11 +343,7 @@ def score_benchmark(
                     rows.append(StoredScore(key, result.score, result.raw, result.seconds,
                                             result.warnings))
                 store.put(rows)
-                if bar is not None:
-                    bar.update(1)
-    finally:  # an interrupt's one line comes after the bar, not before its last redraw
-        if bar is not None:
-            bar.close()
+                bar.update(1)
     return scores, seconds
 
 

@@ -24,6 +24,7 @@ import torch
 from vitnas.bench.files import FORMAT, parse_benchmark, read_benchmark_json, shown
 from vitnas.device import check_device
 from vitnas.errors import ConfigError
+from vitnas.formatting import progress_bar
 from vitnas.paths import check_writable
 from vitnas.spaces import get_space
 from vitnas.spaces.base import SearchSpace
@@ -291,36 +292,30 @@ def build_ground_truth(
         "n": config.n,
         **({"shard": f"{shard[0]}/{shard[1]}"} if shard else {}),
     }
-    bar = None
     todo = [i for i in mine[len(records):] if i < config.n]
-    if progress and len(todo):
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(records) + len(todo), initial=len(records), unit="arch",
-                   desc="ground truth")
-    for i in todo:
-        arch = plan[i]
-        result = _train_slot(out, i, space, arch, config, device, train, test)
-        scores = result.metrics if metric == "miou" else {"top1": result.top1}
-        record = {
-            **({"plan_index": i} if shard else {}),
-            "arch": space.to_json(arch),
-            **{k: _rounded(v) for k, v in scores.items()},
-            "params": space.params(arch),
-            "flops": space.flops(arch),
-            "final_loss": round(sum(result.losses[-20:]) / max(1, len(result.losses[-20:])), 5),
-            "train_seconds": round(result.seconds, 2),
-        }
-        records.append(record)
-        _write_atomic(out, {**header, "records": records})
-        slot_state_path(out, i).unlink(missing_ok=True)  # its record is kept: done
-        if on_record is not None:
-            on_record(record)
-        if bar is not None:
+    with progress_bar(progress and bool(todo), total=len(records) + len(todo),
+                      initial=len(records), unit="arch", desc="ground truth") as bar:
+        for i in todo:
+            arch = plan[i]
+            result = _train_slot(out, i, space, arch, config, device, train, test)
+            scores = result.metrics if metric == "miou" else {"top1": result.top1}
+            record = {
+                **({"plan_index": i} if shard else {}),
+                "arch": space.to_json(arch),
+                **{k: _rounded(v) for k, v in scores.items()},
+                "params": space.params(arch),
+                "flops": space.flops(arch),
+                "final_loss": round(sum(result.losses[-20:])
+                                    / max(1, len(result.losses[-20:])), 5),
+                "train_seconds": round(result.seconds, 2),
+            }
+            records.append(record)
+            _write_atomic(out, {**header, "records": records})
+            slot_state_path(out, i).unlink(missing_ok=True)  # its record is kept: done
+            if on_record is not None:
+                on_record(record)
             bar.update(1)
             bar.set_postfix({metric: f"{record[metric]:.2f}"})
-    if bar is not None:
-        bar.close()
     content = {**header, "records": records}
     if not out.exists() or not todo:
         _write_atomic(out, content)

@@ -209,26 +209,35 @@ def seed(text: str) -> int:
     return value
 
 
-def _list_of(kind: Any, what: str) -> Any:
+def _list_of(kind: Any, what: str, distinct: bool = False) -> Any:
+    """A comma-separated list of ``kind``; ``distinct``: a set of settings (grids, rates), where
+    a value given twice would silently collapse to one row, so it is refused instead."""
     def parse(text: str) -> tuple:
         items = [item.strip() for item in text.split(",")]
         if not text.strip() or not all(items):
             raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}")
         try:
-            return tuple(kind(item) for item in items)
+            values = tuple(kind(item) for item in items)
         except argparse.ArgumentTypeError as err:
             raise argparse.ArgumentTypeError(f"{err} (in {text!r}; {what})") from None
+        twice = sorted({v for v in values if values.count(v) > 1})
+        if distinct and twice:
+            raise argparse.ArgumentTypeError(
+                f"{', '.join(map(str, twice))} given twice in {text!r} (each setting once)")
+        return values
 
     return parse
 
 
-positive_ints = _list_of(positive_int, "integers >= 1")  # e.g. "4,6,8": grids, widths
-shares = _list_of(share, "numbers in (0, 1]")  # e.g. "0.25,0.5,1": token shares
+positive_ints = _list_of(positive_int, "integers >= 1")  # e.g. "16,16,32": stage widths
+distinct_positive_ints = _list_of(positive_int, "integers >= 1", distinct=True)  # grids, rates
+shares = _list_of(share, "numbers in (0, 1]", distinct=True)  # e.g. "0.25,0.5,1": token shares
 
 
 def positive_ints_or_none(text: str) -> tuple[int, ...]:
-    """``positive_ints``, where an empty string means none (``--tome-rates ''``)."""
-    return () if not text.strip() else positive_ints(text)
+    """Distinct ``positive_ints`` (rates), where an empty string means none (``--tome-rates
+    ''``)."""
+    return () if not text.strip() else distinct_positive_ints(text)
 
 
 def usable_cores() -> int:

@@ -10,6 +10,7 @@ from vitnas.cli.common import (
     _command_line,
     add_run_options,
     default_device,
+    distinct_positive_ints,
     finite_float,
     nonnegative_float,
     nonnegative_int,
@@ -277,7 +278,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="change length by resizing the image (default) or the patch")
     p.add_argument("--fractions", type=shares,
                    help="token shares in (0, 1], e.g. '0.25,0.5,1' (the default)")
-    p.add_argument("--grids", type=positive_ints,
+    p.add_argument("--grids", type=distinct_positive_ints,
                    help="token grids instead (whole numbers), e.g. '4,6,8'")
     p.add_argument("--mode", choices=["random", "all", "distill"], default="distill",
                    help="one random length per step, all lengths (summed CE), or all lengths "
@@ -379,7 +380,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="override the calibrated cascade threshold (a confidence in [0, 1])")
     p.add_argument("--none-correct", choices=NONE_CORRECT, default="largest",
                    help="oracle route of images no length gets right")
-    p.add_argument("--fixed-grids", type=positive_ints,
+    p.add_argument("--fixed-grids", type=distinct_positive_ints,
                    help="fixed token grids to measure, whole numbers, e.g. '3,4,5,6,7,8' "
                         "(default: every grid from the shortest trained one to the native one)")
     add_run_options(p)

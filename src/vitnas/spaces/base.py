@@ -100,6 +100,13 @@ def build_seeded(factory, seed: int) -> nn.Module:
         return factory()
 
 
+# ceilings on a space's input: far beyond any real use (a 16,384 px image is a million 16 px
+# patches), low enough that the counts stay meaningful numbers instead of 20-digit garbage
+MAX_IMG_SIZE = 16_384
+MAX_IN_CHANS = 4_096
+MAX_NUM_CLASSES = 1_000_000
+
+
 class SearchSpace(ABC):
     """Describe, sample, vary, count and build the architectures of one space."""
 
@@ -120,6 +127,12 @@ class SearchSpace(ABC):
         if self.img_size <= 0 or in_chans <= 0 or self.num_classes <= 0:
             raise ConfigError(f"{self.name}: img_size, in_chans and num_classes must be "
                               f"positive, got {self.img_size}, {in_chans}, {self.num_classes}")
+        for option, value, ceiling in (("img_size", self.img_size, MAX_IMG_SIZE),
+                                       ("in_chans", in_chans, MAX_IN_CHANS),
+                                       ("num_classes", self.num_classes, MAX_NUM_CLASSES)):
+            if value > ceiling:
+                raise ConfigError(f"{self.name}: {option} {value:,} is past the ceiling of "
+                                  f"{ceiling:,}")
 
     # --- the protocol -------------------------------------------------------------------------
     @abstractmethod
