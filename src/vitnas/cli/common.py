@@ -220,10 +220,10 @@ def _list_of(kind: Any, what: str, distinct: bool = False) -> Any:
             values = tuple(kind(item) for item in items)
         except argparse.ArgumentTypeError as err:
             raise argparse.ArgumentTypeError(f"{err} (in {text!r}; {what})") from None
-        twice = sorted({v for v in values if values.count(v) > 1})
-        if distinct and twice:
-            raise argparse.ArgumentTypeError(
-                f"{', '.join(map(str, twice))} given twice in {text!r} (each setting once)")
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if distinct and repeated:
+            raise argparse.ArgumentTypeError(f"{', '.join(map(str, repeated))} given more than "
+                                             f"once in {text!r} (each setting once)")
         return values
 
     return parse
