@@ -257,3 +257,12 @@ def test_correlate_refuses_the_benchmark_as_its_own_second_seed(tmp_path, capsys
     line = one_line_error(capsys, "bench", "correlate", "--benchmark", path, "--second-seed",
                           path, *CHEAP, "--db", tmp_path / "s.sqlite")
     assert "is the benchmark itself" in line and not (tmp_path / "s.sqlite").exists()
+
+
+def test_correlate_says_how_many_architectures_it_leaves_out_for_want_of_a_label(tmp_path,
+                                                                                 capsys):
+    path = write_records(tmp_path / "b.json", [1.0, None, 3.0, 4.0, 2.0], space=SPACE)
+    code = main(["bench", "correlate", "--benchmark", str(path), *CHEAP,
+                 "--db", str(tmp_path / "s.sqlite")])
+    err = capsys.readouterr().err
+    assert code == 0 and "note: 1 of 5 architectures have no finite top1" in err

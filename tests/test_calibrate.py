@@ -81,6 +81,8 @@ def test_ten_labels_that_rank_params_backwards_by_chance_never_flip_it(tmp_path)
     ranker = fit_ranker(train, labels, threshold=-100.0)
     assert all(f.fitted_weight >= 0 for f in ranker.features)
     assert ranker.rho < 0
+    if not any(f.fitted_weight for f in ranker.features):  # every weight vanished
+        assert ranker.chosen == "prior"  # a model ranking all alike is never the objective
     again = load_ranker(save_ranker(ranker, tmp_path / "r.json"))  # strict JSON, even for NaN
     assert again.chosen == ranker.chosen and again.rho == ranker.rho
 
@@ -192,6 +194,8 @@ def test_a_value_below_a_log_feature_domain_ranks_last_and_nan_is_refused():
     (lambda d: {**d, "features": d["features"] * 2}, "listed twice"),
     (lambda d: {**d, "version": True}, "version True"),
     (lambda d: {**d, "features": [{**d["features"][0], "weight": 1e308}]}, "weight beyond"),
+    (lambda d: {**d, "features": [{**f, "weight": 0.0} for f in d["features"]]},
+     "every weight is zero"),
     (lambda d: {**d, "features": [{**d["features"][0], "scale": 1e-300}]}, "scale > 0"),
     (lambda d: json.dumps(d)[:-1] + ', "k": 10}', "gives the key 'k' twice"),
     (lambda d: json.dumps(d)[:-1] + ', "k2": 1' + "0" * 5000 + "}", "cannot be read"),
@@ -358,6 +362,9 @@ def test_search_with_a_missing_or_bad_ranker_fails_in_one_line(capsys, tmp_path)
     code, _, err = run(capsys, "search", SPACE, "--ranker", smallest_first(tmp_path), *SEARCH,
                        "--aggregate", "pareto", "--db", str(tmp_path / "s.sqlite"))
     assert code == 2 and "cannot be combined" in err
+    code, _, err = run(capsys, "search", SPACE, "--ranker", smallest_first(tmp_path), *SEARCH,
+                       "--proxy", "nwot", "--db", str(tmp_path / "s.sqlite"))
+    assert code == 2 and "--ranker replaces --proxy" in err and err.count("\n") == 1
 
 
 def test_a_ranker_from_another_family_of_spaces_is_noted_and_another_size_is_not():

@@ -144,6 +144,48 @@ def test_proxy_spec_strings():
         get_proxy("vintk:sigma")
 
 
+@pytest.mark.parametrize("spec, message", [
+    ("brief:lr=1e308", "lr=1e308 of proxy brief is past its ceiling of 10"),
+    ("lga:epochs=1e308", "epochs=1e308 of proxy lga is past its ceiling of 1,000"),
+    ("swap:mu=1e308", "past its ceiling of 1,000,000,000"),
+    ("vintk:mode=learn,bands=1000000", "bands=1000000 of proxy vintk is past its ceiling of 64"),
+    ("vintk:frequency=1e308", "past its ceiling"),
+    ("brief:steps=99999999999", "past its ceiling of 100,000"),
+    ("zen:repeat=1000000", "past its ceiling of 1,000"),
+    ("vintk:sigma=1_0", "not a valid finite float"),
+    ("vintk:features=\u0666\u0664", "not a valid int"),
+    ("linear_regions:samples=-1", "samples >= 0 and image_size >= 0"),
+    ("token_entropy:sites=qkv+fc1+qkv", "each once"),
+])
+def test_option_values_past_a_ceiling_or_spelled_oddly_are_refused_where_parsed(spec, message):
+    with pytest.raises(ConfigError, match=message):
+        get_proxy(spec)
+
+
+def test_every_numeric_option_at_its_ceiling_is_still_accepted():
+    """A ceiling refuses values past it, never the ceiling itself (and the default is below)."""
+    import dataclasses
+
+    from vitnas.proxies.base import PROXIES
+
+    for name in list_proxies():
+        config = PROXIES.get(name).Config
+        for f in dataclasses.fields(config):
+            most = f.metadata.get("max")
+            if most is None:
+                continue
+            assert f.default <= most, (name, f.name)
+            assert getattr(get_proxy(f"{name}:{f.name}={most!r}").config, f.name) == most
+
+
+def test_linear_regions_at_an_input_size_the_vit_does_not_take_is_one_line():
+    space = get_space("autoformer-tiny-micro")
+    arch = space.sample(0)
+    x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    with pytest.raises(ConfigError, match="does not take 7 px inputs"):
+        score_architecture(space, arch, ["linear_regions:image_size=7"], x, y, seed=0)
+
+
 @pytest.mark.parametrize("options", [
     "", "mode=band", "mode=joint", "mode=align", "view=pixel", "view=highpass",
     "metric=eigen", "metric=trace", "combine=high", "combine=ratio", "weight=0.5",

@@ -60,6 +60,7 @@ import numpy as np
 
 from vitnas.errors import ConfigError
 from vitnas.formatting import loads_strict
+from vitnas.paths import not_a_file
 from vitnas.seeds import check_seed
 
 FORMAT = "vitnas-ranker"
@@ -342,9 +343,11 @@ def fit_ranker(features: Mapping[str, Sequence[float]], labels: Sequence[float],
     prior_scores = columns[:, p]
     evidence = paired_evidence(loo[best], prior_scores, labels)
     tau_prior, tau_fitted = kendall_tau(prior_scores, labels), kendall_tau(loo[best], labels)
-    chosen = "fitted" if evidence >= threshold and tau_fitted > tau_prior else "prior"
     mean, scale, weights, rho = _fit(columns, labels, transforms, p, alphas[best:best + 1])
     fitted = weights[0]
+    # a fit whose every weight vanished ranks every candidate alike: never the objective
+    chosen = ("fitted" if evidence >= threshold and tau_fitted > tau_prior and fitted.any()
+              else "prior")
     used = fitted if chosen == "fitted" else np.eye(len(specs))[p]
     return Ranker(
         features=[RankerFeature(s, kind, float(m), float(sd), float(w), float(f))
@@ -424,6 +427,8 @@ def ranker_from_dict(data: Any, where: str = "ranker") -> Ranker:
     specs = [f.spec for f in features]
     if len(set(specs)) != len(specs):
         raise ConfigError(f"{where}: a feature is listed twice")
+    if not any(f.weight for f in features):
+        raise ConfigError(f"{where}: every weight is zero, so it ranks every candidate alike")
     if data.get("chosen") not in CHOICES:
         raise ConfigError(f"{where}: \"chosen\" must be one of {', '.join(CHOICES)}")
     if data.get("prior") not in specs:
@@ -445,8 +450,8 @@ def ranker_from_dict(data: Any, where: str = "ranker") -> Ranker:
 def load_ranker(path: str | Path) -> Ranker:
     """A ranker saved by ``save_ranker`` (``vitnas calibrate --out``)."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"ranker file {path} not found (make one with `vitnas calibrate`)")
+    if problem := not_a_file(path):
+        raise ConfigError(f"ranker file {path} {problem} (make one with `vitnas calibrate`)")
     try:
         text = path.read_text()
     except UnicodeDecodeError:

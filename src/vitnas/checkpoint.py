@@ -14,18 +14,27 @@ from typing import Any
 
 import torch
 
-from vitnas.errors import ConfigError
+from vitnas.errors import ConfigError, interrupts_deferred
+from vitnas.paths import not_a_file
 
 
 def save(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` atomically: a kill at any moment leaves the old file or the new one; a
+    Ctrl-C waits for the write to finish (``interrupts_deferred``), and a failed write leaves
+    no temp file behind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as handle:
-        torch.save(payload, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    temporary.replace(path)  # atomic: a kill at any moment leaves the old file or the new one
+    with interrupts_deferred():
+        try:
+            with open(temporary, "wb") as handle:
+                torch.save(payload, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            temporary.replace(path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
     return path
 
 
@@ -33,8 +42,8 @@ def load(path: str | Path, expected: str) -> dict[str, Any]:
     if not str(path).strip():
         raise ConfigError(f"an input file name is empty; name a {expected} file")
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file")
+    if problem := not_a_file(path):
+        raise ConfigError(f"{path}: {'no such file' if problem == 'not found' else problem}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
@@ -46,7 +55,8 @@ def load(path: str | Path, expected: str) -> dict[str, Any]:
 
 
 def state_path_for(out: str | Path) -> Path:
-    """Where a trainer writing OUT keeps its per-epoch training state: OUT.state.pt."""
+    """Where a trainer writing OUT keeps its per-epoch training state: OUT with its suffix
+    replaced, model.pt -> model.state.pt."""
     out = Path(out)
     return out.with_name(out.stem + ".state.pt")
 

@@ -7,8 +7,11 @@ code 2 instead of a traceback.
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 
 
 class VitnasError(Exception):
@@ -62,3 +65,27 @@ def out_of_memory(err: BaseException) -> bool:
     text = str(err)
     return (isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError"
             or "can't allocate memory" in text or "out of memory" in text)
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) until the block ends, then act on it: for writing a file that a
+    resume reads. An interrupt inside ``torch.save`` leaves its zip writer half-closed, which
+    raises its own RuntimeError (a traceback, not the one line) and strands the temp file; a
+    write of seconds is worth finishing first. Signals reach the main thread only, so elsewhere
+    the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            if callable(previous):  # Python's default raises KeyboardInterrupt here
+                previous(signal.SIGINT, None)
+            elif previous == signal.SIG_DFL:
+                raise KeyboardInterrupt
+            # SIG_IGN (a pool worker): the interrupt was never this process's to act on

@@ -142,6 +142,21 @@ def cache_dir(explicit: str | os.PathLike | None = None) -> Path:
     return path
 
 
+def not_a_file(path: str | os.PathLike) -> str | None:
+    """Why ``path`` cannot be read as an input file, or None when it can: "not found", "is a
+    directory" or "is not a regular file" (a device such as /dev/null, a pipe), so a message
+    names what is really there instead of calling everything missing."""
+    path = Path(path)
+    try:
+        if path.is_file():
+            return None
+        if path.is_dir():
+            return "is a directory"
+        return "is not a regular file" if path.exists() else "not found"
+    except OSError as exc:  # a name the file system refuses
+        return f"cannot be read ({exc.strerror or exc})"
+
+
 def check_writable(path: str | os.PathLike, what: str, directory: bool = False,
                    inputs: Sequence[str | os.PathLike | None] = ()) -> Path:
     """Refuse an output path that cannot be written, before any work is done for it: an empty

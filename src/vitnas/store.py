@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from vitnas.errors import ConfigError
+from vitnas.paths import not_a_file
 
 COLUMNS = ("space", "arch", "proxy", "seed", "batch", "score", "raw", "seconds", "warnings",
            "created")
@@ -99,8 +100,8 @@ class ScoreStore:
         self.readonly = readonly
         try:
             if readonly:
-                if not Path(self.path).is_file():
-                    raise ConfigError(f"score store {self.path} not found")
+                if problem := not_a_file(self.path):
+                    raise ConfigError(f"score store {self.path} {problem}")
                 # no journal beside it: immutable, so not even -wal/-shm files are created
                 quiet = "" if Path(self.path + "-wal").exists() else "&immutable=1"
                 self.db = sqlite3.connect(f"{Path(self.path).resolve().as_uri()}?mode=ro{quiet}",
@@ -226,8 +227,8 @@ class ScoreStore:
     def merge(self, other: str | Path) -> int:
         """Copy the rows of another store file into this one (read, never written); returns
         how many were new."""
-        if not Path(other).is_file():
-            raise ConfigError(f"score store {other} not found")
+        if problem := not_a_file(other):
+            raise ConfigError(f"score store {other} {problem}")
         if Path(other).resolve() == Path(self.path).resolve():
             raise ConfigError(f"score store {other} cannot be merged into itself")
         with ScoreStore(other, readonly=True) as source:

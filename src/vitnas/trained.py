@@ -18,6 +18,7 @@ from torch import nn
 
 from vitnas.checkpoint import save as save_atomic
 from vitnas.errors import ConfigError
+from vitnas.paths import not_a_file
 from vitnas.spaces import get_space
 from vitnas.spaces.base import SearchSpace
 
@@ -51,8 +52,8 @@ def save_trained(path: str | Path, model: nn.Module, space: SearchSpace, arch: A
 def load_trained(path: str | Path, device: str = "cpu") -> TrainedModel:
     """The model saved by ``save_trained`` (or ``vitnas train --out``), in eval mode."""
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"trained model {path} not found")
+    if problem := not_a_file(path):
+        raise ConfigError(f"trained model {path} {problem}")
     if path.stat().st_size == 0:
         raise ConfigError(f"trained model {path} is empty")
     try:

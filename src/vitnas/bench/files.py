@@ -18,6 +18,7 @@ from typing import Any
 
 from vitnas.errors import ArchitectureError, ConfigError
 from vitnas.formatting import loads_strict
+from vitnas.paths import not_a_file
 from vitnas.spaces import get_space
 from vitnas.spaces.base import SearchSpace
 
@@ -167,8 +168,8 @@ def read_benchmark_json(path: str | Path) -> Any:
     if not str(path).strip():
         raise ConfigError("a benchmark file name is empty; name a JSON file")
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"benchmark file {path} not found")
+    if problem := not_a_file(path):
+        raise ConfigError(f"benchmark file {path} {problem}")
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as err:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from vitnas.errors import ConfigError
+from vitnas.paths import not_a_file
 
 MAX_PICKLE_BYTES = 64 * 2**20
 ALLOWED_GLOBALS = {("collections", "OrderedDict"): OrderedDict}
@@ -58,8 +59,8 @@ def read_torch_pickle(path: str | Path) -> Any:
     ``ConfigError`` line naming the file.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"benchmark file {path} not found")
+    if problem := not_a_file(path):
+        raise ConfigError(f"benchmark file {path} {problem}")
     try:
         with zipfile.ZipFile(path) as archive:
             members = [n for n in archive.namelist()

@@ -12,15 +12,17 @@ from vitnas.cli.common import (
     add_space_flags,
     default_device,
     fraction,
+    learning_rate,
     parse_options,
-    positive_float,
     positive_int,
     print_table,
     resamples,
+    say,
     seed,
     share,
     smoothing,
     space_options,
+    training_epochs,
     writable,
 )
 
@@ -130,7 +132,11 @@ def cmd_bench_correlate(args: argparse.Namespace) -> None:
     repeat = None if args.second_seed is None else load_benchmark(
         args.second_seed, space=args.space, space_options=space_options(args),
         data_dir=args.data_dir)
-    labels = {v for v in bench.values(metric) if v is not None}
+    values = bench.values(metric)
+    labels = {v for v in values if v is not None}
+    if labels and None in values:
+        say(f"note: {values.count(None)} of {len(values)} architectures have no finite "
+            f"{metric} (missing, null, NaN or infinite); they are left out")
     if len(labels) < 2:
         raise ConfigError(f"the label {metric} of {bench.name} does not vary (" + (
             f"every architecture has {labels.pop():g}" if labels else "no finite value")
@@ -183,10 +189,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                                              "for a pasted segmentation set")
     p.add_argument("--train-per-class", type=positive_int,
                    help="first K training images per class (default: all)")
-    p.add_argument("--epochs", type=positive_float, default=3,
+    p.add_argument("--epochs", type=training_epochs, default=3,
                    help="epochs per architecture (default 3)")
     p.add_argument("--batch-size", type=positive_int, default=128)
-    p.add_argument("--lr", type=positive_float, default=1e-3)
+    p.add_argument("--lr", type=learning_rate, default=1e-3)
     p.add_argument("--label-smoothing", type=smoothing, default=0.1,
                    help="label smoothing of the cross-entropy (default 0.1)")
     p.add_argument("--seed", type=seed, default=0, help="plan, init and data-order seed")

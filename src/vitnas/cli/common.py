@@ -141,6 +141,17 @@ def nonnegative_int(text: str) -> int:
     return _number(text, int, 0)
 
 
+def at_most(kind: Any, limit: int, why: str) -> Any:
+    """An argparse type: ``kind``, refused above ``limit`` (a count that would run for years
+    looks like a hang, not an error)."""
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if value > limit:
+            raise argparse.ArgumentTypeError(f"must be <= {limit:,} ({why}), got {text}")
+        return value
+
+    return parse
+
 MAX_RESAMPLES = 100_000
 
 
@@ -173,6 +184,14 @@ def smoothing(text: str) -> float:
 def positive_float(text: str) -> float:
     """An argparse type: a finite number > 0 (epochs, learning rates)."""
     return _number(text, float, 0, inclusive=False)
+
+
+# training epochs of one architecture (the recipes here train for 3 to hundreds)
+training_epochs = at_most(positive_float, 100_000, "a training recipe runs for hundreds at most")
+# a peak learning rate (AdamW's are around 1e-3; past 10 every weight diverges at once)
+learning_rate = at_most(positive_float, 10, "AdamW diverges far below that")
+# search evaluations (a billion is years of scoring at a second each)
+search_budget = at_most(positive_int, 10**9, "each evaluation scores a model")
 
 
 def nonnegative_float(text: str) -> float:

@@ -43,10 +43,19 @@ def cmd_proxies(args: argparse.Namespace) -> None:
           "proxy adds information only where it beats the best of them.")
 
 
+def _shown(most: float | None) -> str:
+    """A ceiling as a table shows it: 65,536; 1e+06; - for none."""
+    if most is None:
+        return "-"
+    return f"{most:,}" if isinstance(most, int) else f"{most:g}"
+
+
 def cmd_proxy_options(cls: Any, args: argparse.Namespace) -> None:
-    """One proxy: what it is and every option of its spec string, with defaults."""
+    """One proxy: what it is and every option of its spec string, with defaults and the
+    ceilings a spec may not pass."""
     options = [{"option": f.name, "type": getattr(f.type, "__name__", str(f.type)),
-                "default": f.default} for f in dataclasses.fields(cls.Config)]
+                "default": f.default, "ceiling": f.metadata.get("max")}
+               for f in dataclasses.fields(cls.Config)]
     module = sys.modules[cls.__module__]
     summary = (cls.__doc__ or module.__doc__ or "").strip().split("\n\n")[0]
     if args.json:
@@ -60,7 +69,8 @@ def cmd_proxy_options(cls: Any, args: argparse.Namespace) -> None:
         print(summary)
     if options:
         print()
-        print_table(options, ["option", "type", "default"])
+        print_table([{**o, "ceiling": _shown(o["ceiling"])} for o in options],
+                    ["option", "type", "default", "ceiling"])
         example = ",".join(f"{o['option']}={o['default']}" for o in options[:2])
         print(f"\nset options in the spec: --proxy {cls.name}:{example}")
 

@@ -9,9 +9,11 @@ import sys
 from vitnas.cli.common import (
     _command_line,
     add_run_options,
+    at_most,
     default_device,
     distinct_positive_ints,
     finite_float,
+    learning_rate,
     nonnegative_float,
     nonnegative_int,
     positive_float,
@@ -218,21 +220,9 @@ MAX_EPOCHS = 10_000  # ReViT and the assigner train for tens to hundreds of epoc
 MAX_REPEATS = 1_000  # timing rounds: each one runs every policy over the test split
 
 
-def _at_most(kind, limit: int, why: str):
-    """An argparse type: ``kind``, refused above ``limit`` (a count that would run for years
-    looks like a hang, not an error)."""
-    def parse(text: str):
-        value = kind(text)
-        if value > limit:
-            raise argparse.ArgumentTypeError(f"must be <= {limit:,} ({why}), got {text}")
-        return value
-
-    return parse
-
-
-_revit_epochs = _at_most(positive_float, MAX_EPOCHS, "a ReViT trains for hundreds at most")
-_assigner_epochs = _at_most(positive_int, MAX_EPOCHS, "the assigner trains for tens")
-_repeats = _at_most(positive_int, MAX_REPEATS, "each round times every policy")
+_revit_epochs = at_most(positive_float, MAX_EPOCHS, "a ReViT trains for hundreds at most")
+_assigner_epochs = at_most(positive_int, MAX_EPOCHS, "the assigner trains for tens")
+_repeats = at_most(positive_int, MAX_REPEATS, "each round times every policy")
 
 MAX_FOLDS = 20  # each fold is one more assigner training; more folds change nothing measurable
 
@@ -271,14 +261,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                                   "winner of `vitnas search`; replaces the shape flags")
     p.add_argument("--arch-file", help="the architecture as a JSON file")
     p.add_argument("--resume", action="store_true",
-                   help="continue from OUT.state.pt (saved after every epoch) when it exists")
+                   help="continue from the state saved after every epoch (revit.state.pt for "
+                        "--out revit.pt) when it exists")
     p.add_argument("--init-from", help="start from this ReViT checkpoint's weights (same shape "
                                        "and split) with a fresh schedule")
     p.add_argument("--route", choices=["resize", "patch"], default="resize",
                    help="change length by resizing the image (default) or the patch")
-    p.add_argument("--fractions", type=shares,
+    lengths = p.add_mutually_exclusive_group()
+    lengths.add_argument("--fractions", type=shares,
                    help="token shares in (0, 1], e.g. '0.25,0.5,1' (the default)")
-    p.add_argument("--grids", type=distinct_positive_ints,
+    lengths.add_argument("--grids", type=distinct_positive_ints,
                    help="token grids instead (whole numbers), e.g. '4,6,8'")
     p.add_argument("--mode", choices=["random", "all", "distill"], default="distill",
                    help="one random length per step, all lengths (summed CE), or all lengths "
@@ -290,7 +282,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-per-class", type=positive_int, help="first K training images per class")
     p.add_argument("--epochs", type=_revit_epochs, default=10)
     p.add_argument("--batch-size", type=positive_int, default=128)
-    p.add_argument("--lr", type=positive_float, default=1e-3)
+    p.add_argument("--lr", type=learning_rate, default=1e-3)
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
                    help="bf16 autocast: 'auto' on a GPU only; 'bf16' on CPU too (about 1.5x "

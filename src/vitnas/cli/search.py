@@ -10,20 +10,23 @@ from vitnas.cli.common import (
     check_batch,
     check_memory,
     default_device,
+    learning_rate,
     nonnegative_float,
     nonnegative_int,
     parse_options,
-    positive_float,
     positive_int,
     probability,
     read_architecture,
     say,
+    search_budget,
     seed,
     space_from_args,
     space_options,
+    training_epochs,
     writable,
 )
 from vitnas.formatting import human
+from vitnas.paths import not_a_file
 from vitnas.recommended import DEFAULT_SEARCH_PROXY, DEFAULT_SEARCH_REASON
 
 
@@ -52,7 +55,11 @@ def cmd_search(args: argparse.Namespace) -> None:
     constraints = Constraints(parse_window(args.params, "params"),
                               parse_window(args.flops, "FLOPs"),
                               parse_window(args.latency, "latency (ms)"))
-    resolved = resolve_proxies(args.proxy)
+    if args.ranker and args.proxy is not None:
+        raise ConfigError("--ranker replaces --proxy (the ranker's features are what gets "
+                          "scored); give one of them")
+    proxy = DEFAULT_SEARCH_PROXY if args.proxy is None else args.proxy
+    resolved = resolve_proxies(proxy)
     check_batch(resolved, args.batch_size)
     proxies = tuple(p.spec for p in resolved)
     ranker = None
@@ -93,7 +100,7 @@ def cmd_search(args: argparse.Namespace) -> None:
     if result.evaluations and not any(all(math.isfinite(s) for s in e.scores)
                                       for e in result.evaluations):
         raise ConfigError(f"every one of the {len(result.evaluations)} candidates scored NaN "
-                          f"under --proxy {args.proxy} on {space.name} (`vitnas score` shows the "
+                          f"under --proxy {proxy} on {space.name} (`vitnas score` shows the "
                           f"proxy's warnings), so no architecture was chosen; the evaluations "
                           f"are kept in {report.parent}")
     if args.json:
@@ -108,7 +115,7 @@ def cmd_search(args: argparse.Namespace) -> None:
     if ranker is not None:
         print(f"objective: ranker {args.ranker} ({ranker.meta.get('metric', 'label')}, "
               f"{ranker.chosen} model), best score {result.record(best)['fitness']:.4g}")
-    elif args.proxy == DEFAULT_SEARCH_PROXY:
+    elif proxy == DEFAULT_SEARCH_PROXY:
         print(f"objective: {DEFAULT_SEARCH_PROXY} ({DEFAULT_SEARCH_REASON})")
     else:
         print(f"objective: {', '.join(proxies)} (--proxy"
@@ -183,7 +190,6 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_merge(args: argparse.Namespace) -> None:
-    from pathlib import Path
 
     from vitnas.errors import ConfigError
     from vitnas.store import ScoreStore
@@ -191,8 +197,8 @@ def cmd_merge(args: argparse.Namespace) -> None:
     writable(args.out, "output store", inputs=args.inputs)
     rows = {}
     for source in args.inputs:  # every input read before the output is created
-        if not Path(source).is_file():
-            raise ConfigError(f"score store {source} not found")
+        if problem := not_a_file(source):
+            raise ConfigError(f"score store {source} {problem}")
         with ScoreStore(source, readonly=True) as store:
             rows[source] = store.rows()
     with ScoreStore(args.out) as store:
@@ -211,7 +217,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="the best architecture for a budget, without training "
                                       "(resumable: every evaluation is kept in the store)")
     add_space_options(p)
-    p.add_argument("--proxy", default=DEFAULT_SEARCH_PROXY,
+    p.add_argument("--proxy",
                    help="proxy spec, or a comma list combined by --aggregate (default "
                         f"{DEFAULT_SEARCH_PROXY}: on ViT-Bench-101's dev half no training-free "
                         "proxy beat it on its worst task)")
@@ -222,7 +228,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--flops", help="FLOPs window LOW:HIGH, e.g. :1.5G")
     p.add_argument("--latency", help="measured batch-1 latency window in ms, e.g. :20 "
                                      "(machine-dependent, so not reproducible elsewhere)")
-    p.add_argument("--budget", type=positive_int, default=1000, help="evaluations (default 1000)")
+    p.add_argument("--budget", type=search_budget, default=1000, help="evaluations (default 1000)")
     p.add_argument("--algo", default="evolution", help="evolution (default) or random")
     p.add_argument("--aggregate", default="rank",
                    help="several proxies: rank (sum of ranks, default) or pareto (proxies up, "
@@ -273,19 +279,20 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", default="cifar10",
                    help="training data (default cifar10; segmentation: paste-fashion, ...)")
     p.add_argument("--dataset-options", help="key=value pairs for the dataset, e.g. 'n=5000'")
-    p.add_argument("--epochs", type=positive_float, default=10, help="epochs (default 10)")
+    p.add_argument("--epochs", type=training_epochs, default=10, help="epochs (default 10)")
     p.add_argument("--train-per-class", type=positive_int,
                    help="first K training images per class (default: all)")
     p.add_argument("--batch-size", type=positive_int, default=128)
-    p.add_argument("--lr", type=positive_float, default=1e-3)
+    p.add_argument("--lr", type=learning_rate, default=1e-3)
     p.add_argument("--seed", type=seed, default=0, help="init and data-order seed")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.add_argument("--out", help="save the trained model here (.pt: weights, architecture and "
                                  "space options; see `vitnas export`); the training state is "
-                                 "kept in OUT.state.pt after every epoch until it is saved")
+                                 "kept after every epoch in model.state.pt for --out model.pt, "
+                                 "until the model is saved")
     p.add_argument("--resume", action="store_true",
-                   help="continue from OUT.state.pt when it exists (needs --out)")
+                   help="continue from that state when it exists (needs --out)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)

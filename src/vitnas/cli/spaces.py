@@ -88,10 +88,12 @@ def cmd_info(args: argparse.Namespace) -> None:
 def _source(spec: str) -> str:
     """Where ``info``'s architecture came from (``read_architecture``'s rule): stdin, the
     command line, or a file."""
+    from vitnas.spaces.base import INDEX
+
     if spec == "-":
         return "stdin"
     stripped = spec.strip()
-    if stripped[:1] in ("{", "[", "|", '"') or stripped.isdigit():
+    if stripped[:1] in ("{", "[", "|", '"') or INDEX.fullmatch(stripped):
         return "the command line"
     return f"file {spec}"
 

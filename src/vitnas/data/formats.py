@@ -27,7 +27,7 @@ from typing import IO, NamedTuple
 import numpy as np
 from PIL import Image
 
-from vitnas.errors import ConfigError, DatasetError
+from vitnas.errors import ConfigError, DatasetError, interrupts_deferred
 from vitnas.paths import cache_dir as _default_cache_dir
 
 PathLike = str | os.PathLike
@@ -502,15 +502,16 @@ def write_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
         except OSError:  # gone already, or another run's to remove
             pass
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with interrupts_deferred():  # a decode of minutes is worth the seconds its cache takes
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def cached_decode(stem: str, split: str, cache_dir: PathLike | None = None) -> RawData | None:

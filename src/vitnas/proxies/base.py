@@ -31,6 +31,13 @@ PER_SAMPLE = "per-sample"  # per-sample gradients (an N x N kernel)
 TRAINING = "training"  # needs some training
 
 
+def ceiling(default: Any, most: float) -> Any:
+    """A numeric config option with a ceiling, refused past it where a spec is parsed
+    (``get_proxy``): an absurd value would otherwise overflow deep in the maths or run for days,
+    instead of being one line. Ceilings sit far above any use in the papers."""
+    return field(default=default, metadata={"max": most})
+
+
 @dataclass(frozen=True)
 class EmptyConfig:
     pass

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitnas.errors import ConfigError
-from vitnas.proxies.base import PROXIES, TRAINING, Proxy, ProxyContext
+from vitnas.proxies.base import PROXIES, TRAINING, Proxy, ProxyContext, ceiling
 
 METRICS = ("val_acc", "val_loss", "train_loss", "lga")
 SCHEDULES = ("constant", "warmup_cosine")
@@ -49,18 +49,18 @@ SCHEDULES = ("constant", "warmup_cosine")
 
 @dataclass(frozen=True)
 class BriefConfig:
-    steps: int = 100
+    steps: int = ceiling(100, 100_000)
     metric: str = "val_acc"
-    img_size: int = 32
-    patch_size: int = 8
+    img_size: int = ceiling(32, 1024)
+    patch_size: int = ceiling(8, 1024)
     dataset: str = "cifar10"
-    batch_size: int = 64
-    lr: float = 5e-4
-    weight_decay: float = 0.05
+    batch_size: int = ceiling(64, 4096)
+    lr: float = ceiling(5e-4, 10.0)
+    weight_decay: float = ceiling(0.05, 10.0)
     augment: bool = False
     eval_samples: int = 500
-    window: int = 10
-    lga_samples: int = 32
+    window: int = ceiling(10, 100_000)
+    lga_samples: int = ceiling(32, 4096)
     precision: str = "fp32"
     schedule: str = "constant"
     warmup: float = 0.1  # fraction of the budget; warmup_cosine only

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from vitnas.errors import ConfigError
-from vitnas.proxies.base import PER_SAMPLE, PROXIES, ProxyContext
+from vitnas.proxies.base import PER_SAMPLE, PROXIES, ProxyContext, ceiling
 from vitnas.proxies.kernel import kernel_alignment
 from vitnas.proxies.ntk import KernelProxy, NTKConfig
 from vitnas.proxies.targets import distinct_classes, image_targets, is_dense
@@ -36,10 +36,10 @@ RECIPES = ("sgd", "shared")
 class LGAConfig(NTKConfig):
     params: str = "weights_nohead"
     centring: str = "global"
-    epochs: float = 0
+    epochs: float = ceiling(0, 1000.0)
     dataset: str = "cifar10"
-    train_samples: int = 0  # 0 = the whole training split (less the proxy batch)
-    batch_size: int = 1024
+    train_samples: int = ceiling(0, 10**8)  # 0 = the whole training split (less the proxy batch)
+    batch_size: int = ceiling(1024, 65_536)
     recipe: str = "sgd"
     disjoint: bool = True
 

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitnas.errors import ConfigError
-from vitnas.proxies.base import BACKWARD, PROXIES, Proxy, ProxyContext
+from vitnas.proxies.base import BACKWARD, PROXIES, Proxy, ProxyContext, ceiling
 from vitnas.proxies.swap import (
     UNITS,
     activation_modules,
@@ -134,7 +134,7 @@ class LswagConfig:
     ``unit``: SWAP's unit for Psi (``vitnas.proxies.swap``)."""
 
     layers: str = "33-67"
-    splits: int = 4
+    splits: int = ceiling(4, 1000)
     gradient: str = "inv_std"
     unit: str = "position"
 

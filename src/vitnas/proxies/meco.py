@@ -39,7 +39,7 @@ from torch import nn
 
 from vitnas.errors import ConfigError
 from vitnas.models import tags
-from vitnas.proxies.base import FORWARD, PROXIES, Proxy, ProxyContext
+from vitnas.proxies.base import FORWARD, PROXIES, Proxy, ProxyContext, ceiling
 
 LAYERS = ("tagged", "all")
 LAYOUTS = ("authors", "channels", "tokens")
@@ -58,8 +58,8 @@ class MeCoConfig:
 
     layers: str = "all"
     layout: str = "authors"
-    samples: int = 1
-    opt_channels: int = 0
+    samples: int = ceiling(1, 10_000)
+    opt_channels: int = ceiling(0, 65_536)
 
     def check(self) -> None:
         if self.layers not in LAYERS:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from vitnas.errors import ConfigError
-from vitnas.proxies.base import FORWARD, PER_SAMPLE, PROXIES, Proxy, ProxyContext
+from vitnas.proxies.base import FORWARD, PER_SAMPLE, PROXIES, Proxy, ProxyContext, ceiling
 from vitnas.proxies.kernel import (
     DEFAULT_MAX_MEMORY,
     KernelSpec,
@@ -36,7 +36,7 @@ class NTKConfig:
     params: str = "all"
     method: str = "auto"
     max_memory: int = DEFAULT_MAX_MEMORY
-    chunk: int = 0
+    chunk: int = ceiling(0, 10**9)
 
     def kernel_spec(self) -> KernelSpec:
         return KernelSpec(self.scalar, self.params, self.method, self.max_memory, self.chunk)
@@ -190,7 +190,8 @@ TRACE_OUTPUTS = ("all", "scalar")
 @dataclass(frozen=True)
 class NTKTraceConfig(NTKConfig):
     outputs: str = "all"  # all: NASI's multi-output trace; scalar: trace of the `scalar` kernel
-    probes: int = 4  # Rademacher probes per sample (outputs=all); 0 = exact, one pass per logit
+    # Rademacher probes per sample (outputs=all); 0 = exact, one pass per logit
+    probes: int = ceiling(4, 10_000)
 
     def check(self) -> None:
         super().check()
@@ -291,8 +292,13 @@ class NTKRegression(KernelProxy):
 
 @dataclass(frozen=True)
 class LinearRegionConfig:
-    samples: int = 0  # Gaussian inputs; 0 = as many as the proxy batch
-    image_size: int = 0  # 0 = the proxy batch's size
+    samples: int = ceiling(0, 100_000)  # Gaussian inputs; 0 = as many as the proxy batch
+    image_size: int = ceiling(0, 16_384)  # 0 = the proxy batch's size
+
+    def check(self) -> None:
+        if self.samples < 0 or self.image_size < 0:
+            raise ConfigError(f"linear_regions needs samples >= 0 and image_size >= 0 (0: the "
+                              f"proxy batch's), got {self.samples}, {self.image_size}")
 
 
 @PROXIES.register("linear_regions")
@@ -324,6 +330,13 @@ class LinearRegions(Proxy):
         try:
             with torch.no_grad():
                 model(inputs)
+        except RuntimeError as err:
+            if height == ctx.inputs.shape[2]:
+                raise
+            # a ViT's patch grid and position embeddings fix its input size
+            raise ConfigError(f"linear_regions: the model does not take {height} px inputs "
+                              f"({str(err).splitlines()[0][:120]}); leave image_size at 0 for "
+                              f"the proxy batch's size") from None
         finally:
             for hook in hooks:
                 hook.remove()

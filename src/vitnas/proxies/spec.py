@@ -69,6 +69,10 @@ def _coerce(value: str, kind: Any, key: str, proxy: str) -> Any:
             if value.lower() in ("0", "false", "no", "off"):
                 return False
             raise ValueError
+        # Python's int() and float() also read "1_0" and non-ASCII digits: a spec names one
+        # number one way, so the store's key for it is one string
+        if kind in (int, float) and (not value.isascii() or "_" in value):
+            raise ValueError
         coerced = kind(value)
         if kind is float and not math.isfinite(coerced):
             raise ValueError
@@ -94,6 +98,11 @@ def get_proxy(spec: str | Proxy) -> Proxy:
             valid = ", ".join(fields) or "none"
             raise ConfigError(f"proxy {name} has no option {key!r} (options: {valid})")
         options[key] = _coerce(value, fields[key].type, key, name)
+        most = fields[key].metadata.get("max")
+        if most is not None and options[key] > most:
+            shown = f"{int(most):,}" if float(most).is_integer() else f"{most:g}"
+            raise ConfigError(f"option {key}={value} of proxy {name} is past its ceiling of "
+                              f"{shown}")
     config = cls.Config(**options)
     if hasattr(config, "check"):
         config.check()

@@ -41,7 +41,7 @@ from torch import nn
 
 from vitnas.errors import ConfigError
 from vitnas.flops import count_params
-from vitnas.proxies.base import FORWARD, PROXIES, Proxy, ProxyContext
+from vitnas.proxies.base import FORWARD, PROXIES, Proxy, ProxyContext, ceiling
 
 ACTIVATION_TYPES = (nn.ReLU, nn.GELU)
 UNITS = ("position", "channel")
@@ -143,10 +143,10 @@ class SwapConfig:
     its width in that unit squared (f = 1/e at |P - mu| = sqrt(sigma)); ``param_unit``:
     thousands (the reference code) or millions."""
 
-    mu: float = 0.0
-    sigma: float = 1.0
+    mu: float = ceiling(0.0, 1e9)
+    sigma: float = ceiling(1.0, 1e9)
     unit: str = "position"
-    inits: int = REFERENCE_INITS
+    inits: int = ceiling(REFERENCE_INITS, 1024)
     param_unit: str = "thousands"
 
     def check(self) -> None:

@@ -29,7 +29,7 @@ from torch import nn
 
 from vitnas.errors import ConfigError
 from vitnas.models import tags
-from vitnas.proxies.base import FORWARD, PROXIES, Proxy, ProxyContext
+from vitnas.proxies.base import FORWARD, PROXIES, Proxy, ProxyContext, ceiling
 
 SITES = {"qkv": tags.ATTN_QKV, "attn": tags.ATTN_PROJ, "fc1": tags.MLP_FC1, "fc2": tags.MLP_FC2}
 ESTIMATORS = ("gaussian", "diagonal", "spectral")
@@ -73,18 +73,18 @@ class TokenEntropyConfig:
 
     sites: str = "qkv+attn+fc1+fc2"
     estimator: str = "gaussian"
-    ridge: float = 1e-6
+    ridge: float = ceiling(1e-6, 1e6)
     reduce: str = "sum"
 
     def site_roles(self) -> list[str]:
         return [SITES[s] for s in self.sites.split("+")]
 
     def check(self) -> None:
-        unknown = [s for s in self.sites.split("+") if s not in SITES]
-        if unknown or not self.sites:
-            raise ConfigError(
-                f"token_entropy sites {self.sites!r}: use '+'-joined {', '.join(SITES)}"
-            )
+        sites = self.sites.split("+")
+        unknown = [s for s in sites if s not in SITES]
+        if unknown or not self.sites or len(set(sites)) != len(sites):
+            raise ConfigError(f"token_entropy sites {self.sites!r}: use '+'-joined "
+                              f"{', '.join(SITES)}, each once")
         if self.estimator not in ESTIMATORS:
             raise ConfigError(f"token_entropy estimator must be one of {', '.join(ESTIMATORS)}")
         if self.ridge < 0 or self.reduce not in ("sum", "mean"):

@@ -59,7 +59,7 @@ from torch import nn
 
 from vitnas.errors import ConfigError
 from vitnas.models import tags
-from vitnas.proxies.base import PROXIES, ProxyContext
+from vitnas.proxies.base import PROXIES, ProxyContext, ceiling
 from vitnas.proxies.kernel import kernel_alignment, selected_parameters
 from vitnas.proxies.ntk import KernelProxy, NTKConfig, eigen_score, log_condition_number
 from vitnas.seeds import check_seed
@@ -91,18 +91,18 @@ MODE_OPTIONS = {
 class ViNTKConfig(NTKConfig):
     mode: str = "view"
     view: str = "coord"
-    sigma: float = 10.0
-    features: int = 64
-    alpha: float = 1.0
+    sigma: float = ceiling(10.0, 1e6)
+    features: int = ceiling(64, 65_536)
+    alpha: float = ceiling(1.0, 1e6)
     cutoff: float = 0.25
     metric: str = "cond"
     combine: str = "high"
-    weight: float = 1.0
+    weight: float = ceiling(1.0, 1e6)
     fourier_seed: int = 0
-    frequency: float = 0.5
-    bands: int = 3
-    draws: int = 8
-    ridge: float = 0.1
+    frequency: float = ceiling(0.5, 1e6)
+    bands: int = ceiling(3, 64)
+    draws: int = ceiling(8, 100_000)
+    ridge: float = ceiling(0.1, 1e6)
     score: str = "high"
     stat: str = "erank"
     encode: str = "none"

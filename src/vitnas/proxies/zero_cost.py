@@ -40,7 +40,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from vitnas.errors import ConfigError
 from vitnas.flops import count_params, measured_flops
 from vitnas.models import tags
-from vitnas.proxies.base import BACKWARD, FORWARD, FREE, PROXIES, Proxy, ProxyContext
+from vitnas.proxies.base import BACKWARD, FORWARD, FREE, PROXIES, Proxy, ProxyContext, ceiling
 
 LAYER_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 ACTIVATION_TYPES = (nn.ReLU, nn.GELU)
@@ -224,7 +224,7 @@ class GradNorm(Proxy):
 class GraspConfig:
     """``temperature`` divides the logits before the loss (NASLib: 1)."""
 
-    temperature: float = 1.0
+    temperature: float = ceiling(1.0, 1e6)
 
     def check(self) -> None:
         if not self.temperature > 0:
@@ -372,7 +372,7 @@ class Fisher(Proxy):
 class JacovConfig:
     """``k`` regularises the eigenvalues (NASLib / Mellor et al.: 1e-5)."""
 
-    k: float = 1e-5
+    k: float = ceiling(1e-5, 1e6)
 
     def check(self) -> None:
         if not self.k > 0:
@@ -456,9 +456,9 @@ class ZenConfig:
     official code does (conv/linear weights N(0, 1), biases 0, BatchNorm/GroupNorm 1 and 0);
     ``repeat``: independent draws averaged (each with fresh Gaussian weights and inputs)."""
 
-    mixup_gamma: float = 1e-2
+    mixup_gamma: float = ceiling(1e-2, 1e6)
     gaussian_init: bool = True
-    repeat: int = 1
+    repeat: int = ceiling(1, 1000)
 
     def check(self) -> None:
         if not self.mixup_gamma > 0:

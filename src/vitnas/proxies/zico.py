@@ -23,7 +23,7 @@ from torch import nn
 
 from vitnas.errors import ConfigError
 from vitnas.models import tags
-from vitnas.proxies.base import BACKWARD, PROXIES, Proxy, ProxyContext
+from vitnas.proxies.base import BACKWARD, PROXIES, Proxy, ProxyContext, ceiling
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class ZiCoConfig:
     """``batches``: how many mini-batches (K) the proxy batch is split into; ZiCo needs K >= 2
     and each mini-batch at least one image. Splits are contiguous and as equal as possible."""
 
-    batches: int = 2
+    batches: int = ceiling(2, 1000)
 
     def check(self) -> None:
         if self.batches < 2:

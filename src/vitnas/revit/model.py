@@ -283,7 +283,8 @@ class ReViTConfig:
                               f"{sorted(set(heads))}")
         ratios = self.per_layer("mlp_ratio")
         if any(isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r)
-               or not 1 <= round(self.embed_dim * r) <= MAX_UNITS for r in ratios):
+               or not 0 < r <= MAX_UNITS or not 1 <= round(self.embed_dim * r) <= MAX_UNITS
+               for r in ratios):
             raise ConfigError(f"ReViT MLP ratios {sorted(set(ratios))} must give every MLP a "
                               f"hidden layer of 1 to {MAX_UNITS:,} units at embed dim "
                               f"{self.embed_dim} (ratio >= {0.5 / self.embed_dim:.3g})")

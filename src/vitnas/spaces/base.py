@@ -24,6 +24,7 @@ from torch import nn
 
 from vitnas.errors import ArchitectureError, ConfigError
 from vitnas.flops import LayerCost
+from vitnas.paths import not_a_file
 from vitnas.registry import Registry
 
 SPACES: Registry = Registry("search space")
@@ -222,17 +223,22 @@ class SearchSpace(ABC):
         }
 
 
+# a benchmark index as an architecture (NAS-Bench-201): ASCII digits, a sign so that a
+# negative one reaches the index's range check instead of the file system
+INDEX = re.compile(r"-?[0-9]+")
+
+
 def read_architecture(space: SearchSpace, spec: str) -> Any:
     """An architecture from a JSON file path, ``-`` (stdin) or inline text (JSON, or for
     NAS-Bench-201 the bare string or index)."""
     if spec == "-":
         return space.parse(sys.stdin.read())
     stripped = spec.strip()
-    if stripped[:1] in ("{", "[", "|", '"') or stripped.isdigit():
+    if stripped[:1] in ("{", "[", "|", '"') or INDEX.fullmatch(stripped):
         return space.parse(stripped)
     path = Path(spec)
-    if not path.is_file():
-        raise ArchitectureError(f"architecture file {spec!r} not found")
+    if problem := not_a_file(path):
+        raise ArchitectureError(f"architecture file {spec!r} {problem}")
     try:
         return space.parse(path.read_text())
     except ArchitectureError as err:
