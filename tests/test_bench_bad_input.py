@@ -266,3 +266,20 @@ def test_correlate_says_how_many_architectures_it_leaves_out_for_want_of_a_label
                  "--db", str(tmp_path / "s.sqlite")])
     err = capsys.readouterr().err
     assert code == 0 and "note: 1 of 5 architectures have no finite top1" in err
+
+
+@pytest.mark.parametrize("labels", [[1.0], [1.0, 2.0], [1.0, None, 2.0]])
+def test_correlate_names_too_few_labels_before_asking_whether_they_vary(tmp_path, capsys,
+                                                                        labels):
+    path = write_records(tmp_path / "b.json", labels, space=SPACE)
+    line = one_line_error(capsys, "bench", "correlate", "--benchmark", path, *CHEAP,
+                          "--db", tmp_path / "s.sqlite")
+    assert "a ranking needs at least 3" in line
+
+
+def test_a_small_board_without_intervals_carries_no_interval_caveat():
+    from vitnas.bench.correlate import Scoreboard
+
+    board = Scoreboard("b", "s", "top1", "all", 5, [], {"resamples": 1000})
+    assert board.caveats() and "bootstrap intervals" in board.caveats()[0]
+    assert Scoreboard("b", "s", "top1", "all", 5, [], {"resamples": 0}).caveats() == []

@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from vitnas.provenance import git_commit, hardware, provenance
+from vitnas.provenance import TIMING_FLAGS, git_commit, hardware, provenance
 
 
 def _git(repo, *argv):
@@ -40,4 +40,5 @@ def test_a_record_names_the_command_and_the_processor():
     assert record["command"] == "python benchmarks/x.py --out y.json"
     assert record["hardware"] == hardware()
     assert record["hardware"]["processor"] and record["hardware"]["cores"] >= 1
+    assert set(record["hardware"]["cpu_flags"]) <= set(TIMING_FLAGS)
     assert record["date"].endswith("UTC")

@@ -156,6 +156,8 @@ def test_proxy_spec_strings():
     ("vintk:features=\u0666\u0664", "not a valid int"),
     ("linear_regions:samples=-1", "samples >= 0 and image_size >= 0"),
     ("token_entropy:sites=qkv+fc1+qkv", "each once"),
+    ("ens:params+", "is an ensemble, a scoreboard row"),
+    ("logrank:nwot+zen", "use it in `vitnas bench correlate --proxies`"),
 ])
 def test_option_values_past_a_ceiling_or_spelled_oddly_are_refused_where_parsed(spec, message):
     with pytest.raises(ConfigError, match=message):

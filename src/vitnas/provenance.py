@@ -41,16 +41,35 @@ def processor() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+# the instruction sets a CPU timing turns on: a model name such as "AMD EPYC" covers parts with
+# AVX2 only (bf16 emulated, 16x slower than float32) and parts with AVX-512 BF16 (1.7x faster)
+TIMING_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+
+
+def cpu_flags() -> list[str]:
+    """Which of ``TIMING_FLAGS`` the CPU has (Linux: /proc/cpuinfo; elsewhere none known)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.lower().startswith("flags"):
+                    present = set(line.split(":", 1)[1].split())
+                    return [flag for flag in TIMING_FLAGS if flag in present]
+    except OSError:
+        pass
+    return []
+
+
 def hardware() -> dict[str, Any]:
-    """The machine a timing ran on: processor model, cores this process may use, torch."""
+    """The machine a timing ran on: processor model and the instruction sets that change
+    timings, cores this process may use, torch."""
     import torch
 
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cores = os.cpu_count() or 1
-    record: dict[str, Any] = {"processor": processor(), "cores": cores,
-                              "torch": torch.__version__}
+    record: dict[str, Any] = {"processor": processor(), "cpu_flags": cpu_flags(),
+                              "cores": cores, "torch": torch.__version__}
     if torch.cuda.is_available():
         record["gpu"] = torch.cuda.get_device_name()
     return record

@@ -214,7 +214,7 @@ class Scoreboard:
 
     def caveats(self) -> list[str]:
         """What a reader must know before trusting the intervals."""
-        if self.n < SMALL_SAMPLE:
+        if self.n < SMALL_SAMPLE and self.config.get("resamples", 1):  # 0: no intervals
             return [f"only {self.n} architectures: bootstrap intervals from fewer than "
                     f"{SMALL_SAMPLE} are unreliable (a resample repeats the same few pairs, so "
                     f"an interval can collapse to one value)"]

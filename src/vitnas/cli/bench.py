@@ -133,6 +133,10 @@ def cmd_bench_correlate(args: argparse.Namespace) -> None:
         args.second_seed, space=args.space, space_options=space_options(args),
         data_dir=args.data_dir)
     values = bench.values(metric)
+    labelled = len(values) - values.count(None)
+    if labelled < 3:  # before "does not vary", which one or two labels say by accident
+        raise ConfigError(f"{bench.name} has {labelled} architecture(s) with a finite {metric}; "
+                          f"a ranking needs at least 3")
     labels = {v for v in values if v is not None}
     if labels and None in values:
         say(f"note: {values.count(None)} of {len(values)} architectures have no finite "

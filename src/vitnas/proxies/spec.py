@@ -89,6 +89,11 @@ def get_proxy(spec: str | Proxy) -> Proxy:
     passes through unchanged."""
     if isinstance(spec, Proxy):
         return spec
+    # the scoreboard's ensemble rows (bench.correlate.ENSEMBLE_PREFIXES), not proxies
+    if spec.strip().partition(":")[0].strip() in ("ens", "logrank"):
+        raise ConfigError(f"{spec.strip()!r} is an ensemble, a scoreboard row over its members' "
+                          f"ranks: use it in `vitnas bench correlate --proxies`; a search "
+                          f"combines proxies with --proxy a,b --aggregate")
     name, pairs = parse_proxy_spec(spec)
     cls = PROXIES.get(name)
     fields = {f.name: f for f in dataclasses.fields(cls.Config)}
