@@ -107,6 +107,7 @@ def trained(tmp_path):
     (["search", SPACE, "--budget", str(10**20)], "--budget: must be <= 1,000,000,000"),
     (["train", SPACE, "{}", "--epochs", "1e9"], "--epochs: must be <= 100,000"),
     (["bench", "build", SPACE, "--out", "gt.json", "--epochs", "99999999"], "must be <= 100,000"),
+    (["sample", SPACE, "--num-classes", "1"], "num_classes must be at least 2"),
     (["sample", SPACE, "--img-size", str(2**31)], "img_size 2,147,483,648 is past the ceiling"),
     (["info", "pit-tiny-micro", "{}", "--in-chans", "5000"], "in_chans 5,000 is past the ceil"),
     (["sample", "s3-tiny-micro", "--num-classes", "2000000"], "num_classes 2,000,000 is past"),

@@ -128,6 +128,9 @@ class SearchSpace(ABC):
         if self.img_size <= 0 or in_chans <= 0 or self.num_classes <= 0:
             raise ConfigError(f"{self.name}: img_size, in_chans and num_classes must be "
                               f"positive, got {self.img_size}, {in_chans}, {self.num_classes}")
+        if self.num_classes == 1:  # a softmax over one class is constant: every gradient is 0
+            raise ConfigError(f"{self.name}: num_classes must be at least 2 (one class gives a "
+                              f"constant softmax, so every gradient and every label is trivial)")
         for option, value, ceiling in (("img_size", self.img_size, MAX_IMG_SIZE),
                                        ("in_chans", in_chans, MAX_IN_CHANS),
                                        ("num_classes", self.num_classes, MAX_NUM_CLASSES)):
