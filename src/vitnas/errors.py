@@ -86,6 +86,6 @@ def interrupts_deferred() -> Iterator[None]:
         if received:
             if callable(previous):  # Python's default raises KeyboardInterrupt here
                 previous(signal.SIGINT, None)
-            elif previous == signal.SIG_DFL:
+            elif previous in (signal.SIG_DFL, None):  # None: a handler set outside Python
                 raise KeyboardInterrupt
             # SIG_IGN (a pool worker): the interrupt was never this process's to act on
