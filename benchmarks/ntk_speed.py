@@ -133,8 +133,8 @@ def main() -> None:
     print(f"{args.space} at {args.img}x{args.img} on {device}, torch threads "
           f"{torch.get_num_threads()}, median of {args.repeats} interleaved rounds after a "
           f"warm-up\n")
-    print("| model (qkv/pool) | params | N | method | median s | / floor | peak MB | "
-          "max rel. diff vs loop |")
+    print("| model (qkv/pool) | params | N | method | median s | / floor [range over rounds] | "
+          "peak MB | max rel. diff vs loop |")
     print("|---|---|---|---|---|---|---|---|")
     rows = []
     for variant in args.variants.split(","):
@@ -146,6 +146,10 @@ def main() -> None:
             floor = statistics.median(times["floor"])
             for method in methods:
                 seconds = statistics.median(times[method])
+                # each round's time over the same round's floor (a neighbour's load hits both);
+                # a method run once is compared with the floor's median
+                ratios = ([t / f for t, f in zip(times[method], times["floor"])]
+                          if len(times[method]) == len(times["floor"]) else [seconds / floor])
                 peak = "-" if args.no_peak else f"{measured_peak(args, variant, n, method):.0f}"
                 diff = "-"
                 if method != "floor" and "loop" in kernels:
@@ -153,10 +157,11 @@ def main() -> None:
                     error = (kernels[method] - reference).abs().max() / reference.abs().max()
                     diff = f"{float(error):.1e}"
                 print(f"| {variant} | {space.params(arch) / 1e6:.1f}M | {n} | {method} | "
-                      f"{seconds:.2f} | {seconds / floor:.2f}x | {peak} | {diff} |", flush=True)
+                      f"{seconds:.2f} | {seconds / floor:.2f}x [{min(ratios):.2f}, "
+                      f"{max(ratios):.2f}] | {peak} | {diff} |", flush=True)
                 rows.append({"variant": variant, "params": space.params(arch), "n": n,
                              "method": method, "median_s": seconds, "rounds_s": times[method],
-                             "over_floor": seconds / floor,
+                             "over_floor": seconds / floor, "over_floor_rounds": ratios,
                              "peak_mb": None if peak == "-" else float(peak),
                              "max_rel_diff_vs_loop": None if diff == "-" else float(diff)})
     if args.out:

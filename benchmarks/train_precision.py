@@ -30,8 +30,9 @@ from vitnas.revit.model import ReViTConfig, build_revit
 from vitnas.revit.training import revit_objective
 
 
-def step_seconds(mode: str, batch: int, steps: int) -> dict[str, float]:
-    """Median seconds per training step for float32 and bf16, interleaved."""
+def step_seconds(mode: str, batch: int, steps: int) -> dict[str, list[float]]:
+    """Seconds of each training step (after two warm-up steps) for float32 and bf16,
+    interleaved step by step."""
     x = torch.randn(batch, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     y = torch.randint(0, 10, (batch,), generator=torch.Generator().manual_seed(1))
     runs = {}
@@ -50,7 +51,7 @@ def step_seconds(mode: str, batch: int, steps: int) -> dict[str, float]:
             loss.backward()
             optimizer.step()
             times[precision].append(time.perf_counter() - start)
-    return {p: statistics.median(t[2:]) for p, t in times.items()}
+    return {p: t[2:] for p, t in times.items()}
 
 
 def main() -> None:
@@ -67,19 +68,24 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"default ReViT (embed 96, depth 6, 16/36/64 tokens), batch {args.batch_size}, "
           f"{args.threads} thread(s), median of {args.steps} steps")
-    print("| objective | fp32 ms/step | bf16 ms/step | bf16 speed-up | "
+    print("| objective | fp32 ms/step | bf16 ms/step | bf16 speed-up [range over steps] | "
           "bf16 s per 45k-image epoch |")
     print("|---|---|---|---|---|")
     rows = []
     for mode in args.modes.split(","):
-        seconds = step_seconds(mode.strip(), args.batch_size, args.steps)
+        steps = step_seconds(mode.strip(), args.batch_size, args.steps)
+        seconds = {p: statistics.median(t) for p, t in steps.items()}
+        # each step's float32 time over the bf16 step beside it
+        ratios = [f / b for f, b in zip(steps["fp32"], steps["bf16"])]
         epoch = 45000 / args.batch_size * seconds["bf16"]
         print(f"| {mode} | {1000 * seconds['fp32']:.0f} | {1000 * seconds['bf16']:.0f} | "
-              f"{seconds['fp32'] / seconds['bf16']:.2f}x | {epoch:.0f} |", flush=True)
+              f"{seconds['fp32'] / seconds['bf16']:.2f}x [{min(ratios):.2f}, "
+              f"{max(ratios):.2f}] | {epoch:.0f} |", flush=True)
         rows.append({"objective": mode.strip(), "fp32_ms": 1000 * seconds["fp32"],
                      "bf16_ms": 1000 * seconds["bf16"],
                      "bf16_speedup": seconds["fp32"] / seconds["bf16"],
-                     "bf16_epoch_s": epoch})
+                     "bf16_speedup_steps": ratios, "bf16_epoch_s": epoch,
+                     "fp32_steps_s": steps["fp32"], "bf16_steps_s": steps["bf16"]})
     if args.out:
         command = "python benchmarks/train_precision.py " + " ".join(sys.argv[1:])
         record = {**provenance(command.strip()), "threads": args.threads, "steps": args.steps,
