@@ -152,6 +152,7 @@ def at_most(kind: Any, limit: int, why: str) -> Any:
 
     return parse
 
+
 MAX_RESAMPLES = 100_000
 
 
