@@ -440,9 +440,23 @@ def test_an_architecture_file_with_a_huge_integer_is_one_line_naming_it(capsys, 
     (["--batch-size", "1000000000"], "of memory; this machine's RAM is"),
 ])
 def test_bad_train_options_are_one_line_errors(capsys, tmp_path, argv, problem):
-    code, _, err = run(capsys, "revit", "train", "--out", tmp_path / "x.pt", *TINY, *argv)
+    tiny = TINY
+    if "--fold" in argv:  # a fold replaces the held-out images (the two exclude each other)
+        at = TINY.index("--holdout-per-class")
+        tiny = TINY[:at] + TINY[at + 2:]
+    code, _, err = run(capsys, "revit", "train", "--out", tmp_path / "x.pt", *tiny, *argv)
     assert code == 2 and problem in err and one_line(err)
     assert not (tmp_path / "x.pt").exists()
+
+
+@pytest.mark.parametrize("argv, problem", [
+    (["--fold", "0/2", "--holdout-per-class", "5"], "not allowed with argument --fold"),
+    (["--fractions", "0.5,1", "--grids", "4,8"], "not allowed with argument --fractions"),
+])
+def test_options_that_exclude_each_other_are_refused_not_dropped(capsys, tmp_path, argv,
+                                                                  problem):
+    code, _, err = run(capsys, "revit", "train", "--out", tmp_path / "x.pt", *argv)
+    assert code == 2 and problem in err and one_line(err)
 
 
 def test_a_diverged_training_writes_no_checkpoint(tmp_path):

@@ -275,9 +275,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=["random", "all", "distill"], default="distill",
                    help="one random length per step, all lengths (summed CE), or all lengths "
                         "with distillation from the longest (default)")
-    p.add_argument("--holdout-per-class", type=nonnegative_int, default=500,
-                   help="training images per class kept unseen for labelling (default 500)")
-    p.add_argument("--fold", help="'i/k': leave fold i of k unseen instead (out-of-fold labels)")
+    unseen = p.add_mutually_exclusive_group()
+    unseen.add_argument("--holdout-per-class", type=nonnegative_int, default=500,
+                        help="training images per class kept unseen for labelling (default 500)")
+    unseen.add_argument("--fold",
+                        help="'i/k': leave fold i of k unseen instead (out-of-fold labels)")
     p.add_argument("--split-seed", type=seed, default=0)
     p.add_argument("--train-per-class", type=positive_int, help="first K training images per class")
     p.add_argument("--epochs", type=_revit_epochs, default=10)
