@@ -24,6 +24,7 @@ import time
 
 import torch
 
+from vitnas.cli.common import positive_int, positive_ints
 from vitnas.errors import reported
 from vitnas.formatting import dumps_strict
 from vitnas.provenance import provenance
@@ -106,10 +107,10 @@ def timed_rounds(fns: dict, methods: list[str], repeats: int, sync, once: tuple 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--space", default="autoformer-tiny")
-    parser.add_argument("--img", "--img-size", dest="img", type=int, default=224)
-    parser.add_argument("--batch", default="16,32", help="comma-separated N")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2, help="torch threads")
+    parser.add_argument("--img", "--img-size", dest="img", type=positive_int, default=224)
+    parser.add_argument("--batch", type=positive_ints, default="16,32", help="comma-separated N")
+    parser.add_argument("--repeats", type=positive_int, default=3)
+    parser.add_argument("--threads", type=positive_int, default=2, help="torch threads")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--loop-max", type=int, default=32, help="largest N the loop runs at")
     parser.add_argument("--loop-repeats", action="store_true",
@@ -138,7 +139,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     rows = []
     for variant in args.variants.split(","):
-        for n in (int(v) for v in args.batch.split(",")):
+        for n in args.batch:
             space, arch, fns = setup(args, variant, n)
             methods = [m for m in METHODS if m != "loop" or n <= args.loop_max]
             once = () if args.loop_repeats else ("loop",)

@@ -23,6 +23,7 @@ import time
 
 import torch
 
+from vitnas.cli.common import positive_int
 from vitnas.errors import reported
 from vitnas.formatting import dumps_strict
 from vitnas.provenance import provenance
@@ -56,9 +57,9 @@ def step_seconds(mode: str, batch: int, steps: int) -> dict[str, list[float]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=8)
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--threads", type=positive_int, default=2)
+    parser.add_argument("--steps", type=positive_int, default=8)
+    parser.add_argument("--batch-size", type=positive_int, default=128)
     parser.add_argument("--modes", default="distill,all",
                         help="ReViT objectives to time (every length per step in both)")
     parser.add_argument("--out", help="also write the rows as JSON here (with the command)")
