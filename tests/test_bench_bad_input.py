@@ -85,6 +85,9 @@ def test_correlate_refuses_outputs_that_are_its_inputs(tmp_path, capsys):
     ({"space": ["x"]}, '"space" must name a search space'),
     ({"space": SPACE, "space_options": {"patch_size": [8]}}, '"space_options" \'patch_size\''),
     ({"space": SPACE, "metric": ["top1"]}, '"metric" must name a record field'),
+    ({"space": SPACE, "format": "vitnas-benchmark", "version": 2},
+     "is benchmark format version 2; this vitnas reads version 1"),
+    ({"space": SPACE, "format": "vitnas-benchmark", "version": "1"}, "format version '1'"),
 ])
 def test_mistyped_benchmark_header_fields_are_one_line(tmp_path, capsys, header, message):
     path = write_records(tmp_path / "b.json", [1, 2, 3], **header)

@@ -23,6 +23,7 @@ from vitnas.spaces import get_space
 from vitnas.spaces.base import SearchSpace
 
 FORMAT = "vitnas-benchmark"
+VERSION = 1  # what groundtruth and the ViT-Bench-101 import write; a file may omit it
 RESERVED = ("arch",)
 
 
@@ -103,6 +104,10 @@ def _check_meta(meta: dict[str, Any], path: str) -> None:
             if not isinstance(key, str) or not isinstance(value, SCALARS):
                 raise _fail(path, f'"space_options" {shown(key)} must be a string, number, '
                                   f"true/false or null, not {shown(value)}")
+    if meta.get("format") == FORMAT and "version" in meta and (
+            type(meta["version"]) is not int or meta["version"] != VERSION):
+        raise _fail(path, f"is benchmark format version {shown(meta['version'])}; this vitnas "
+                          f"reads version {VERSION}")
     if "metric" in meta and meta["metric"] is not None and (
             not isinstance(meta["metric"], str) or not meta["metric"].strip()):
         raise _fail(path, f'"metric" must name a record field, like "top1", not '

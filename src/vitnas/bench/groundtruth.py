@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from vitnas.bench.files import FORMAT, parse_benchmark, read_benchmark_json, shown
+from vitnas.bench.files import FORMAT, VERSION, parse_benchmark, read_benchmark_json, shown
 from vitnas.device import check_device
 from vitnas.errors import ConfigError
 from vitnas.formatting import progress_bar
@@ -280,7 +280,7 @@ def build_ground_truth(
     metric = check_task(space, train, config.dataset)
     header = {
         "format": FORMAT,
-        "version": 1,
+        "version": VERSION,
         "space": space.name,
         "space_options": config.space_options,
         "metric": metric,

@@ -44,7 +44,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from vitnas.bench.files import FORMAT, Benchmark, parse_benchmark
+from vitnas.bench.files import FORMAT, VERSION, Benchmark, parse_benchmark
 from vitnas.bench.torchfile import read_torch_pickle
 from vitnas.errors import ConfigError
 
@@ -155,7 +155,7 @@ def _builtin(name: str) -> BuiltinBenchmark:
 def save_json(bench: Benchmark, out: str | Path) -> Path:
     """Write ``bench`` as a vitnas benchmark JSON file (space, options and source kept), so an
     imported file can be read, diffed and edited without the pickle."""
-    content = {"format": FORMAT, "version": 1, **bench.meta,
+    content = {"format": FORMAT, "version": VERSION, **bench.meta,
                "records": [{"arch": bench.space.to_json(r.arch), **r.values}
                            for r in bench.records]}
     out = Path(out)
