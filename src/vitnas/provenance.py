@@ -29,16 +29,22 @@ def git_commit(where: str | None = None) -> str:
     return head + ("-dirty" if dirty else "")
 
 
-def processor() -> str:
-    """The CPU's model name (Linux: /proc/cpuinfo; elsewhere what ``platform`` says)."""
+def _cpuinfo(field: str) -> str | None:
+    """The first ``field : value`` line of /proc/cpuinfo (Linux), or None."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
             for line in handle:
-                if line.lower().startswith("model name"):
+                if line.lower().startswith(field):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine() or "unknown"
+    return None
+
+
+def processor() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo; elsewhere what ``platform`` says)."""
+    return (_cpuinfo("model name") or platform.processor() or platform.machine()
+            or "unknown")
 
 
 # the instruction sets a CPU timing turns on: a model name such as "AMD EPYC" covers parts with
@@ -48,15 +54,8 @@ TIMING_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
 def cpu_flags() -> list[str]:
     """Which of ``TIMING_FLAGS`` the CPU has (Linux: /proc/cpuinfo; elsewhere none known)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if line.lower().startswith("flags"):
-                    present = set(line.split(":", 1)[1].split())
-                    return [flag for flag in TIMING_FLAGS if flag in present]
-    except OSError:
-        pass
-    return []
+    present = set((_cpuinfo("flags") or "").split())
+    return [flag for flag in TIMING_FLAGS if flag in present]
 
 
 def hardware() -> dict[str, Any]:

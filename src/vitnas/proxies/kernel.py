@@ -41,7 +41,6 @@ from torch.func import functional_call, grad, vjp, vmap
 
 from vitnas.errors import ConfigError
 from vitnas.models import tags
-from vitnas.proxies.base import ceiling
 
 SCALARS = ("logits_sum", "true_logit", "loss")
 PARAM_SETS = ("all", "weights", "linear", "weights_nohead")
@@ -62,7 +61,7 @@ class KernelSpec:
     params: str = "all"
     method: str = "auto"
     max_memory: int = DEFAULT_MAX_MEMORY
-    chunk: int = ceiling(0, 10**9)  # samples per vmap call or hooked pass; 0 = the whole batch
+    chunk: int = 0  # samples per vmap call or hooked pass; 0 = the whole batch
 
     def check(self) -> None:
         for value, allowed, what in ((self.scalar, SCALARS, "scalar"),
