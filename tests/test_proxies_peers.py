@@ -155,6 +155,17 @@ def test_swap_patterns_of_different_lengths_are_different_patterns():
     assert count_patterns([pattern_keys(short), pattern_keys(torch.zeros(70, 1).bool())]) == 2
 
 
+def test_swap_count_matches_a_set_of_patterns_over_mixed_lengths():
+    # the flat one-word path and the row-wise path agree with counting tuples in a set
+    generator = torch.Generator().manual_seed(0)
+    blocks = [torch.rand(bits, units, generator=generator) > 0.5
+              for bits, units in ((3, 40), (5, 9), (3, 17), (70, 12), (70, 5), (62, 30))]
+    blocks.append(blocks[0].clone())  # a repeated block adds nothing
+    expected = {(b.shape[0], *map(bool, column)) for b in blocks for column in b.T.tolist()}
+    assert count_patterns([pattern_keys(b) for b in blocks]) == len(expected)
+    assert count_patterns([pattern_keys(torch.zeros(4, 0, dtype=torch.bool))]) == 0
+
+
 # --- L-SWAG -------------------------------------------------------------------------------------
 def test_lswag_gradient_term_drops_the_mean_and_skips_constant_weights():
     grads = [torch.tensor([[1.0, 2.0, 5.0], [2.0, 2.0, 3.0]])]  # sigma = 0.5, 0, 1
