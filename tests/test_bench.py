@@ -289,7 +289,7 @@ def test_correlate_cli_writes_table_json_and_plots(tmp_path, capsys):
     out = tmp_path / "board" / "b.json"
     code = main(["bench", "correlate", "--benchmark", str(path), "--space", SPACE,
                  "--proxies", "nwot", "--batch", "gaussian", "--batch-size", "4",
-                 "--resamples", "20", "--db", str(tmp_path / "s.sqlite"), "--out", str(out),
+                 "--resamples", "40", "--db", str(tmp_path / "s.sqlite"), "--out", str(out),
                  "--quiet"])
     assert code == 0
     captured = capsys.readouterr()

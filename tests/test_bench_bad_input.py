@@ -4,6 +4,7 @@ code 2, refused before any work, no input overwritten, no hang and no warning sp
 from __future__ import annotations
 
 import json
+import math
 import warnings
 
 import numpy as np
@@ -25,7 +26,7 @@ from vitnas.spaces import get_space
 
 SPACE = "autoformer-tiny-micro"
 # cheap scoring, so a check that fails to refuse still ends soon
-CHEAP = ("--proxies", "params", "--batch", "gaussian", "--batch-size", "4", "--resamples", "10",
+CHEAP = ("--proxies", "params", "--batch", "gaussian", "--batch-size", "4", "--resamples", "40",
          "--quiet")
 
 
@@ -172,6 +173,17 @@ def test_merge_of_every_shard_writes_the_plan(tmp_path, capsys, shards):
     assert main(["bench", "merge", str(tmp_path / "m.json"), *map(str, paths)]) == 0
     merged = json.loads((tmp_path / "m.json").read_text())
     assert merged["n"] == 3 and len(merged["records"]) == 3
+
+
+def test_a_missing_label_merges_as_null_never_a_bare_nan(tmp_path, capsys, shards):
+    # a diverged run's NaN label: strict JSON readers (jq, browsers) refuse a bare NaN token
+    first, second = (json.loads(json.dumps(s)) for s in shards)
+    label = next(k for k, v in first["records"][0].items() if isinstance(v, float))
+    first["records"][0][label] = math.nan
+    paths = [edited(tmp_path, content, f"sh{i}.json") for i, content in enumerate((first, second))]
+    assert main(["bench", "merge", str(tmp_path / "m.json"), *map(str, paths)]) == 0
+    text = (tmp_path / "m.json").read_text()
+    assert "NaN" not in text and json.loads(text)["records"][0][label] is None
 
 
 @pytest.mark.parametrize("change, message", [

@@ -34,7 +34,7 @@ def test_two_workers_give_the_serial_scores_and_store(tmp_path):
     out = tmp_path / "board.json"
     code = main(["bench", "correlate", "--benchmark", str(path), "--space", SPACE,
                  "--proxies", ",".join(PROXIES[1:]), "--batch", "gaussian", "--batch-size",
-                 "4", "--resamples", "10", "--db", str(tmp_path / "parallel.sqlite"),
+                 "4", "--resamples", "40", "--db", str(tmp_path / "parallel.sqlite"),
                  "--out", str(out), "--quiet", "--workers", "2", "--threads", "1"])
     assert code == 0
     parallel = json.loads(out.read_text())["scores"]

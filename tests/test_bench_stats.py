@@ -43,6 +43,7 @@ from vitnas.bench.stats import (
     top_precision,
 )
 from vitnas.errors import ConfigError
+from vitnas.proxies import get_proxy
 from vitnas.proxies.shape import SHAPE_BASELINES
 from vitnas.search.aggregate import fitness
 
@@ -202,6 +203,12 @@ def test_ensemble_grammar():
     for bad in ("ens:nwot", "ens:nwot+nwot", "ens:", "ens:nwot+nosuchproxy"):
         with pytest.raises(ConfigError):
             parse_ensemble(bad)
+    # spaces around '+' are layout, as around ',' in every other grammar; ensembles do not nest
+    assert parse_ensemble("ens: nwot + params ").members == ("nwot", "params")
+    with pytest.raises(ConfigError, match="ensembles do not nest"):
+        parse_ensemble("ens:ens:depth+width+logsize")
+    with pytest.raises(ConfigError, match="unknown proxy 'ENS'"):  # the name, before options
+        get_proxy("ENS:depth+width")
     assert scoreboard_specs("nwot,ens:zen+vintk:mode=band,sigma=1.0,ens:vintk:mode=band,"
                             "sigma=1.0+zen") == [
         *SHAPE_BASELINES, "nwot", "zen", "vintk:mode=band,sigma=1.0",
@@ -267,6 +274,15 @@ def test_old_scoreboards_load_and_rejudge_fills_the_new_columns():
     subset = rejudge(board, truth=[-v for v in board.accuracy], keep=[0, 2, 4, 6])
     assert subset.n == 4 and subset.row("oracle").kendall == -1.0
     assert subset.scores["oracle"] == [3.0, 4, 5, 2]
+
+
+def test_the_table_names_the_top_fraction_it_judged_never_a_false_zero():
+    from vitnas.bench.report import table_rows
+
+    for fraction, header in ((0.1, "top-10%"), (0.025, "top-2.5%"), (1e-9, "top-1e-07%")):
+        data = old_board()
+        data["config"]["top_fraction"] = fraction
+        assert header in table_rows(rejudge(Scoreboard.from_dict(data)))[0]
 
 
 # --- noise ceiling --------------------------------------------------------------------------

@@ -206,6 +206,15 @@ def test_a_value_below_a_log_feature_domain_ranks_last_and_nan_is_refused():
     (lambda d: {**d, "meta": {"batch_size": 0}}, "meta \"batch_size\" must be >= 1"),
     (lambda d: {**d, "meta": {"seed": True}}, "meta \"seed\" must be a whole number"),
     (lambda d: {**d, "meta": {"seed": -1}}, "meta \"seed\" must be an integer in 0..2"),
+    # a hand edit that leaves the file saying one model and weighing by another
+    (lambda d: {**d, "chosen": "prior", "features": [{**f, "weight": 0.5}
+                                                     for f in d["features"]]},
+     "not the prior model it says it chose"),
+    (lambda d: {**d, "chosen": "fitted", "features": [{**f, "weight": f["fitted_weight"] + 1}
+                                                      for f in d["features"]]},
+     "not the fitted model it says it chose"),
+    (lambda d: {**d, "k": 10**30}, "\"k\" must be an integer from 4"),
+    (lambda d: {**d, "alpha": -5}, "\"alpha\" \\(the ridge strength\\) must be >= 0"),
 ])
 def test_bad_ranker_files_are_refused_in_one_line(tmp_path, edit, message):
     train = shapes(10, 4)
@@ -344,10 +353,11 @@ def test_a_plain_list_of_your_own_models_calibrates_and_searches(capsys, tmp_pat
     records.append({"arch": space.to_json(space.sample(3100)), "my acc": None})
     bench, out = tmp_path / "mine.json", tmp_path / "ranker.json"
     bench.write_text(json.dumps(records))
-    code, printed, _ = run(capsys, "calibrate", str(bench), "--space", SPACE, "--metric",
-                           "my acc", "--batch", "gaussian", "--batch-size", "4", "--db",
-                           str(tmp_path / "s.sqlite"), "--out", str(out), "--quiet")
+    code, printed, err = run(capsys, "calibrate", str(bench), "--space", SPACE, "--metric",
+                             "my acc", "--batch", "gaussian", "--batch-size", "4", "--db",
+                             str(tmp_path / "s.sqlite"), "--out", str(out), "--quiet")
     assert code == 0 and "leave-one-out Kendall tau on the 9" in printed
+    assert "1 of the 10 architectures have no finite my acc" in err  # said, not silent
     assert load_ranker(out).meta == {"benchmark": "mine", "metric": "my acc", "space": SPACE,
                                      "batch": "gaussian", "batch_size": 4, "seed": 0}
     code, printed, _ = run(capsys, "search", SPACE, "--ranker", str(out), *SEARCH, "--db",

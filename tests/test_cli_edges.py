@@ -19,7 +19,7 @@ import torch
 from conftest import proxy_context
 from vitnas.bench.files import parse_benchmark
 from vitnas.cli import build_parser, main
-from vitnas.cli.common import usable_cores
+from vitnas.cli.common import parse_options, usable_cores
 from vitnas.errors import ConfigError, DatasetError
 from vitnas.models.nb201 import EDGES, OPS
 from vitnas.proxies import PROXIES, get_proxy
@@ -79,6 +79,8 @@ def trained(tmp_path):
      "--top-fraction: must be <= 1"),
     (["bench", "correlate", "--benchmark", "x.json", "--resamples", "5000000"],
      "--resamples: must be <= 100,000"),
+    (["bench", "correlate", "--benchmark", "x.json", "--resamples", "1"],
+     "--resamples: must be 0 (no intervals) or at least 40"),
     (["bench", "correlate", "--benchmark", "x.json", "--proxies", ""], "--proxies '' names no"),
     (["bench", "correlate", "--benchmark", "x.json", "--proxies", " , "], "names no proxy"),
     (["revit", "eval", "r.pt", "t.pt", "--repeats", "0"], "--repeats: must be >= 1"),
@@ -341,6 +343,8 @@ def test_an_empty_or_foreign_model_file_is_one_line(capsys, tmp_path, trained):
     foreign.write_bytes(b"not a checkpoint at all" * 10)
     assert "is empty" in one_line_error(capsys, "export", empty, tmp_path / "a.pt2")
     assert "torch.load failed" in one_line_error(capsys, "export", foreign, tmp_path / "b.pt2")
+    assert "is an empty name" in one_line_error(capsys, "export", "", tmp_path / "c.pt2")
+    assert "is an empty name" in one_line_error(capsys, "info", SPACE, "")
 
 
 def test_a_checkpoint_from_before_the_checksum_still_loads(tmp_path, trained):
@@ -361,6 +365,8 @@ def test_a_checkpoint_from_before_the_checksum_still_loads(tmp_path, trained):
      "something other than named tensors"),
     (lambda c: [c.pop("sha256"), next(iter(c["state_dict"].values())).fill_(math.nan)],
      "weights hold NaN"),
+    (lambda c: [c.pop("sha256"), next(iter(c["state_dict"].values())).fill_(math.inf)],
+     "weights hold NaN or infinity"),
     (lambda c: c.update(meta="a string"), "'meta' is missing or not a dict"),
 ])
 def test_a_model_file_that_is_not_ours_is_refused_by_its_format(tmp_path, trained, change,
@@ -388,6 +394,17 @@ def test_merge_reads_its_inputs_and_writes_only_its_output(capsys, tmp_path):
     code, out, _ = run(capsys, "merge", tmp_path / "all.sqlite", first, second)
     assert code == 0 and "3 rows" in out
     assert (first.read_bytes(), second.read_bytes()) == before
+
+
+def test_merge_says_when_two_stores_disagree_on_a_score(capsys, tmp_path):
+    first = _store(tmp_path / "a.sqlite", 2)
+    other = tmp_path / "b.sqlite"
+    with ScoreStore(other) as store:  # key 1 scored differently elsewhere, key 2 new
+        store.put([StoredScore(ScoreKey("s", f'{{"a":{i}}}', "nwot", 0, "b"), 9.0, 9.0, 0.1)
+                   for i in (1, 2)])
+    code, out, err = run(capsys, "merge", tmp_path / "all.sqlite", first, other)
+    assert code == 0 and "3 rows" in out
+    assert f"{other}: 1 rows give another score" in err and str(first) not in err
 
 
 # --- stores and files that are not ours, or are damaged ---------------------------------------
@@ -512,6 +529,7 @@ def test_a_binary_nb201_table_is_refused(tmp_path):
     ("127.0.0.1:1", "nothing answers at Ray address 127.0.0.1:1"),
     ("auto", "cannot start or join Ray at auto"),
     ("host:port", "is not host:port"),
+    ("host:\u00b2", "is not host:port"),  # a superscript two passes str.isdigit alone
     ("ray://127.0.0.1:1", "cannot start or join Ray at ray://127.0.0.1:1"),
 ])
 def test_a_ray_cluster_that_cannot_be_reached_is_one_line_and_quick(capsys, tmp_path, address,
@@ -613,3 +631,10 @@ def test_info_says_where_its_architecture_came_from(capsys, arch_file):
     assert code == 0 and f"(from file {arch_file})" in out.splitlines()[0]
     code, out, _ = run(capsys, "info", SPACE, arch_file.read_text(), "--json")
     assert json.loads(out)["source"] == "the command line"
+
+
+def test_option_lists_read_numbers_written_in_ascii_only():
+    # a look-alike digit or an underscore stays text, so the option that reads it refuses it
+    # by name instead of taking another number
+    assert parse_options("a=+3,b=-4,c=1.5,d=\u0663,e=1_0,f=\u0660.\u0665,g=x") == {
+        "a": 3, "b": -4, "c": 1.5, "d": "\u0663", "e": "1_0", "f": "\u0660.\u0665", "g": "x"}

@@ -151,6 +151,8 @@ def test_proxy_spec_strings():
     ("vintk:mode=learn,bands=1000000", "bands=1000000 of proxy vintk is past its ceiling of 64"),
     ("vintk:frequency=1e308", "past its ceiling"),
     ("brief:steps=99999999999", "past its ceiling of 100,000"),
+    ("lga:epochs=0,dataset=foo", "unknown dataset 'foo'"),  # refused even when unread
+    ("brief:dataset=foo", "unknown dataset 'foo'"),
     ("zen:repeat=1000000", "past its ceiling of 1,000"),
     ("vintk:sigma=1_0", "not a valid finite float"),
     ("vintk:features=\u0666\u0664", "not a valid int"),

@@ -107,6 +107,8 @@ def test_fold_models_give_out_of_fold_labels_for_every_image(tmp_path, capsys):
      "the ReViT config says 64 px"),
     (["revit", "train", "--out", "x.pt", "--dataset", "synthetic", "--fold", "two/five"],
      "fold 'two/five' must be i/k"),
+    (["revit", "train", "--out", "x.pt", "--dataset", "synthetic", "--fold", "\u00b2/5"],
+     "must be i/k"),
     (["revit", "eval", "r.pt", "t.pt", "--merge-rates", "two"], "argument --merge-rates"),
     (["revit", "eval", "r.pt", "t.pt", "--merge-rates", "2,0"], "argument --merge-rates"),
 ])
@@ -216,7 +218,7 @@ def test_a_searched_architecture_goes_through_train_label_train_tla_eval(tmp_pat
     assert checkpoint["config"]["head_dim"] == 16 and checkpoint["config"]["embed_dim"] == 48
     assert main(["revit", "label", str(revit), "--out", str(labels), "--threads", "1"]) == 0
     assert main(["revit", "train-tla", str(labels), "--revit", str(revit), "--out", str(tla),
-                 "--epochs", "1", "--folds", "2", "--bootstrap", "10", "--threads", "1"]) == 0
+                 "--epochs", "1", "--folds", "2", "--bootstrap", "40", "--threads", "1"]) == 0
     code, text, _ = run(capsys, "revit", "eval", revit, tla, "--repeats", "1", "--bootstrap",
                         "50", "--fixed-grids", "4,8", "--threads", "1", "--quiet")
     assert code == 0 and "| TLA" in text and "fixed 64 tokens" in text
@@ -230,7 +232,7 @@ def test_every_assigner_option_trains_calibrates_and_reports_against_the_prior(
     out = tmp_path / "tla.pt"
     assert main(["revit", "train-tla", str(labels), "--revit", str(revit), "--out", str(out),
                  "--target", target, "--features", features, "--weighting", weighting,
-                 "--epochs", "1", "--folds", "2", "--bootstrap", "20", "--threads", "1"]) == 0
+                 "--epochs", "1", "--folds", "2", "--bootstrap", "40", "--threads", "1"]) == 0
     assert "cross-fitting: fold 2/2 trained" in capsys.readouterr().err  # never minutes of silence
     meta = torch.load(out, weights_only=True)["meta"]
     report = meta["out_of_fold"]
@@ -262,7 +264,7 @@ def test_eval_with_merge_rates_chooses_merged_peers_on_the_pool(pipeline, capsys
     _, revit, labels, tla = pipeline
     out = tmp_path / "merged.json"
     code, text, _ = run(capsys, "revit", "eval", revit, tla, "--out", out, "--repeats", "1",
-                        "--bootstrap", "20", "--tome-rates", "2", "--merge-rates", "2,4",
+                        "--bootstrap", "40", "--tome-rates", "2", "--merge-rates", "2,4",
                         "--threads", "1", "--quiet")
     assert code == 0 and "| fair cascade + ToMe" in text and "| confidence-skip + ToMe" in text
     record = json.loads(out.read_text())
@@ -306,12 +308,12 @@ def test_a_router_on_the_shortest_pass_trains_and_is_evaluated_end_to_end(
     router = tmp_path / "router.pt"
     assert main(["revit", "train-tla", str(labels), "--revit", str(revit), "--out", str(router),
                  "--target", "correct", "--features", "coarse", "--epochs", "2", "--folds", "2",
-                 "--bootstrap", "20", "--threads", "1"]) == 0
+                 "--bootstrap", "40", "--threads", "1"]) == 0
     meta = torch.load(router, weights_only=True)["meta"]
     assert meta["features"] == "coarse" and meta["out_of_fold"]["images"] == 200
     out = tmp_path / "eval.json"
     code, text, _ = run(capsys, "revit", "eval", revit, router, "--out", out, "--repeats", "1",
-                        "--bootstrap", "20", "--tome-rates", "", "--threads", "1", "--quiet")
+                        "--bootstrap", "40", "--tome-rates", "", "--threads", "1", "--quiet")
     assert code == 0 and "| TLA" in text
     record = json.loads(out.read_text())
     point = next(p for p in record["measured"] if p["name"] == "TLA")

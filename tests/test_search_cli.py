@@ -36,8 +36,9 @@ def test_search_prints_the_best_architecture_and_writes_the_report(capsys, tmp_p
 def test_shard_runs_report_what_is_left_and_merge_joins_their_stores(capsys, tmp_path):
     shards = [tmp_path / f"shard{i}.sqlite" for i in range(2)]
     for i, db in enumerate(shards):
-        code, out, _ = run(capsys, "search", "autoformer-tiny-micro", *SMALL, "--algo", "random",
-                           "--proxy", "params", "--shard", f"{i}/2", "--db", str(db))
+        code, out, _ = run(capsys, "search", "autoformer-tiny-micro", *SMALL[:8],
+                           *SMALL[14:], "--algo", "random", "--proxy", "params", "--shard",
+                           f"{i}/2", "--db", str(db))
         assert code == 0 and "4 left to the other shards" in out
     merged = tmp_path / "merged.sqlite"
     code, out, _ = run(capsys, "merge", str(merged), *map(str, shards))
@@ -46,7 +47,8 @@ def test_shard_runs_report_what_is_left_and_merge_joins_their_stores(capsys, tmp
         assert len(store) == 8
     code, out, _ = run(capsys, "merge", str(merged), *map(str, shards), "--json")
     assert code == 0 and json.loads(out) == {"out": str(merged), "rows": 8,
-                                             "new_rows": {str(s): 0 for s in shards}}
+                                             "new_rows": {str(s): 0 for s in shards},
+                                             "clashing_rows": {str(s): 0 for s in shards}}
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -54,6 +56,8 @@ def test_shard_runs_report_what_is_left_and_merge_joins_their_stores(capsys, tmp
     (["--proxy", "nope"], "unknown proxy 'nope'"),
     (["--algo", "annealing"], "unknown search algorithm 'annealing'"),
     (["--shard", "3/2"], "shard '3/2' must be i/n"),
+    (["--shard", "\u00b2/4"], "must be i/n"),  # a superscript two is a digit to str.isdigit
+    (["--shard", "0/100000000000000000000"], "n <= 100,000"),
     (["--backend", "mpi"], "unknown backend 'mpi'"),
     (["--params", "5M:6M"], "no architecture of autoformer-tiny-micro"),
     (["--latency", ":0.000001"], "latency window :1e-06 ms is out of reach"),
@@ -61,6 +65,16 @@ def test_shard_runs_report_what_is_left_and_merge_joins_their_stores(capsys, tmp
     pytest.param(["--device", "cuda"], "CUDA is not available",
                  marks=pytest.mark.skipif(torch.cuda.is_available(), reason="has CUDA")),
     (["--batch-size", "0"], "argument --batch-size: must be >= 1, got 0"),
+    # numbers Python's int() reads but no one types: Arabic-Indic four, 1_0, fullwidth one
+    (["--batch-size", "\u0664"], "argument --batch-size: '\u0664' is not an integer"),
+    (["--seed", "1_0"], "argument --seed: '1_0' is not an integer"),
+    (["--budget", "\uff11"], "is not an integer"),
+    (["--params", ":1e999"], "'1e999' is past the float range"),
+    (["--ranker", ""], "argument --ranker: is empty"),  # not "no ranker, search by params"
+    (["--params", " "], "argument --params: is empty"),
+    (["--algo", "random", "--mutations", "3"], "--mutations only tune evolution"),
+    (["--algo", "random", "--parents", "2", "--layer-prob", "0.5"],
+     "--parents, --layer-prob only tune evolution; --algo random does not read them"),
 ])
 def test_search_errors_are_one_line(capsys, tmp_path, argv, message):
     code, out, err = run(capsys, "search", "autoformer-tiny-micro", "--dataset", "gaussian",

@@ -67,6 +67,7 @@ FORMAT = "vitnas-ranker"
 VERSION = 1
 PRIOR = "params"
 MIN_ARCHITECTURES = 4
+MAX_ARCHITECTURES = 10**7  # labelled architectures a ranker was fitted on (a trained model each)
 # ridge strengths as multiples of k (standardised features: X^T X is about k times a
 # correlation matrix, so alpha = k is a penalty as strong as the data)
 ALPHAS = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
@@ -433,9 +434,20 @@ def ranker_from_dict(data: Any, where: str = "ranker") -> Ranker:
         raise ConfigError(f"{where}: \"chosen\" must be one of {', '.join(CHOICES)}")
     if data.get("prior") not in specs:
         raise ConfigError(f"{where}: the prior {data.get('prior')!r} is not among its features")
+    used = {f.spec: f.weight for f in features}
+    expected = ({spec: float(spec == data["prior"]) for spec in specs}
+                if data["chosen"] == "prior" else {f.spec: f.fitted_weight for f in features})
+    if used != expected:
+        raise ConfigError(f"{where}: its weights are not the {data['chosen']} model it says it "
+                          f"chose (\"chosen\": \"prior\" weighs the prior 1 and the rest 0; "
+                          f"\"fitted\" uses each fitted_weight); calibrate again")
     k = data.get("k")
-    if not isinstance(k, int) or isinstance(k, bool) or k < MIN_ARCHITECTURES:
-        raise ConfigError(f"{where}: \"k\" must be an integer >= {MIN_ARCHITECTURES}")
+    if (not isinstance(k, int) or isinstance(k, bool) or not
+            MIN_ARCHITECTURES <= k <= MAX_ARCHITECTURES):
+        raise ConfigError(f"{where}: \"k\" must be an integer from {MIN_ARCHITECTURES} to "
+                          f"{MAX_ARCHITECTURES:,}")
+    if not _number(data, "alpha", where) >= 0:
+        raise ConfigError(f"{where}: \"alpha\" (the ridge strength) must be >= 0")
     meta = _checked_meta(data.get("meta", {}), where)
     taus = {}
     for key in ("loo_tau_prior", "loo_tau_fitted"):  # NaN when the k's ranking is undefined
@@ -449,9 +461,9 @@ def ranker_from_dict(data: Any, where: str = "ranker") -> Ranker:
 
 def load_ranker(path: str | Path) -> Ranker:
     """A ranker saved by ``save_ranker`` (``vitnas calibrate --out``)."""
-    path = Path(path)
     if problem := not_a_file(path):
         raise ConfigError(f"ranker file {path} {problem} (make one with `vitnas calibrate`)")
+    path = Path(path)
     try:
         text = path.read_text()
     except UnicodeDecodeError:

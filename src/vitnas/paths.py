@@ -146,6 +146,8 @@ def not_a_file(path: str | os.PathLike) -> str | None:
     """Why ``path`` cannot be read as an input file, or None when it can: "not found", "is a
     directory" or "is not a regular file" (a device such as /dev/null, a pipe), so a message
     names what is really there instead of calling everything missing."""
+    if not os.fspath(path).strip():
+        return "is an empty name"  # Path("") is ".", the working directory
     path = Path(path)
     try:
         if path.is_file():

@@ -214,6 +214,17 @@ class ScoreStore:
                               f"score committed before this one is kept") from None
         return self.db.total_changes - before
 
+    def clashes(self, rows: Iterable[StoredScore]) -> int:
+        """How many of ``rows`` this store already holds under the same key with another
+        score. Scores are deterministic, so a clash means two stores were made differently
+        (another vitnas version, another machine's kernels); ``put`` keeps the first."""
+        count = 0
+        for row in rows:
+            stored = self.get(row.key)
+            if stored is not None and _nan_to_null(stored.score) != _nan_to_null(row.score):
+                count += 1
+        return count
+
     def __len__(self) -> int:
         return self._query("SELECT COUNT(*) FROM scores")[0][0]
 

@@ -51,9 +51,9 @@ def save_trained(path: str | Path, model: nn.Module, space: SearchSpace, arch: A
 
 def load_trained(path: str | Path, device: str = "cpu") -> TrainedModel:
     """The model saved by ``save_trained`` (or ``vitnas train --out``), in eval mode."""
-    path = Path(path)
     if problem := not_a_file(path):
         raise ConfigError(f"trained model {path} {problem}")
+    path = Path(path)
     if path.stat().st_size == 0:
         raise ConfigError(f"trained model {path} is empty")
     try:
@@ -123,8 +123,9 @@ def check_weights(path: str | Path, state: dict, digest: str | None) -> None:
     when they were saved (None: a file from before the checksum, loaded unverified)."""
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise ConfigError(f"{path}: its state_dict holds something other than named tensors")
-    if any(v.is_floating_point() and bool(torch.isnan(v).any()) for v in state.values()):
-        raise ConfigError(f"{path}: its weights hold NaN (a diverged or damaged model)")
+    if any(v.is_floating_point() and not bool(torch.isfinite(v).all()) for v in state.values()):
+        raise ConfigError(f"{path}: its weights hold NaN or infinity (a diverged or damaged "
+                          f"model)")
     if digest is not None and digest != weights_digest(state):
         raise ConfigError(f"{path} is damaged: its weights do not match the checksum recorded "
                           f"when it was saved")

@@ -59,7 +59,7 @@ ENSEMBLE_PREFIX = "ens:"
 LOGRANK_PREFIX = "logrank:"
 ENSEMBLE_PREFIXES = (ENSEMBLE_PREFIX, LOGRANK_PREFIX)
 # a '+' starts a new member only before a name, so an option value such as 1e+3 stays whole
-_MEMBER_SEPARATOR = re.compile(r"\+(?=[A-Za-z_])")
+_MEMBER_SEPARATOR = re.compile(r"\s*\+\s*(?=[A-Za-z_])")
 
 
 def is_ensemble(spec: str) -> bool:
@@ -94,7 +94,11 @@ def parse_ensemble(spec: str) -> Ensemble:
     member is checked like any proxy spec, and an ensemble needs two different members."""
     prefix = next((p for p in ENSEMBLE_PREFIXES if spec.startswith(p)), ENSEMBLE_PREFIX)
     body = spec[len(prefix):] if spec.startswith(prefix) else ""
-    proxies = [get_proxy(m.strip()) for m in _MEMBER_SEPARATOR.split(body) if m.strip()]
+    members = [m.strip() for m in _MEMBER_SEPARATOR.split(body) if m.strip()]
+    if any(is_ensemble(m) for m in members):
+        raise ConfigError(f"ensemble {spec!r}: ensembles do not nest; list every proxy once, "
+                          f"e.g. {ENSEMBLE_PREFIX}a+b+c")
+    proxies = [get_proxy(m) for m in members]
     full = {p.full_spec for p in proxies}
     if len(proxies) < 2 or len(full) < len(proxies):
         raise ConfigError(f"ensemble {spec!r} needs two or more different members, e.g. "

@@ -9,7 +9,6 @@ resumes exactly where it stopped (the one being trained when it died is trained 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import random
@@ -24,7 +23,7 @@ import torch
 from vitnas.bench.files import FORMAT, VERSION, parse_benchmark, read_benchmark_json, shown
 from vitnas.device import check_device
 from vitnas.errors import ConfigError
-from vitnas.formatting import progress_bar
+from vitnas.formatting import dumps_strict, progress_bar
 from vitnas.paths import check_writable
 from vitnas.spaces import get_space
 from vitnas.spaces.base import SearchSpace
@@ -150,7 +149,7 @@ def plan_architectures(space: SearchSpace, n: int, seed: int = 0,
 
 def _write_atomic(path: Path, obj: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1) + "\n")
+    tmp.write_text(dumps_strict(obj, indent=1) + "\n")  # NaN as null: strict JSON readers
     os.replace(tmp, path)
 
 

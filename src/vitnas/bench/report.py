@@ -44,7 +44,7 @@ def table_rows(board: Scoreboard) -> list[dict[str, str]]:
     (the reference a proxy's regret must beat)."""
     ordered = sorted(board.rows, key=lambda r: -r.kendall if math.isfinite(r.kendall) else 9)
     level = int(round(board.config["level"] * 100))
-    top = int(round(board.config["top_fraction"] * 100))
+    top = f"{board.config['top_fraction'] * 100:.3g}"  # 10, 2.5 or 1e-07, never a false 0
     strata = board.config.get("strata", 5)
     window = int(round(board.config.get("regret_window", 0.2) * 100))
     shape = board.shape_baseline or "shape"

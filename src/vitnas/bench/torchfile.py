@@ -58,9 +58,9 @@ def read_torch_pickle(path: str | Path) -> Any:
     Every problem (missing file, not a zip, no ``data.pkl``, a refused global) is one
     ``ConfigError`` line naming the file.
     """
-    path = Path(path)
     if problem := not_a_file(path):
         raise ConfigError(f"benchmark file {path} {problem}")
+    path = Path(path)
     try:
         with zipfile.ZipFile(path) as archive:
             members = [n for n in archive.namelist()

@@ -12,6 +12,7 @@ from vitnas.cli.common import (
     add_space_flags,
     default_device,
     fraction,
+    given,
     learning_rate,
     parse_options,
     positive_int,
@@ -208,8 +209,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=positive_int, help="torch CPU threads")
     p.add_argument("--data-dir", help="shared data directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--shard", help="i/k: train plan slots i, i+k, ... only (one process per "
-                                   "core; then `vitnas bench merge`)")
+    p.add_argument("--shard", type=given,
+                   help="i/k: train plan slots i, i+k, ... only (one process per core; then "
+                        "`vitnas bench merge`)")
     p.add_argument("--json", action="store_true", help="machine-readable summary")
     p.set_defaults(func=cmd_bench_build)
 
@@ -261,7 +263,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="proxy batch size (default 32)")
     p.add_argument("--seed", type=seed, default=0, help="init, batch and proxy seed")
     p.add_argument("--resamples", type=resamples, default=1000,
-                   help="bootstrap resamples (0: no intervals)")
+                   help="bootstrap resamples (0: no intervals; else 40 to 100,000)")
     p.add_argument("--top-fraction", type=share, default=0.1,
                    help="top-k precision fraction, in (0, 1] (default 0.1)")
     p.add_argument("--db", help="score store (default: the cache dir's scores.sqlite)")
@@ -271,7 +273,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=positive_int,
                    help="torch threads per worker (default: all for one worker, 1 for several)")
     p.add_argument("--backend", default="local", help="local (process pool) or ray")
-    p.add_argument("--address", help="Ray cluster address (ray backend)")
+    p.add_argument("--address", type=given, help="Ray cluster address (ray backend)")
     p.add_argument("--data-dir", help="shared data directory")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="machine-readable output")

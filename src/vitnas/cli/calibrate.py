@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from vitnas.cli.common import add_space_flags, positive_int, seed, space_options, writable
+from vitnas.cli.common import add_space_flags, positive_int, say, seed, space_options, writable
 
 
 def cmd_calibrate(args: argparse.Namespace) -> None:
@@ -33,6 +33,9 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
             batch_size=args.batch_size, seed=args.score_seed, data_dir=args.data_dir,
             progress=not args.quiet, workers=args.workers, threads=args.threads)
     save_ranker(ranker, args.out)
+    if left_out := len(bench.records) - ranker.k:
+        say(f"{left_out} of the {len(bench.records)} architectures have no finite {metric} "
+            f"(missing, null, NaN or infinite) and were left out")
     if args.json:
         print(json.dumps({**ranker.as_dict(), "out": args.out}, indent=1))
         return

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from vitnas.formatting import text_table
+from vitnas.grammar import plain_digits, plain_number
 from vitnas.seeds import SEED_MAX
 
 MAIN_JOB = "vitnas search autoformer-tiny-micro --params 0.4M:0.5M --budget 100 --workers 2"
@@ -73,8 +74,11 @@ def parse_options(text: str | None) -> dict[str, Any]:
         if key.strip() in out:
             raise ConfigError(f"option {key.strip()!r} is given twice in {text!r}")
         value = value.strip()
-        if value.lstrip("-").isdigit():
+        if plain_digits(value[1:] if value[:1] in "+-" else value):
             out[key.strip()] = int(value)
+            continue
+        if not plain_number(value):  # '٠.٥' or '1_0' stays text: the option then refuses it
+            out[key.strip()] = value
             continue
         try:
             number = float(value)
@@ -118,6 +122,8 @@ class Parser(argparse.ArgumentParser):
 
 def _number(text: str, kind: type, low: float, inclusive: bool = True) -> Any:
     try:
+        if not plain_number(text):
+            raise ValueError
         value = kind(text)
     except ValueError:
         what = "an integer" if kind is int else "a number"
@@ -129,6 +135,14 @@ def _number(text: str, kind: type, low: float, inclusive: bool = True) -> Any:
         raise argparse.ArgumentTypeError(f"must be {'>=' if inclusive else '>'} {low:g}, "
                                          f"got {text}")
     return value
+
+
+def given(text: str) -> str:
+    """An argparse type: a non-blank string (``--ranker ''`` from an unset shell variable must
+    not quietly mean "no ranker" and search by another objective)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty")
+    return text
 
 
 def positive_int(text: str) -> int:
@@ -154,12 +168,18 @@ def at_most(kind: Any, limit: int, why: str) -> Any:
 
 
 MAX_RESAMPLES = 100_000
+MIN_RESAMPLES = 40
 
 
 def resamples(text: str) -> int:
-    """An argparse type: bootstrap resamples, 0 (no intervals) to 100,000 (a 95% interval is
-    stable long before; millions take hours and gigabytes of resampled indices)."""
+    """An argparse type: bootstrap resamples, 0 (no intervals) or 40 to 100,000. A 95%
+    percentile interval from fewer than 40 draws is just their extremes (one draw: a point
+    shown as an interval); millions take hours and gigabytes of resampled indices."""
     value = _number(text, int, 0)
+    if 0 < value < MIN_RESAMPLES:
+        raise argparse.ArgumentTypeError(
+            f"must be 0 (no intervals) or at least {MIN_RESAMPLES} (a 95% interval from fewer "
+            f"draws is only their extremes), got {text}")
     if value > MAX_RESAMPLES:
         raise argparse.ArgumentTypeError(f"must be <= {MAX_RESAMPLES:,} (intervals are stable "
                                          f"long before), got {text}")

@@ -10,6 +10,7 @@ from vitnas.cli.common import (
     check_batch,
     check_memory,
     default_device,
+    given,
     learning_rate,
     nonnegative_float,
     nonnegative_int,
@@ -47,6 +48,13 @@ def cmd_search(args: argparse.Namespace) -> None:
     from vitnas.search.retrain import train_command
     from vitnas.store import default_store_path
 
+    evolution_only = [flag for flag, value in (
+        ("--parents", args.parents), ("--mutations", args.mutations),
+        ("--crossovers", args.crossovers), ("--layer-prob", args.layer_prob),
+        ("--structure-prob", args.structure_prob)) if value is not None]
+    if args.algo == "random" and evolution_only:
+        raise ConfigError(f"{', '.join(evolution_only)} only tune evolution; --algo random "
+                          f"does not read {'it' if len(evolution_only) == 1 else 'them'}")
     if args.parents is not None and args.parents > args.population:
         raise ConfigError(f"--parents {args.parents} exceeds --population {args.population}: "
                           f"the parents are the best of a population")
@@ -79,7 +87,8 @@ def cmd_search(args: argparse.Namespace) -> None:
         batch_size=args.batch_size, population=args.population,
         evolution=EvolutionConfig.for_population(
             args.population, args.mutations, args.crossovers, parents=parents,
-            layer_prob=args.layer_prob, structure_prob=args.structure_prob))
+            layer_prob=0.2 if args.layer_prob is None else args.layer_prob,
+            structure_prob=0.4 if args.structure_prob is None else args.structure_prob))
     out = (f"runs/search/{space.name}-{config.algorithm}-seed{config.seed}"
            if args.out is None else args.out)
     writable(out, "--out", directory=True)  # before the work, not after it
@@ -202,10 +211,18 @@ def cmd_merge(args: argparse.Namespace) -> None:
         with ScoreStore(source, readonly=True) as store:
             rows[source] = store.rows()
     with ScoreStore(args.out) as store:
-        added = {source: store.put(stored) for source, stored in rows.items()}
+        added, clashes = {}, {}
+        for source, stored in rows.items():
+            clashes[source] = store.clashes(stored)
+            added[source] = store.put(stored)
+            if clashes[source]:
+                say(f"{source}: {clashes[source]} rows give another score for a key already "
+                    f"merged (kept the first); scores are deterministic, so these stores were "
+                    f"made differently (vitnas version, machine)")
         total = len(store)
     if args.json:
-        print(json.dumps({"out": args.out, "rows": total, "new_rows": added}, indent=1))
+        print(json.dumps({"out": args.out, "rows": total, "new_rows": added,
+                          "clashing_rows": clashes}, indent=1))
         return
     for source, count in added.items():
         print(f"{source}: {count} new rows")
@@ -221,13 +238,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="proxy spec, or a comma list combined by --aggregate (default "
                         f"{DEFAULT_SEARCH_PROXY}: on ViT-Bench-101's dev half no training-free "
                         "proxy beat it on its worst task)")
-    p.add_argument("--ranker", help="a ranker JSON from `vitnas calibrate` as the objective: "
-                                    "candidates are scored with its features and ranked by it "
-                                    "(replaces --proxy and --aggregate)")
-    p.add_argument("--params", help="parameter window LOW:HIGH, e.g. 5M:6M (a side may be empty)")
-    p.add_argument("--flops", help="FLOPs window LOW:HIGH, e.g. :1.5G")
-    p.add_argument("--latency", help="measured batch-1 latency window in ms, e.g. :20 "
-                                     "(machine-dependent, so not reproducible elsewhere)")
+    p.add_argument("--ranker", type=given,
+                   help="a ranker JSON from `vitnas calibrate` as the objective: "
+                        "candidates are scored with its features and ranked by it "
+                        "(replaces --proxy and --aggregate)")
+    p.add_argument("--params", type=given,
+                   help="parameter window LOW:HIGH, e.g. 5M:6M (a side may be empty)")
+    p.add_argument("--flops", type=given, help="FLOPs window LOW:HIGH, e.g. :1.5G")
+    p.add_argument("--latency", type=given,
+                   help="measured batch-1 latency window in ms, e.g. :20 "
+                        "(machine-dependent, so not reproducible elsewhere)")
     p.add_argument("--budget", type=search_budget, default=1000, help="evaluations (default 1000)")
     p.add_argument("--algo", default="evolution", help="evolution (default) or random")
     p.add_argument("--aggregate", default="rank",
@@ -248,10 +268,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                        help="per generation (default population / 2)")
     group.add_argument("--crossovers", type=nonnegative_int,
                        help="per generation (default population / 2)")
-    group.add_argument("--layer-prob", type=probability, default=0.2,
-                       help="per-layer mutation rate")
-    group.add_argument("--structure-prob", type=probability, default=0.4,
-                       help="depth and width mutation rate")
+    group.add_argument("--layer-prob", type=probability,
+                       help="per-layer mutation rate (default 0.2)")
+    group.add_argument("--structure-prob", type=probability,
+                       help="depth and width mutation rate (default 0.4)")
     group = p.add_argument_group("execution (never changes the answer)")
     group.add_argument("--workers", type=positive_int, default=1,
                        help="parallel workers (default 1; use one per core)")
@@ -259,12 +279,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                        help="torch threads per worker (default 1; scores are bitwise equal "
                             "across runs with equal threads per worker)")
     group.add_argument("--backend", default="local", help="local (process pool) or ray")
-    group.add_argument("--address", help="Ray cluster address (ray backend)")
+    group.add_argument("--address", type=given, help="Ray cluster address (ray backend)")
     group.add_argument("--gpus-per-worker", type=nonnegative_float, default=0,
                        help="Ray GPUs per worker, >= 0 (a fraction shares a GPU; ray backend; "
                             "scores on cuda)")
     group.add_argument("--device", default="cpu", help="where local workers score (cpu, cuda)")
-    group.add_argument("--shard", help="i/n: score only candidates i mod n, for `vitnas merge`")
+    group.add_argument("--shard", type=given,
+                       help="i/n: score only candidates i mod n, for `vitnas merge`")
     group.add_argument("--db", help="score store (default: ~/.cache/vitnas/scores.sqlite)")
     p.add_argument("--out", help="report directory (default runs/search/SPACE-ALGO-seedSEED)")
     p.add_argument("--json", action="store_true", help="machine-readable output")

@@ -524,6 +524,15 @@ def describe_datasets() -> dict[str, str]:
     return {name: _REGISTRY[name].description for name in list_datasets()}
 
 
+def check_dataset_name(name: str) -> str:
+    """The registry key of ``name``, or one line naming the valid ones (a proxy option that
+    names a dataset is checked where the spec is parsed, even when that run reads no data)."""
+    key = _key(name)
+    if key not in _REGISTRY:
+        raise ConfigError(f"unknown dataset {name!r}; valid names: {', '.join(list_datasets())}")
+    return key
+
+
 def get_dataset(
     name: str, split: str = "train", data_dir: PathLike | None = None, **kwargs: object
 ) -> ArrayDataset | ImageFolder:
@@ -531,9 +540,7 @@ def get_dataset(
 
     Every result has ``num_classes``, ``image_size``, ``channels``, ``mean`` and ``std``.
     """
-    key = _key(name)
-    if key not in _REGISTRY:
-        raise ConfigError(f"unknown dataset {name!r}; valid names: {', '.join(list_datasets())}")
+    key = check_dataset_name(name)
     formats.check_split(split)
     factory = _REGISTRY[key].factory
     options = [p for p in inspect.signature(factory).parameters if p not in ("split", "data_dir")]

@@ -19,7 +19,8 @@ AdamW steps. ``schedule`` is the learning rate over those steps:
 ``metric`` is what is read after training:
 - ``val_acc``: top-1 on ``eval_samples`` class-balanced images of the test split (held out);
 - ``val_loss``: minus the cross-entropy on them;
-- ``train_loss``: minus the mean training loss over the last ``window`` steps;
+- ``train_loss``: minus the mean training loss over the last ``window`` steps (every step of
+  a run shorter than that: a quick ``steps=3`` needs no ``window`` of its own);
 - ``lga``: label-gradient alignment (Mok et al.; their kernel over every weight but the
   classifier's) on the first ``lga_samples`` held-out images.
 
@@ -82,6 +83,9 @@ class BriefConfig:
                               f"{', '.join(SCHEDULES)}")
         if not 0 <= self.warmup < 1:
             raise ConfigError(f"brief warmup must be a fraction in [0, 1), got {self.warmup}")
+        from vitnas.data.datasets import check_dataset_name
+
+        check_dataset_name(self.dataset)
 
     def training(self, seed: int):
         from vitnas.train import TrainConfig

@@ -51,6 +51,9 @@ class LGAConfig(NTKConfig):
             raise ConfigError(f"lga recipe {self.recipe!r} is not one of {', '.join(RECIPES)}")
         if self.epochs < 0 or self.train_samples < 0 or self.batch_size <= 0:
             raise ConfigError("lga needs epochs >= 0, train_samples >= 0 and batch_size > 0")
+        from vitnas.data.datasets import check_dataset_name
+
+        check_dataset_name(self.dataset)
 
 
 def reference_recipe(epochs: float, batch_size: int, seed: int):

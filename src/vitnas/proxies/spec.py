@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from vitnas.errors import ConfigError
+from vitnas.grammar import plain_number
 from vitnas.proxies.base import PROXIES, Proxy
 from vitnas.registry import Registry
 
@@ -69,9 +70,8 @@ def _coerce(value: str, kind: Any, key: str, proxy: str) -> Any:
             if value.lower() in ("0", "false", "no", "off"):
                 return False
             raise ValueError
-        # Python's int() and float() also read "1_0" and non-ASCII digits: a spec names one
-        # number one way, so the store's key for it is one string
-        if kind in (int, float) and (not value.isascii() or "_" in value):
+        # a spec names one number one way, so the store's key for it is one string
+        if kind in (int, float) and not plain_number(value):
             raise ValueError
         coerced = kind(value)
         if kind is float and not math.isfinite(coerced):
@@ -94,8 +94,8 @@ def get_proxy(spec: str | Proxy) -> Proxy:
         raise ConfigError(f"{spec.strip()!r} is an ensemble, a scoreboard row over its members' "
                           f"ranks: use it in `vitnas bench correlate --proxies`; a search "
                           f"combines proxies with --proxy a,b --aggregate")
+    cls = PROXIES.get(spec.strip().partition(":")[0].strip())  # an unknown name first
     name, pairs = parse_proxy_spec(spec)
-    cls = PROXIES.get(name)
     fields = {f.name: f for f in dataclasses.fields(cls.Config)}
     options = {}
     for key, value in pairs.items():

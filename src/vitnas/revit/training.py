@@ -34,6 +34,7 @@ from torch import nn
 from vitnas.data import ArrayDataset, Normalize, iterate_batches
 from vitnas.data.loader import balanced_indices
 from vitnas.errors import ConfigError
+from vitnas.grammar import plain_digits
 from vitnas.revit.model import ResizableViT
 from vitnas.train import TrainConfig, total_steps, train_model
 
@@ -103,7 +104,7 @@ class SplitSpec:
     def parse_fold(cls, text: str, seed: int = 0) -> SplitSpec:
         """``"i/k"`` -> fold i of k."""
         fold, slash, folds = text.partition("/")
-        if not (slash and fold.strip().isdigit() and folds.strip().isdigit()):
+        if not (slash and all(plain_digits(p.strip()) for p in (fold, folds))):
             raise ConfigError(f"fold {text!r} must be i/k with 0 <= i < k, e.g. 0/5")
         return cls("fold", fold=int(fold), folds=int(folds), seed=seed)
 

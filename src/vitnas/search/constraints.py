@@ -7,6 +7,7 @@ last.
 
 from __future__ import annotations
 
+import math
 import random
 import re
 import statistics
@@ -32,7 +33,11 @@ def parse_count(text: str, what: str, window: str) -> float:
     if not match:
         raise ConfigError(f"{what} window {window!r}: {text.strip()!r} is not a number like "
                           "5M, 1.2G, 300K or 3e6")
-    return float(match.group(1)) * UNITS[match.group(2).upper()]
+    value = float(match.group(1)) * UNITS[match.group(2).upper()]
+    if not math.isfinite(value):
+        raise ConfigError(f"{what} window {window!r}: {text.strip()!r} is past the float range "
+                          f"(leave the side empty for no limit)")
+    return value
 
 
 @dataclass(frozen=True)

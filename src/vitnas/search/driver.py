@@ -20,6 +20,7 @@ from typing import Any
 from vitnas.calibrate import Ranker
 from vitnas.device import check_device
 from vitnas.errors import ConfigError
+from vitnas.grammar import plain_digits
 from vitnas.proxies.base import Proxy, ProxyResult
 from vitnas.proxies.scoring import proxy_batch
 from vitnas.proxies.spec import resolve_proxies
@@ -249,16 +250,20 @@ def format_duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+MAX_SHARDS = 100_000  # processes sharing one search; more is a typo, not a cluster
+
+
 def parse_shard(text: str | None) -> tuple[int, int] | None:
     """``"0/4"`` -> (0, 4): this process scores the candidates whose index is 0 modulo 4."""
     if not text:
         return None
-    index, slash, count = text.partition("/")
-    if slash and index.strip().isdigit() and count.strip().isdigit():
+    index, slash, count = (part.strip() for part in text.partition("/"))
+    if slash and all(plain_digits(p) for p in (index, count)):
         shard = int(index), int(count)
-        if shard[0] < shard[1]:
+        if shard[0] < shard[1] <= MAX_SHARDS:
             return shard
-    raise ConfigError(f"shard {text!r} must be i/n with 0 <= i < n, e.g. 0/4")
+    raise ConfigError(f"shard {text!r} must be i/n with 0 <= i < n <= {MAX_SHARDS:,} "
+                      f"(one process each), e.g. 0/4")
 
 
 def run_search(

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from vitnas.errors import ConfigError
+from vitnas.grammar import plain_digits
 from vitnas.proxies.base import Proxy, ProxyResult
 from vitnas.proxies.scoring import score_model
 from vitnas.registry import Registry
@@ -216,7 +217,7 @@ def check_ray_address(address: str, timeout: float = 5.0) -> None:
     if address == "auto" or address.startswith("ray://"):
         return
     host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not plain_digits(port) or not 0 < int(port) < 65536:
         raise ConfigError(f"Ray address {address!r} is not host:port, 'auto' or "
                           f"ray://host:port")
     try:

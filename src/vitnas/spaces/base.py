@@ -239,9 +239,9 @@ def read_architecture(space: SearchSpace, spec: str) -> Any:
     stripped = spec.strip()
     if stripped[:1] in ("{", "[", "|", '"') or INDEX.fullmatch(stripped):
         return space.parse(stripped)
-    path = Path(spec)
-    if problem := not_a_file(path):
+    if problem := not_a_file(spec):
         raise ArchitectureError(f"architecture file {spec!r} {problem}")
+    path = Path(spec)
     try:
         return space.parse(path.read_text())
     except ArchitectureError as err:

@@ -22,6 +22,7 @@ from torch import nn
 
 from vitnas.errors import ArchitectureError, DatasetError
 from vitnas.flops import LayerCost, conv_cost, linear_cost
+from vitnas.grammar import plain_digits
 from vitnas.models.nb201 import EDGES, OPS, NB201Network
 from vitnas.paths import find_data_file
 from vitnas.spaces.base import SPACES, SearchSpace, Shape, as_rng, build_seeded
@@ -33,7 +34,7 @@ DATASET_COLUMNS = {
     "ImageNet16-120": "ImageNetTestAccuracy200Epochs",
 }
 NUM_ARCHS = len(OPS) ** len(EDGES)
-_TOKEN = re.compile(r"^([a-z0-9_]+)~(\d)$")
+_TOKEN = re.compile(r"^([a-z0-9_]+)~(\d)$", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def parse_arch_string(text: str) -> NB201Arch:
         raise ArchitectureError(f"NAS-Bench-201 string must have 3 nodes like {shape}: {text!r}")
     ops = []
     for target, node in enumerate(nodes, start=1):
-        tokens = [t for t in node.split("|") if t]
+        tokens = node.split("|")[1:-1]  # "|a|b|" -> a, b; an empty "||" is an empty edge
         if len(tokens) != target or not (node.startswith("|") and node.endswith("|")):
             raise ArchitectureError(
                 f"node {target} of NAS-Bench-201 string needs {target} edge(s) like {shape}: "
@@ -191,7 +192,7 @@ class NASBench201Space(SearchSpace):
         stripped = text.strip()
         if stripped.startswith("|"):
             return parse_arch_string(stripped)
-        if stripped.isdigit():
+        if plain_digits(stripped):
             return self.arch_at(int(stripped))
         return super().parse(text)
 
