@@ -27,7 +27,10 @@ primary ones, ``OUT/summary.md`` (the README's tables) and ``OUT/selection.json`
 
 ``--rejudge`` scores nothing: it reads the boards already in OUT, adds the shape baselines
 (computed from each board's architectures) and judges every row again with today's columns
-and the dev choices above (minutes, not hours).
+and the dev choices above (minutes, not hours). ``--rejudge --add LIST`` scores only the
+proxies in LIST (through the store, so an interrupted run resumes) on both benchmarks and
+adds their rows to every board before the choices are made again; ``selection.json`` names
+the rows added after the test boards were first written (``added_after_test``).
 """
 
 from __future__ import annotations
@@ -50,7 +53,8 @@ from vitnas.bench.correlate import (
     with_shape_baselines,
 )
 from vitnas.bench.report import markdown_table, plot_scatter, plot_tau
-from vitnas.errors import reported
+from vitnas.errors import ConfigError, reported
+from vitnas.proxies import get_proxy
 from vitnas.proxies.shape import is_baseline
 from vitnas.proxies.vintk import VARIANTS_V2
 from vitnas.store import ScoreStore
@@ -107,6 +111,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--resamples", type=int, default=1000)
     p.add_argument("--rejudge", action="store_true",
                    help="score nothing: judge the boards in --out again (shape rows added)")
+    p.add_argument("--add", default="",
+                   help="with --rejudge: score these proxies (comma list) on both benchmarks "
+                        "and add their rows to the stored boards")
     p.add_argument("--smoke", action="store_true",
                    help="3 proxies, 12 architectures per benchmark, 50 resamples (CI-sized)")
     return p.parse_args(argv)
@@ -293,8 +300,32 @@ def main(argv: list[str]) -> None:
                 board.scores = {**board.scores, **added}
                 board.shape = base.shape
                 boards[(name, label, split)] = with_missing_ensembles(board, specs)
+        if added_specs:
+            with ScoreStore(args.db) as store:
+                add_rows(name, added_specs, store)
         print(f"{name}: read ({time.perf_counter() - start:.0f} s so far)", flush=True)
 
+    def add_rows(name: str, specs: tuple[str, ...], store: ScoreStore) -> None:
+        """Score ``specs`` on every architecture of ``name`` and give each stored board of it
+        their scores (by architecture key) and their rows (for the seconds)."""
+        bench = load_benchmark(name)
+        config = ScoreboardConfig(proxies=specs, metric=PRIMARY, batch_size=BATCH_SIZE,
+                                  split="all", resamples=0)
+        everything = correlate(bench, config, store, workers=args.workers)
+        position = {key: i for i, key in enumerate(everything.keys)}
+        names = [get_proxy(spec).spec for spec in specs]
+        for (bench_name, _, _), board in boards.items():
+            if bench_name != name:
+                continue
+            for proxy in names:
+                board.scores[proxy] = [everything.scores[proxy][position[key]]
+                                       for key in board.keys]
+                board.rows = [r for r in board.rows if r.proxy != proxy]
+                board.rows.append(everything.row(proxy))
+
+    added_specs = tuple(spec for spec in args.add.split(",") if spec)
+    if added_specs and not args.rejudge:
+        raise ConfigError("--add extends the stored boards: give it with --rejudge")
     if args.rejudge:
         read_everywhere(AUTOFORMER, ("dev", "test"), proxies)
     else:
@@ -321,6 +352,11 @@ def main(argv: list[str]) -> None:
         "vintk": best_row(dev, lambda p: p.split(":")[0] == "vintk"),
         "command": command,
     }
+    if added_specs:
+        selection["added_after_test"] = {
+            "rows": [get_proxy(spec).spec for spec in added_specs],
+            "note": "scored and added after the test boards were first written; the same dev "
+                    "rule chose again among every row, these included"}
     chosen = tuple(p for p in (selection["default"], selection["vintk"]) if p)
     pit_specs = tuple(dict.fromkeys((*pit, *chosen)))
     if args.rejudge:
