@@ -87,8 +87,9 @@ def cmd_search(args: argparse.Namespace) -> None:
         batch_size=args.batch_size, population=args.population,
         evolution=EvolutionConfig.for_population(
             args.population, args.mutations, args.crossovers, parents=parents,
-            layer_prob=0.2 if args.layer_prob is None else args.layer_prob,
-            structure_prob=0.4 if args.structure_prob is None else args.structure_prob))
+            **{name: rate for name, rate in (("layer_prob", args.layer_prob),
+                                             ("structure_prob", args.structure_prob))
+               if rate is not None}))
     out = (f"runs/search/{space.name}-{config.algorithm}-seed{config.seed}"
            if args.out is None else args.out)
     writable(out, "--out", directory=True)  # before the work, not after it
