@@ -120,11 +120,19 @@ def test_numbers_out_of_range_are_refused_where_they_are_parsed(capsys, tmp_path
     assert message in one_line_error(capsys, *argv)
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal needs a machine without CUDA")
-def test_gpus_on_a_machine_without_them_are_refused_before_any_data(capsys, tmp_path):
-    """The device is checked before the proxy batch is built: with no data to build it from,
-    the one line is still about CUDA (a dataset error would mean the data came first)."""
+def test_gpus_per_worker_without_ray_are_refused_before_any_data(capsys, tmp_path):
+    """GPUs per worker are Ray's; the local backend refuses them before the proxy batch is
+    built: with no data to build it from, the one line is still about the backend (a dataset
+    error would mean the data came first; a CUDA one, the wrong reason)."""
     line = one_line_error(capsys, "search", SPACE, "--gpus-per-worker", "0.5", "--budget", "5",
+                          "--dataset", "cifar10", "--data-dir", tmp_path, "--quiet",
+                          "--db", tmp_path / "s.sqlite", "--out", tmp_path / "run")
+    assert "GPUs per worker apply to the ray backend only" in line
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal needs a machine without CUDA")
+def test_cuda_on_a_machine_without_it_is_refused_before_any_data(capsys, tmp_path):
+    line = one_line_error(capsys, "search", SPACE, "--device", "cuda", "--budget", "5",
                           "--dataset", "cifar10", "--data-dir", tmp_path, "--quiet",
                           "--db", tmp_path / "s.sqlite", "--out", tmp_path / "run")
     assert "CUDA is not available" in line

@@ -29,7 +29,13 @@ from vitnas.search.candidates import Candidate, Drawer
 from vitnas.search.constraints import Feasibility
 from vitnas.search.history import Evaluation, History
 from vitnas.search.ranked import RankerHistory
-from vitnas.search.runner import Backend, ScoringContext, Task, open_backend
+from vitnas.search.runner import (
+    Backend,
+    ScoringContext,
+    Task,
+    check_backend_options,
+    open_backend,
+)
 from vitnas.spaces.base import SearchSpace, get_space
 from vitnas.store import (
     ScoreKey,
@@ -317,6 +323,7 @@ def run_search(
             and config.constraints.latency_ms.unbounded):
         say("checking that the budget windows can be met")
     feasible_fraction = feasibility.check_reachable(config.seed)
+    check_backend_options(backend, address, gpus)
     if gpus and device == "cpu":
         device = "cuda"  # a worker holding a Ray GPU scores on it
     if backend == "local":  # Ray workers may hold GPUs this driver lacks; before any data

@@ -327,10 +327,16 @@ class RayBackend(Backend):
             self.ray.shutdown()
 
 
+def check_backend_options(backend: str, address: str | None, gpus: float) -> None:
+    """An address and GPUs per worker mean Ray; refused for the local backend (before any
+    data is built for a run that cannot start)."""
+    if backend == "local" and (address or gpus):
+        raise ConfigError("an address and GPUs per worker apply to the ray backend only")
+
+
 def local_backend(context: ScoringContext, workers: int, address: str | None = None,
                   gpus: float = 0) -> Backend:
-    if address or gpus:
-        raise ConfigError("an address and GPUs per worker apply to the ray backend only")
+    check_backend_options("local", address, gpus)
     return InProcess(context, workers) if workers == 1 else ProcessPool(context, workers)
 
 
