@@ -118,6 +118,12 @@ def cmd_bench_correlate(args: argparse.Namespace) -> None:
             Path(args.benchmark).is_file() and os.path.samefile(args.benchmark, args.second_seed):
         raise ConfigError(f"--second-seed {args.second_seed} is the benchmark itself: a seed "
                           f"compared with itself always agrees; give the second training run")
+    if args.sample_seed is not None and args.limit is None:
+        raise ConfigError("--sample-seed picks --limit's subset; without --limit every "
+                          "architecture is used, so give both or neither")
+    if args.dev_fraction is not None and args.split == "all":
+        raise ConfigError("--dev-fraction sizes the dev half of --split dev or test; --split "
+                          "all uses every architecture")
     writable(args.out, "--out", inputs=[*inputs, args.db])  # before the scoring, not after it
     for path in scoreboard_paths(args.out)[1:] if args.out else ():
         writable(str(path), "--out's companion file", inputs=[*inputs, args.db])
@@ -128,7 +134,7 @@ def cmd_bench_correlate(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     bench = load_benchmark(args.benchmark, space=args.space,
                            space_options=space_options(args), n=args.limit,
-                           seed=args.sample_seed, data_dir=args.data_dir)
+                           seed=args.sample_seed or 0, data_dir=args.data_dir)
     metric = args.metric or bench.meta.get("metric") or "top1"
     repeat = None if args.second_seed is None else load_benchmark(
         args.second_seed, space=args.space, space_options=space_options(args),
@@ -151,8 +157,8 @@ def cmd_bench_correlate(args: argparse.Namespace) -> None:
     config = ScoreboardConfig(
         proxies=(args.proxies,), metric=metric, batch=args.batch,
         batch_size=args.batch_size, seed=args.seed, split=args.split,
-        dev_fraction=args.dev_fraction, split_seed=args.split_seed, resamples=args.resamples,
-        top_fraction=args.top_fraction)
+        split_seed=args.split_seed, resamples=args.resamples, top_fraction=args.top_fraction,
+        **({} if args.dev_fraction is None else {"dev_fraction": args.dev_fraction}))
     with ScoreStore(args.db or default_store_path()) as store:
         board = correlate(bench, config, store, data_dir=args.data_dir, progress=not args.quiet,
                           workers=args.workers, threads=args.threads, backend=args.backend,
@@ -253,11 +259,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         "and LGA after 1 epoch; 'registered' = every proxy at its defaults; "
                         "params and FLOPs are always added")
     p.add_argument("--split", choices=["dev", "test", "all"], default="all")
-    p.add_argument("--dev-fraction", type=fraction, default=0.5)
+    p.add_argument("--dev-fraction", type=fraction,
+                   help="share of architectures in the dev half (default 0.5; dev/test only)")
     p.add_argument("--split-seed", type=seed, default=0, help="seeds the split and the bootstrap")
     p.add_argument("--limit", type=positive_int,
                    help="score a seeded random subset of N architectures")
-    p.add_argument("--sample-seed", type=seed, default=0, help="seed of --limit's subset")
+    p.add_argument("--sample-seed", type=seed, help="seed of --limit's subset (default 0)")
     p.add_argument("--batch", default="cifar10", help="proxy batch source (default cifar10)")
     p.add_argument("--batch-size", type=positive_int, default=32,
                    help="proxy batch size (default 32)")

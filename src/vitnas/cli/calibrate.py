@@ -17,6 +17,9 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
     for option in ("metric", "features"):  # given but empty is a mistake, not the default
         if getattr(args, option) is not None and not getattr(args, option).strip():
             raise ConfigError(f"--{option} is empty; leave it out for the default")
+    if args.seed is not None and args.limit is None:
+        raise ConfigError("--seed picks --limit's subset; without --limit every architecture "
+                          "is used, so give both or neither")
     writable(args.out, "--out", inputs=[args.benchmark])
     writable(args.db, "--db")
     if args.threads:
@@ -24,7 +27,7 @@ def cmd_calibrate(args: argparse.Namespace) -> None:
 
         torch.set_num_threads(args.threads)
     bench = load_benchmark(args.benchmark, space=args.space, space_options=space_options(args),
-                           n=args.limit, seed=args.seed, data_dir=args.data_dir)
+                           n=args.limit, seed=args.seed or 0, data_dir=args.data_dir)
     metric = args.metric or bench.meta.get("metric") or "top1"
     features = args.features or list(DEFAULT_FEATURES)
     with ScoreStore(args.db if args.db is not None else default_store_path()) as store:
@@ -66,7 +69,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         "shape counts); proxies such as nwot are scored through the store")
     p.add_argument("--limit", type=positive_int,
                    help="calibrate on a seeded random subset of K architectures")
-    p.add_argument("--seed", type=seed, default=0, help="seed of --limit's subset")
+    p.add_argument("--seed", type=seed, help="seed of --limit's subset (default 0)")
     p.add_argument("--space", help="search space (needed when the file does not name one)")
     add_space_flags(p, more=True)
     p.add_argument("--batch", default="cifar10", help="proxy batch source (default cifar10)")
