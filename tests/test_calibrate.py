@@ -215,6 +215,10 @@ def test_a_value_below_a_log_feature_domain_ranks_last_and_nan_is_refused():
      "not the fitted model it says it chose"),
     (lambda d: {**d, "k": 10**30}, "\"k\" must be an integer from 4"),
     (lambda d: {**d, "alpha": -5}, "\"alpha\" \\(the ridge strength\\) must be >= 0"),
+    (lambda d: {**d, "features": [{**d["features"][0], "spec": " params "}]},
+     "feature ' params ' is not written as vitnas writes it \\('params'\\)"),
+    (lambda d: {**d, "features": [{**d["features"][0], "spec": "nosuchproxy"}]},
+     "unknown proxy 'nosuchproxy'"),
 ])
 def test_bad_ranker_files_are_refused_in_one_line(tmp_path, edit, message):
     train = shapes(10, 4)

@@ -428,6 +428,12 @@ def ranker_from_dict(data: Any, where: str = "ranker") -> Ranker:
     specs = [f.spec for f in features]
     if len(set(specs)) != len(specs):
         raise ConfigError(f"{where}: a feature is listed twice")
+    from vitnas.proxies import get_proxy  # torch: only once a ranker file is really read
+
+    for spec in specs:  # a search scores each spec and stores it under its canonical name
+        if (canonical := get_proxy(spec).spec) != spec:
+            raise ConfigError(f"{where}: feature {spec!r} is not written as vitnas writes it "
+                              f"({canonical!r}); calibrate again, or write it so")
     if not any(f.weight for f in features):
         raise ConfigError(f"{where}: every weight is zero, so it ranks every candidate alike")
     if data.get("chosen") not in CHOICES:
