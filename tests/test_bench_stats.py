@@ -197,9 +197,9 @@ def test_paired_interval_is_narrower_than_either_proxy_alone_and_seeded():
 # --- scoreboard rows: ensembles and the beyond-size columns ----------------------------------
 def test_ensemble_grammar():
     assert parse_ensemble("ens:nwot+params").members == ("nwot", "params")
-    options = parse_ensemble("ens:vintk:mode=band,sigma=1.0+zen")
-    assert options.members == ("vintk:mode=band,sigma=1.0", "zen")
-    assert options.name == "ens:vintk:mode=band,sigma=1.0+zen"
+    options = parse_ensemble("ens:vintk:mode=band,cutoff=0.5+zen")
+    assert options.members == ("vintk:mode=band,cutoff=0.5", "zen")
+    assert options.name == "ens:vintk:mode=band,cutoff=0.5+zen"
     for bad in ("ens:nwot", "ens:nwot+nwot", "ens:", "ens:nwot+nosuchproxy"):
         with pytest.raises(ConfigError):
             parse_ensemble(bad)
@@ -209,10 +209,10 @@ def test_ensemble_grammar():
         parse_ensemble("ens:ens:depth+width+logsize")
     with pytest.raises(ConfigError, match="unknown proxy 'ENS'"):  # the name, before options
         get_proxy("ENS:depth+width")
-    assert scoreboard_specs("nwot,ens:zen+vintk:mode=band,sigma=1.0,ens:vintk:mode=band,"
-                            "sigma=1.0+zen") == [
-        *SHAPE_BASELINES, "nwot", "zen", "vintk:mode=band,sigma=1.0",
-        "ens:zen+vintk:mode=band,sigma=1.0"]
+    assert scoreboard_specs("nwot,ens:zen+vintk:mode=band,cutoff=0.5,ens:vintk:mode=band,"
+                            "cutoff=0.5+zen") == [
+        *SHAPE_BASELINES, "nwot", "zen", "vintk:mode=band,cutoff=0.5",
+        "ens:zen+vintk:mode=band,cutoff=0.5"]
 
 
 def test_ensemble_is_the_rank_sum_search_ranks_by():

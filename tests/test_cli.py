@@ -143,6 +143,8 @@ ARCH = json.dumps({"hidden_dim": 48, "depth": 12, "mlp_ratio": [4] * 12, "num_he
     (["score", "nasbench201", "0", "--proxy", ""], "names no proxy"),
     (["score", "autoformer-tiny-micro", ARCH, "--proxy", "vintk:sigma=nan"], "finite float"),
     (["score", "autoformer-tiny-micro", ARCH, "--proxy", "vintk:sigma=inf"], "finite float"),
+    (["score", "autoformer-tiny-micro", ARCH, "--proxy", "vintk:mode=band,sigma=3"],
+     "does not read sigma=3.0"),
     (["train", "autoformer-tiny-micro", ARCH, "--lr", "nan"], "argument --lr: must be > 0"),
     (["train", "autoformer-tiny-micro", ARCH, "--batch-size", "0"], "argument --batch-size"),
     (["train", "autoformer-tiny-micro", ARCH, "--epochs", "0"], "argument --epochs: must be > 0"),
@@ -234,6 +236,10 @@ def test_proxies_with_a_name_lists_its_options(capsys):
     code, out, _ = run(capsys, "proxies", "vintk", "--json")
     options = {o["option"]: o["default"] for o in json.loads(out)["options"]}
     assert options["sigma"] == 10.0 and options["mode"] == "view" and options["combine"] == "high"
+    read_when = {o["option"]: o["read when"] for o in json.loads(out)["options"]}
+    assert read_when["ridge"] == "mode=learn" and "read when" in run(capsys, "proxies", "vintk")[1]
+    code, out, _ = run(capsys, "proxies", "zen", "--json")  # a proxy without modes: no column
+    assert code == 0 and all("read when" not in o for o in json.loads(out)["options"])
 
 
 def test_help_and_readme_name_the_same_main_job(capsys):

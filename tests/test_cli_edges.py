@@ -471,6 +471,10 @@ def test_a_damaged_store_is_named_as_damaged_by_merge(capsys, tmp_path):
     (["info", SPACE, "a" * 300], "File name too long"),  # an input no check named
     (["export", "a" * 300, "m.pt2"], "File name too long"),
     (["search", SPACE, "--budget", "2", "--out", "a" * 300], "cannot be a path here"),
+    (["sample", SPACE, "-n", "1", "--data-dir", "."], "--data-dir is read only for nasbench201"),
+    (["info", SPACE, "{arch}", "--data-dir", "."], f"{SPACE} reads no data: leave it out"),
+    (["score", SPACE, "{arch}", "--proxy", "lga:dataset=fashion-mnist", "--dataset",
+      "gaussian"], "lga with epochs=0 does not read dataset=fashion-mnist: leave it out"),
 ])
 def test_malformed_values_are_refused_in_one_line(capsys, tmp_path, monkeypatch, arch_file, argv,
                                                   message):

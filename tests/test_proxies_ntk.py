@@ -1,4 +1,6 @@
+import dataclasses
 import math
+import re
 
 import pytest
 import torch
@@ -127,11 +129,11 @@ def test_nan_kernel_gives_nan_and_a_warning_not_a_crash():
 
 
 def test_proxy_spec_strings():
-    proxy = get_proxy("vintk:sigma=10,mode=band,features=32")
-    assert proxy.config.sigma == 10.0 and proxy.config.mode == "band"
-    assert proxy.spec == "vintk:mode=band,features=32"
-    assert expand_proxy_specs("vintk:sigma=1,mode=band,dss,lga:epochs=0") == [
-        "vintk:sigma=1,mode=band", "dss", "lga:epochs=0"]
+    proxy = get_proxy("vintk:sigma=10,mode=joint,features=32")
+    assert proxy.config.sigma == 10.0 and proxy.config.mode == "joint"
+    assert proxy.spec == "vintk:mode=joint,features=32"
+    assert expand_proxy_specs("vintk:sigma=1,mode=joint,dss,lga:epochs=0") == [
+        "vintk:sigma=1,mode=joint", "dss", "lga:epochs=0"]
     assert expand_proxy_specs("registered") == [n for n in list_proxies() if n != "brief"]
     assert len(expand_proxy_specs("all")) > len(list_proxies())
     with pytest.raises(ConfigError, match="no option 'sigmaa'"):
@@ -168,8 +170,6 @@ def test_option_values_past_a_ceiling_or_spelled_oddly_are_refused_where_parsed(
 
 def test_every_numeric_option_at_its_ceiling_is_still_accepted():
     """A ceiling refuses values past it, never the ceiling itself (and the default is below)."""
-    import dataclasses
-
     from vitnas.proxies.base import PROXIES
 
     for name in list_proxies():
@@ -179,7 +179,24 @@ def test_every_numeric_option_at_its_ceiling_is_still_accepted():
             if most is None:
                 continue
             assert f.default <= most, (name, f.name)
-            assert getattr(get_proxy(f"{name}:{f.name}={most!r}").config, f.name) == most
+            assert getattr(get_proxy(f"{name}:{reading(name, f.name)}{f.name}={most!r}").config,
+                           f.name) == most
+
+
+# settings in which a proxy reads its conditional options (see each config's read_options)
+READING_SETTINGS = {"vintk": ("combine=sum", "mode=learn"), "lga": ("epochs=1",),
+                    "swap": ("mu=1",), "brief": ("schedule=warmup_cosine",),
+                    "ntk_trace": ("outputs=scalar",)}
+
+
+def reading(name: str, option: str) -> str:
+    """Options that put ``name`` in a setting that reads ``option`` (an option the setting
+    does not read is refused), e.g. ``mode=learn,`` for vintk's ``ridge``."""
+    for setting in ("", *READING_SETTINGS.get(name, ())):
+        config = get_proxy(f"{name}:{setting}").config
+        if option in getattr(config, "read_options", lambda: {option})():
+            return setting + "," if setting else ""
+    raise AssertionError(f"no setting of {name} reads {option}")
 
 
 def test_linear_regions_at_an_input_size_the_vit_does_not_take_is_one_line():
@@ -192,7 +209,7 @@ def test_linear_regions_at_an_input_size_the_vit_does_not_take_is_one_line():
 
 @pytest.mark.parametrize("options", [
     "", "mode=band", "mode=joint", "mode=align", "view=pixel", "view=highpass",
-    "metric=eigen", "metric=trace", "combine=high", "combine=ratio", "weight=0.5",
+    "metric=eigen", "metric=trace", "combine=high", "combine=ratio", "combine=sum,weight=0.5",
 ])
 def test_every_vintk_variant_scores_finite(options):
     space, arch, _ = tiny("autoformer-tiny-micro")
@@ -263,3 +280,33 @@ def test_bad_kernel_options():
         get_proxy("ntk_cond:scalar=max")
     with pytest.raises(ConfigError, match="centring"):
         get_proxy("lga:centring=none")
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("lga:dataset=fashion-mnist", "lga with epochs=0 does not read dataset=fashion-mnist"),
+    ("lga:train_samples=100,recipe=shared", "does not read train_samples=100, recipe=shared"),
+    ("brief:warmup=0.2", "brief with metric=val_acc, schedule=constant does not read warmup=0.2"),
+    ("swap:sigma=4", "swap with mu=0 does not read sigma=4.0"),
+    ("swap:param_unit=millions", "does not read param_unit=millions"),
+    ("ntk_trace:scalar=loss", "ntk_trace with outputs=all does not read scalar=loss"),
+    ("ntk_trace:outputs=scalar,probes=2", "with outputs=scalar does not read probes=2"),
+])
+def test_options_the_setting_does_not_read_are_refused(spec, message):
+    """Each would be silently ignored: the same computation as the spec without it."""
+    with pytest.raises(ConfigError, match=re.escape(message) + ": leave it out"):
+        get_proxy(spec)
+
+
+@pytest.mark.parametrize("spec", [
+    "lga:epochs=1,dataset=fashion-mnist,train_samples=100,batch_size=64,disjoint=false",
+    "lga:epochs=0,dataset=cifar10",  # at its default: harmless, and commands spell it
+    "brief:window=50,lga_samples=8",  # one run reads every metric (train_with_checkpoints)
+    "brief:schedule=warmup_cosine,warmup=0.2", "brief:metric=train_loss,eval_samples=1000",
+    "swap:mu=500,sigma=4,param_unit=millions", "ntk_trace:probes=0",
+    "ntk_trace:outputs=scalar,scalar=loss,chunk=8",
+])
+def test_options_the_setting_reads_are_accepted(spec):
+    proxy = get_proxy(spec)
+    options = dict(item.split("=") for item in spec.partition(":")[2].split(","))
+    assert set(options) <= proxy.config.read_options() | {"dataset"}
+    assert set(proxy.config.readers()) == {f.name for f in dataclasses.fields(proxy.config)}

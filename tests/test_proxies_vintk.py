@@ -1,4 +1,5 @@
 import math
+import re
 
 import pytest
 import torch
@@ -179,14 +180,48 @@ def test_original_variants_keep_their_store_keys():
     assert get_proxy("vintk:mode=joint,combine=sum").full_spec == old
     # modes that combine nothing ignore combine and weight, so their keys do not move with them
     assert get_proxy("vintk:mode=joint").full_spec == old
-    assert get_proxy("vintk:mode=spectrum,combine=ratio,weight=3").full_spec == \
+    assert get_proxy("vintk:mode=spectrum,combine=sum,weight=1").full_spec == \
         get_proxy("vintk:mode=spectrum").full_spec
     view = get_proxy("vintk").full_spec  # today's default reads combine
     assert "mode=view" in view and "combine=high" in view
     assert view != get_proxy("vintk:combine=sum").full_spec
     assert "frequency" not in get_proxy("vintk:mode=band").full_spec
     assert "frequency=0.5" in get_proxy("vintk:mode=align").full_spec
-    assert "ridge=0.01" in get_proxy("vintk:mode=band,ridge=0.01").full_spec
+    assert "ridge=0.01" in get_proxy("vintk:mode=learn,ridge=0.01").full_spec
+
+
+@pytest.mark.parametrize("spec, unread", [
+    ("vintk:mode=band,sigma=1.0", "sigma=1.0"),           # band filters the image itself
+    ("vintk:mode=band,ridge=0.01", "ridge=0.01"),         # only learn fits a ridge
+    ("vintk:weight=2", "weight=2.0"),                     # the default combine=high weighs nothing
+    ("vintk:mode=view,view=highpass,alpha=3", "alpha=3.0"),  # highpass adds no pattern
+    ("vintk:mode=view,view=pixel,cutoff=0.5", "cutoff=0.5"),  # only highpass and band cut
+    ("vintk:combine=ratio,metric=eigen", "metric=eigen"),     # a ratio of traces
+    ("vintk:mode=align,sigma=1.0", "sigma=1.0"),          # the old grid's silent duplicate
+    ("vintk:mode=spectrum,combine=ratio,weight=3", "combine=ratio, weight=3.0"),
+    ("vintk:mode=spectrum,features=8", "features=8"),     # nothing encoded, no features
+    ("vintk:mode=joint,stat=decay", "stat=decay"),
+])
+def test_options_a_mode_does_not_read_are_refused(spec, unread):
+    with pytest.raises(ConfigError, match=f"does not read {re.escape(unread)}: leave it out"):
+        get_proxy(spec)
+
+
+@pytest.mark.parametrize("spec", [
+    "vintk:mode=band,view=coord,sigma=10",                 # unread but at the default: the grids
+    "vintk:mode=align,combine=sum,weight=1.0",             # keyed values of non-combining modes
+    "vintk:mode=band,cutoff=0.5,combine=sum,weight=2",
+    "vintk:mode=view,view=highpass,cutoff=0.4",
+    "vintk:mode=joint,view=pixel,sigma=3,alpha=2,features=16,fourier_seed=5",
+    "vintk:mode=learn,fourier_seed=4,frequency=2,bands=2,draws=3,ridge=0.5,score=mean",
+    "vintk:mode=spectrum,encode=patch,sigma=3,features=16,stat=decay",
+    "vintk:mode=align,encode=pixel,sigma=3,frequency=0.2",
+])
+def test_options_a_mode_reads_are_accepted(spec):
+    config = get_proxy(spec).config
+    given = dict(item.split("=") for item in spec.split(":")[1].split(","))
+    unread = {key for key, value in given.items() if key not in config.read_options()}
+    assert unread <= {"view", "sigma", "combine", "weight"}  # only the default/keyed ones above
 
 
 def test_variant_grids_parse_and_expand():
@@ -208,3 +243,16 @@ def test_fourier_seed_takes_the_range_every_seed_takes():
     for bad in (-1, 2**63 - 2, 2**64):
         with pytest.raises(ConfigError, match="fourier_seed must be an integer in 0..2"):
             get_proxy(f"vintk:fourier_seed={bad}")
+
+
+def test_readers_name_the_modes_that_read_each_option():
+    readers = ViNTKConfig.readers()
+    assert readers["ridge"] == "mode=learn" and readers["stat"] == "mode=spectrum"
+    assert readers["chunk"] == readers["mode"] == "always"
+    assert "band" not in readers["sigma"] and "align" in readers["sigma"]  # align: when encoded
+    for option, modes in readers.items():  # each listed mode reads the option in some setting
+        for mode in ([] if modes == "always" else modes.removeprefix("mode=").split("|")):
+            assert any(option in ViNTKConfig(mode=mode, view=view, encode=encode,
+                                             combine=combine).read_options()
+                       for view in ("coord", "highpass") for encode in ("none", "pixel")
+                       for combine in ("sum", "high"))

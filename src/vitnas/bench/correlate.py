@@ -7,7 +7,7 @@ when a ground truth grows. Non-finite scores are dropped from that proxy's stati
 in its ``failed`` column, never replaced.
 
 A row may be a named ensemble, ``ens:<spec>+<spec>[+...]`` (e.g. ``ens:nwot+params``,
-``ens:vintk:mode=band,sigma=1.0+zen``): its score is the rank sum of its members' scores, exactly
+``ens:vintk:mode=band,cutoff=0.5+zen``): its score is the rank sum of its members' scores, exactly
 what ``vitnas search --aggregate rank`` ranks by, so ensembles are tested without new proxies.
 """
 

@@ -51,10 +51,16 @@ def space_options(args: argparse.Namespace) -> dict[str, Any]:
     return {**pairs, **{k: v for k, v in options.items() if v is not None}}
 
 
-def space_from_args(args: argparse.Namespace):
+def space_from_args(args: argparse.Namespace, command_reads_data: bool = True):
+    """The space the flags name. Only NAS-Bench-201 reads data (its accuracy table); a command
+    that reads no data of its own (``command_reads_data=False``: sample, info) refuses
+    --data-dir for any other space, where it would be silently unused."""
+    from vitnas.errors import ConfigError
     from vitnas.spaces import get_space
 
-    # only NAS-Bench-201 reads data (its accuracy table); other spaces take no data_dir
+    if not command_reads_data and args.data_dir is not None and args.space != "nasbench201":
+        raise ConfigError(f"--data-dir is read only for nasbench201 here (its accuracy table); "
+                          f"{args.space} reads no data: leave it out")
     return get_space(args.space, **space_options(args),
                      data_dir=args.data_dir if args.space == "nasbench201" else None)
 

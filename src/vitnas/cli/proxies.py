@@ -53,8 +53,10 @@ def _shown(most: float | None) -> str:
 def cmd_proxy_options(cls: Any, args: argparse.Namespace) -> None:
     """One proxy: what it is and every option of its spec string, with defaults and the
     ceilings a spec may not pass."""
+    readers = cls.Config.readers() if hasattr(cls.Config, "readers") else {}
     options = [{"option": f.name, "type": getattr(f.type, "__name__", str(f.type)),
-                "default": f.default, "ceiling": f.metadata.get("max")}
+                "default": f.default, "ceiling": f.metadata.get("max"),
+                **({"read when": readers[f.name]} if readers else {})}
                for f in dataclasses.fields(cls.Config)]
     module = sys.modules[cls.__module__]
     summary = (cls.__doc__ or module.__doc__ or "").strip().split("\n\n")[0]
@@ -70,7 +72,11 @@ def cmd_proxy_options(cls: Any, args: argparse.Namespace) -> None:
     if options:
         print()
         print_table([{**o, "ceiling": _shown(o["ceiling"])} for o in options],
-                    ["option", "type", "default", "ceiling"])
+                    ["option", "type", "default", "ceiling", *(["read when"] if readers else [])])
+        if readers:
+            print("\n'read when': the settings in which an option is read (in some setting of "
+                  "the others); an option the spec does not read is refused when set away from "
+                  "its default.")
         example = ",".join(f"{o['option']}={o['default']}" for o in options[:2])
         print(f"\nset options in the spec: --proxy {cls.name}:{example}")
 
@@ -137,7 +143,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_space_options(p)
     p.add_argument("arch", help="architecture JSON file, '-' for stdin, or inline JSON")
     p.add_argument("--proxy", default="vintk,ntk_cond,params,flops",
-                   help="comma list of proxy specs, e.g. 'vintk:sigma=10,mode=band,dss'; aliases: "
+                   help="comma list of proxy specs, e.g. 'vintk:mode=band,cutoff=0.5,dss'; "
+                        "aliases: "
                         "'registered' (every proxy at its defaults), 'vintk-variants', 'all' "
                         "(both, and LGA after 1 epoch)")
     p.add_argument("--dataset", default="cifar10",

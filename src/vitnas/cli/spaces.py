@@ -42,7 +42,7 @@ def cmd_spaces(args: argparse.Namespace) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
-    space = space_from_args(args)
+    space = space_from_args(args, command_reads_data=False)
     rng = random.Random(args.seed)
     for _ in range(args.n):
         arch = space.sample(rng)
@@ -52,7 +52,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> None:
-    space = space_from_args(args)
+    space = space_from_args(args, command_reads_data=False)
     arch = read_architecture(space, args.arch)
     rows = space.layer_costs(arch)
     result: dict[str, Any] = {

@@ -3,7 +3,7 @@
 A proxy takes a model, one data batch (inputs and labels) and a config, and returns a raw value
 in its paper's convention plus a normalised ``score`` where higher always means better
 (``score = direction * raw``). Configs are dataclasses, so any variant is addressable as a
-string: ``get_proxy("vintk:sigma=10,mode=band")`` (the grammar lives in ``proxies.spec``).
+string: ``get_proxy("vintk:mode=band,cutoff=0.5")`` (the grammar lives in ``proxies.spec``).
 """
 
 from __future__ import annotations
@@ -41,6 +41,29 @@ def ceiling(default: Any, most: float) -> Any:
 @dataclass(frozen=True)
 class EmptyConfig:
     pass
+
+
+def read_when(config_class: type, conditional: dict[str, str]) -> dict[str, str]:
+    """Every option of ``config_class`` with when it is read: ``conditional``'s text, else
+    always (a config's ``readers()``, shown by ``vitnas proxies NAME``)."""
+    return {f.name: conditional.get(f.name, "always") for f in dataclasses.fields(config_class)}
+
+
+def unread_options(config: Any) -> list[str]:
+    """Options set away from their default that the config, as set, never reads.
+
+    A config whose options depend on others (a mode, a schedule, a switch) defines
+    ``read_options()`` (the options it reads) and ``setting()`` (what decides it, for the
+    message); it may accept some unread values (``ACCEPTED_UNREAD``: values committed grids
+    spell). Everything else it does not read would be silently ignored, so ``get_proxy``
+    refuses it: ``vintk:mode=band,sigma=3`` is the same computation as ``vintk:mode=band``."""
+    reads = getattr(config, "read_options", None)
+    if reads is None:
+        return []
+    read, accepted = reads(), getattr(config, "ACCEPTED_UNREAD", {})
+    return [f.name for f in dataclasses.fields(config)
+            if f.name not in read and getattr(config, f.name) != f.default
+            and str(getattr(config, f.name)) != accepted.get(f.name)]
 
 
 @dataclass

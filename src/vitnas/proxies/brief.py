@@ -31,6 +31,7 @@ about ``steps`` optimizer steps of a ``(batch_size, tokens)`` batch, printed by
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import time
@@ -42,10 +43,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from vitnas.errors import ConfigError
-from vitnas.proxies.base import PROXIES, TRAINING, Proxy, ProxyContext, ceiling
+from vitnas.proxies.base import PROXIES, TRAINING, Proxy, ProxyContext, ceiling, read_when
 
 METRICS = ("val_acc", "val_loss", "train_loss", "lga")
 SCHEDULES = ("constant", "warmup_cosine")
+
+
+# options read in one setting only: option -> (the option that decides, the value that reads it).
+# ``window`` and ``lga_samples`` are not here: one run reads every metric
+# (``train_with_checkpoints``, the brief-training study), whatever the config's own ``metric``.
+BRIEF_CONDITIONS = {"warmup": ("schedule", "warmup_cosine")}
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,21 @@ class BriefConfig:
         from vitnas.data.datasets import check_dataset_name
 
         check_dataset_name(self.dataset)
+
+    def read_options(self) -> frozenset[str]:
+        """``warmup`` is read by the warmup_cosine schedule only; set under the constant one it
+        is refused (``base.unread_options``)."""
+        unread = {option for option, (key, value) in BRIEF_CONDITIONS.items()
+                  if getattr(self, key) != value}
+        return frozenset(f.name for f in dataclasses.fields(self) if f.name not in unread)
+
+    def setting(self) -> str:
+        return f"metric={self.metric}, schedule={self.schedule}"
+
+    @classmethod
+    def readers(cls) -> dict[str, str]:
+        return read_when(cls, {option: f"{key}={value}"
+                               for option, (key, value) in BRIEF_CONDITIONS.items()})
 
     def training(self, seed: int):
         from vitnas.train import TrainConfig

@@ -18,13 +18,14 @@ from the same split and seed, as the reference measures on held-out data.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from vitnas.errors import ConfigError
-from vitnas.proxies.base import PER_SAMPLE, PROXIES, ProxyContext, ceiling
+from vitnas.proxies.base import PER_SAMPLE, PROXIES, ProxyContext, ceiling, read_when
 from vitnas.proxies.kernel import kernel_alignment
 from vitnas.proxies.ntk import KernelProxy, NTKConfig
 from vitnas.proxies.targets import distinct_classes, image_targets, is_dense
@@ -54,6 +55,22 @@ class LGAConfig(NTKConfig):
         from vitnas.data.datasets import check_dataset_name
 
         check_dataset_name(self.dataset)
+
+    def read_options(self) -> frozenset[str]:
+        """At initialisation (epochs=0) nothing is trained, so the training options are unread
+        (and refused when set: ``base.unread_options``)."""
+        names = {f.name for f in dataclasses.fields(self)}
+        return frozenset(names if self.epochs > 0 else names - set(TRAINING_OPTIONS))
+
+    def setting(self) -> str:
+        return f"epochs={self.epochs:g}"
+
+    @classmethod
+    def readers(cls) -> dict[str, str]:
+        return read_when(cls, dict.fromkeys(TRAINING_OPTIONS, "epochs > 0"))
+
+
+TRAINING_OPTIONS = ("dataset", "train_samples", "batch_size", "recipe", "disjoint")
 
 
 def reference_recipe(epochs: float, batch_size: int, seed: int):

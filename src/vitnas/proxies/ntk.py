@@ -9,6 +9,7 @@ convention; ``direction`` says which way is better.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -16,7 +17,15 @@ import torch
 from torch import nn
 
 from vitnas.errors import ConfigError
-from vitnas.proxies.base import FORWARD, PER_SAMPLE, PROXIES, Proxy, ProxyContext, ceiling
+from vitnas.proxies.base import (
+    FORWARD,
+    PER_SAMPLE,
+    PROXIES,
+    Proxy,
+    ProxyContext,
+    ceiling,
+    read_when,
+)
 from vitnas.proxies.kernel import (
     DEFAULT_MAX_MEMORY,
     KernelSpec,
@@ -200,6 +209,22 @@ class NTKTraceConfig(NTKConfig):
                               f"{', '.join(TRACE_OUTPUTS)}")
         if self.probes < 0:
             raise ConfigError("ntk_trace needs probes >= 0 (0 = exact)")
+
+    def read_options(self) -> frozenset[str]:
+        """NASI's multi-output trace (outputs=all) reads ``params`` and ``probes``; the scalar
+        kernel's trace reads the kernel options instead."""
+        names = {f.name for f in dataclasses.fields(self)}
+        if self.outputs == "all":
+            return frozenset({"outputs", "params", "probes"})
+        return frozenset(names - {"probes"})
+
+    def setting(self) -> str:
+        return f"outputs={self.outputs}"
+
+    @classmethod
+    def readers(cls) -> dict[str, str]:
+        return read_when(cls, {"probes": "outputs=all", **dict.fromkeys(
+            ("scalar", "method", "max_memory", "chunk"), "outputs=scalar")})
 
 
 @PROXIES.register("ntk_trace")

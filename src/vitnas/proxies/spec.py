@@ -1,4 +1,4 @@
-"""The proxy spec grammar, in one place: ``vintk:sigma=10,mode=band``, comma lists of specs,
+"""The proxy spec grammar, in one place: ``vintk:mode=band,cutoff=0.5``, comma lists of specs,
 and the list aliases (``all``, ``registered``, ``vintk-variants``).
 
 Parse once at the edge (the CLI, a benchmark script) with :func:`resolve_proxies`; everything
@@ -15,7 +15,7 @@ from typing import Any
 
 from vitnas.errors import ConfigError
 from vitnas.grammar import plain_number
-from vitnas.proxies.base import PROXIES, Proxy
+from vitnas.proxies.base import PROXIES, Proxy, unread_options
 from vitnas.registry import Registry
 
 # A list alias expands to several specs; each is a function, so it sees proxies registered later.
@@ -48,7 +48,7 @@ ALIASES.register("all", lambda: [*list_proxies(), *_vintk_variants(), "lga:epoch
 
 
 def parse_proxy_spec(spec: str) -> tuple[str, dict[str, str]]:
-    """``"vintk:sigma=10,mode=band"`` -> ``("vintk", {"sigma": "10", "mode": "band"})``."""
+    """``"vintk:mode=band,cutoff=0.5"`` -> ``("vintk", {"mode": "band", "cutoff": "0.5"})``."""
     name, _, options = spec.strip().partition(":")
     pairs: dict[str, str] = {}
     for item in filter(None, (part.strip() for part in options.split(","))):
@@ -111,6 +111,11 @@ def get_proxy(spec: str | Proxy) -> Proxy:
     config = cls.Config(**options)
     if hasattr(config, "check"):
         config.check()
+    unread = unread_options(config)
+    if unread:
+        given = ", ".join(f"{key}={getattr(config, key)}" for key in unread)
+        raise ConfigError(f"{name} with {config.setting()} does not read {given}: leave it out "
+                          f"(`vitnas proxies {name}` says when each option is read)")
     return cls(config)
 
 

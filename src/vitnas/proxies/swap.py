@@ -36,6 +36,7 @@ Which ``mu`` and ``sigma`` the paper used for each space could not be checked he
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -44,7 +45,7 @@ from torch import nn
 
 from vitnas.errors import ConfigError
 from vitnas.flops import count_params
-from vitnas.proxies.base import FORWARD, PROXIES, Proxy, ProxyContext, ceiling
+from vitnas.proxies.base import FORWARD, PROXIES, Proxy, ProxyContext, ceiling, read_when
 
 ACTIVATION_TYPES = (nn.ReLU, nn.GELU)
 UNITS = ("position", "channel")
@@ -172,6 +173,18 @@ class SwapConfig:
         if self.param_unit not in PARAM_UNITS:
             raise ConfigError(f"swap param_unit must be one of {', '.join(PARAM_UNITS)}, "
                               f"not {self.param_unit!r}")
+
+    def read_options(self) -> frozenset[str]:
+        """The regulariser's width and unit are read only when it is on (mu > 0)."""
+        names = {f.name for f in dataclasses.fields(self)}
+        return frozenset(names if self.mu > 0 else names - {"sigma", "param_unit"})
+
+    def setting(self) -> str:
+        return f"mu={self.mu:g}"
+
+    @classmethod
+    def readers(cls) -> dict[str, str]:
+        return read_when(cls, {"sigma": "mu > 0", "param_unit": "mu > 0"})
 
 
 @PROXIES.register("swap")

@@ -22,6 +22,10 @@ every architecture, projected to the image channels by a fixed random matrix and
   - ``learn``: frequency-resolved learnability: how much of a target of frequency f the
     kernel's ridge regression fits on the batch, over ``bands`` octaves up to ``frequency``;
   - ``spectrum``: a size-aware statistic ``stat`` of the kernel (``spectrum_statistic``).
+Each mode reads only some options (``ViNTKConfig.read_options``); one it does not read, set away
+from its default, is refused rather than silently ignored (``vitnas proxies vintk``: when each
+option is read).
+
 ``metric``: ``cond`` (-log kappa), ``eigen`` (eigen score) or ``trace`` (log tr/N), each
 oriented so higher is better. ``combine`` (view and band modes): ``sum`` = low + weight * high,
 ``high`` = the high part alone, ``ratio`` = log(tr Theta_high / tr Theta_low).
@@ -40,7 +44,8 @@ embedding replaced by a projection of gamma(patch vector), i.e. the network with
 its patch embedding. Targets are always functions of the original images.
 
 Default, chosen on ViT-Bench-101's AutoFormer dev half (the ViNTK variant with the highest
-Kendall tau on CIFAR-100 KD among the 36 of ``ALL_VARIANTS``; results/vitbench101/selection.json):
+Kendall tau on CIFAR-100 KD among the 36 of ``ALL_VARIANTS`` then, one a duplicate since dropped;
+results/vitbench101/selection.json):
 mode=view, view=coord, sigma=10, features=64, metric=cond, combine=high (the -log condition
 number of the kernel of the Fourier-feature view alone). Its dev tau (0.535) was 0.008 above the
 previous default's (mode=joint, chosen on the micro-ViT ground truth), well inside noise. It
@@ -50,6 +55,7 @@ half (0.385 vs 0.483) and better on PiT (0.560 vs 0.444). The README gives the f
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -80,6 +86,7 @@ ADDED_OPTIONS = ("frequency", "bands", "draws", "ridge", "score", "stat", "encod
 # they are keyed at the values every stored score of those modes was made with.
 COMBINING_MODES = ("view", "band")
 COMBINE_KEYED = {"combine": "sum", "weight": "1.0"}
+NTK_OPTIONS = frozenset(f.name for f in dataclasses.fields(NTKConfig))  # every mode's kernel
 MODE_OPTIONS = {
     "align": ("frequency", "encode"),
     "learn": ("frequency", "bands", "draws", "ridge", "score", "encode"),
@@ -89,6 +96,9 @@ MODE_OPTIONS = {
 
 @dataclass(frozen=True)
 class ViNTKConfig(NTKConfig):
+    """The kernel options every NTK proxy shares, and ViNTK's own (``VINTK_OPTIONS``), of which
+    each mode reads some (``read_options``)."""
+
     mode: str = "view"
     view: str = "coord"
     sigma: float = ceiling(10.0, 1e6)
@@ -124,6 +134,66 @@ class ViNTKConfig(NTKConfig):
         # Derived draws use fourier_seed + 1 and + 2, so the top of the range leaves room.
         check_seed(self.fourier_seed, "vintk fourier_seed", room=2)
 
+    # unread by the modes that combine nothing, but spelled by committed grids (store keys)
+    ACCEPTED_UNREAD = COMBINE_KEYED
+
+    def setting(self) -> str:
+        """What decides which options this config reads (for ``unread_options``' message)."""
+        parts = [f"mode={self.mode}"]
+        if self.mode in ("view", "joint"):
+            parts.append(f"view={self.view}")
+        if self.mode in COMBINING_MODES:
+            parts.append(f"combine={self.combine}")
+        if self.mode in MODE_OPTIONS:
+            parts.append(f"encode={self.encode}")
+        return ", ".join(parts)
+
+    @classmethod
+    def readers(cls) -> dict[str, str]:
+        """When each option is read: the modes that read it in some setting of view, encode or
+        combine (``vitnas proxies vintk``); the shared kernel options always."""
+        modes: dict[str, list[str]] = {}
+        for mode in MODES:
+            for view in VIEWS:
+                for encode in ENCODINGS:
+                    for combine in COMBINES:
+                        config = cls(mode=mode, view=view, encode=encode, combine=combine)
+                        for option in config.read_options():
+                            if mode not in modes.setdefault(option, []):
+                                modes[option].append(mode)
+        return {f.name: "always" if len(modes[f.name]) == len(MODES)
+                else "mode=" + "|".join(modes[f.name]) for f in dataclasses.fields(cls)}
+
+    def read_options(self) -> frozenset[str]:
+        """The options this mode (with its view, encode and combine) reads: the kernel's and
+        some of vintk's own. A value it does not read would be silently ignored
+        (``mode=band,sigma=1`` equals ``mode=band``), so one set away from its default is
+        refused (``base.unread_options``)."""
+        reads = {"mode", *NTK_OPTIONS}
+        if self.mode in ("view", "joint"):
+            reads.add("view")
+            reads |= {"cutoff"} if self.view == "highpass" else \
+                {"sigma", "features", "alpha", "fourier_seed"}
+        if self.mode in COMBINING_MODES:
+            reads.add("combine")
+            if self.mode == "band":
+                reads.add("cutoff")
+            if self.combine != "ratio":
+                reads.add("metric")
+            if self.combine == "sum":
+                reads.add("weight")
+        if self.mode == "joint":
+            reads.add("metric")
+        reads.update(MODE_OPTIONS.get(self.mode, ()))
+        if self.mode == "learn":
+            reads.add("fourier_seed")
+        if self.mode in MODE_OPTIONS and self.encode != "none":
+            reads |= {"sigma", "features", "fourier_seed"}
+        return frozenset(reads)
+
+
+VINTK_OPTIONS = tuple(f.name for f in dataclasses.fields(ViNTKConfig) if f.name not in NTK_OPTIONS)
+
 
 # The family as the scoreboard measures it: a reference point plus one change at a time along
 # each axis (view, scale, metric, combine, mode). Spelled in full, so the grid stays the same
@@ -134,7 +204,7 @@ _CHANGES = (
     {"metric": "eigen"}, {"metric": "trace"}, {"combine": "high"}, {"combine": "ratio"},
     {"mode": "band"}, {"mode": "band", "combine": "high"}, {"mode": "band", "combine": "ratio"},
     {"mode": "joint"}, {"mode": "joint", "view": "pixel"}, {"mode": "joint", "view": "highpass"},
-    {"mode": "align"}, {"mode": "align", "sigma": 1.0},
+    {"mode": "align"},
 )
 VARIANTS = tuple("vintk:" + ",".join(f"{k}={v}" for k, v in {**_REFERENCE, **change}.items())
                  for change in _CHANGES)
