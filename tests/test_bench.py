@@ -13,6 +13,7 @@ from vitnas.bench import GroundTruthConfig, build_ground_truth, load_benchmark, 
 from vitnas.bench.correlate import (
     ScoreboardConfig,
     correlate,
+    in_dev_split,
     judge,
     scoreboard_specs,
     split_indices,
@@ -244,6 +245,11 @@ def test_splits_are_disjoint_stable_and_cover(tmp_path):
     keys = {space.key(bench.records[i].arch) for i in dev}
     grown_dev = {space.key(grown.records[i].arch) for i in split_indices(grown, "dev")}
     assert keys <= grown_dev
+
+
+def test_dev_split_membership_is_pinned():
+    # the committed dev boards were judged on this half: a changed hash moves every one
+    assert [i for i in range(12) if in_dev_split(str(i), 0.5, 0)] == [3, 4, 7, 9, 10]
 
 
 def test_correlate_ranks_params_first_and_reuses_the_store(tmp_path, monkeypatch):

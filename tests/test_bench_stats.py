@@ -112,6 +112,11 @@ def test_strata_are_size_quantiles_and_ties_share_one():
         strata_labels(np.arange(3.0), 0)
 
 
+def test_strata_of_an_odd_count_put_the_middle_size_in_the_upper_stratum():
+    # rank r falls in floor((r - 1/2) * strata / n): the middle of three is at exactly 1.0
+    assert strata_labels(np.arange(3.0), 2).tolist() == [0, 1, 1]
+
+
 def test_within_strata_tau_is_the_mean_of_the_strata():
     size = np.arange(6.0)  # strata {0, 1, 2} and {3, 4, 5}
     truth = np.arange(6.0)
@@ -274,6 +279,21 @@ def test_old_scoreboards_load_and_rejudge_fills_the_new_columns():
     subset = rejudge(board, truth=[-v for v in board.accuracy], keep=[0, 2, 4, 6])
     assert subset.n == 4 and subset.row("oracle").kendall == -1.0
     assert subset.scores["oracle"] == [3.0, 4, 5, 2]
+
+
+def test_best_is_the_highest_finite_tau_among_one_proxys_variants():
+    # a variant with no score (NaN tau) comes first, and a better proxy whose name merely
+    # starts with "vintk" is not one of its variants
+    data = old_board()
+    truth = data["accuracy"]
+    data["scores"].update({"vintk:sigma=3": [math.nan] * 8, "vintk:sigma=1": [-t for t in truth],
+                           "vintk:sigma=2": [2.0, 1, 4, 1, 5, 9, 3, 6], "vintkx": truth})
+    board = rejudge(Scoreboard.from_dict(json.loads(json.dumps(data))))
+    assert 0 < board.row("vintk:sigma=2").kendall < board.row("vintkx").kendall == 1.0
+    assert board.best("vintk").proxy == "vintk:sigma=2"
+    assert board.best("params").proxy == "params"
+    with pytest.raises(ConfigError, match="no nwot variant has a finite Kendall tau"):
+        board.best("nwot")
 
 
 def test_the_table_names_the_top_fraction_it_judged_never_a_false_zero():

@@ -134,6 +134,39 @@ def test_leave_one_out_repeats_the_whole_fit_without_each_architecture():
     assert ranker.loo_tau_prior == pytest.approx(0.6)  # 8 concordant, 2 discordant of 10
 
 
+def test_ridge_strengths_that_rank_alike_go_to_the_strongest():
+    # one feature: every strength gives the same leave-one-out ranking, so the taus tie
+    ranker = fit_ranker({"params": [2, 4, 8, 16, 32]}, [1, 3, 2, 5, 4])
+    assert ranker.alpha == 10.0
+
+
+def test_evidence_exactly_at_the_threshold_chooses_the_fitted_model():
+    train = shapes(40, 0)
+    labels = train["width"] + np.random.default_rng(2).normal(0, 5, 40)
+    ranker = fit_ranker(train, labels)
+    assert ranker.evidence > 0 and ranker.loo_tau_fitted > ranker.loo_tau_prior
+    assert fit_ranker(train, labels, threshold=ranker.evidence).chosen == "fitted"
+
+
+def test_a_backwards_prior_is_shrunk_toward_zero_not_toward_its_negative_slope():
+    """Where #params ranks the k backwards (rho < 0) the prior's centre is 0: with both
+    weights positive the fit is then plain ridge, (Z^T Z + alpha k I)^-1 Z^T t, by hand."""
+    train = shapes(12, 2)
+    negw = -np.log(train["width"])  # negative everywhere: the identity transform
+    labels = np.log(train["params"]) + 2.6 * negw
+    ranker = fit_ranker({"params": train["params"], "negw": negw}, labels, threshold=-100.0,
+                        alphas=(0.3,))
+    assert ranker.rho < 0
+    z = np.column_stack([np.log(train["params"]), negw])
+    z = (z - z.mean(axis=0)) / z.std(axis=0)
+    ranks = np.argsort(np.argsort(labels)) + 1.0
+    target = (ranks - ranks.mean()) / ranks.std()
+    expected = np.linalg.solve(z.T @ z + 0.3 * 12 * np.eye(2), z.T @ target)
+    weights = [f.fitted_weight for f in ranker.features]
+    assert weights == pytest.approx(expected, abs=1e-6)
+    assert weights == pytest.approx([0.1250, 0.6757], abs=1e-3)
+
+
 # --- errors ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("features, labels, message", [
     ({"params": [1, 2, 3]}, [1, 2, 3], "at least 4"),

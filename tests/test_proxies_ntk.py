@@ -234,6 +234,15 @@ def test_frequency_split_is_a_partition():
     assert frequency_split(constant, 0.25)[1].abs().max() < 1e-5
 
 
+def test_frequency_split_puts_a_pure_cosine_on_its_side_of_the_cutoff():
+    # the partition above holds for any filter; a cosine at half Nyquist (radius 0.5) pins it
+    x = torch.cos(2 * math.pi * 0.25 * torch.arange(8.0)).expand(1, 1, 8, 8)
+    low, high = frequency_split(x, 0.4)
+    assert low.abs().max() < 1e-5 and torch.allclose(high, x, atol=1e-5)
+    low, high = frequency_split(x, 0.6)
+    assert torch.allclose(low, x, atol=1e-5) and high.abs().max() < 1e-5
+
+
 def test_vintk_high_frequency_views_differ_in_spectrum():
     x, _ = batch()
     views = FourierViews(ViNTKConfig(view="highpass"), 3)

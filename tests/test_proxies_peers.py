@@ -140,6 +140,31 @@ def test_swap_channel_units_run_over_tokens_and_position_units_saturate():
     assert result.raw == 2 and "saturated" in " ".join(result.warnings)
 
 
+def test_swap_channel_units_of_a_feature_map_run_over_its_positions():
+    # channels x, -x and 1 over the six positions: 101010, 010101, 111111 -> three distinct
+    # (reading a (B, C, H, W) map without moving channels last would mix them up)
+    conv = nn.Conv2d(1, 3, 1)
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([1.0, -1.0, 0.0]).view(3, 1, 1, 1))
+        conv.bias.copy_(torch.tensor([0.0, 0.0, 1.0]))
+    x = torch.tensor([[[[1.0, -1.0, 2.0], [-2.0, 3.0, -3.0]]]])
+    result = get_proxy("swap:unit=channel,inits=1")(nn.Sequential(conv, nn.ReLU()), ctx_for(x))
+    assert result.raw == 3
+
+
+def test_swap_is_saturated_only_when_every_initialisation_is():
+    # one sample: the built weights show both patterns (2 = 2^1), the re-drawn init fewer,
+    # so the mean 1.5 is below the ceiling and nothing is said
+    layer = nn.Linear(1, 2)
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+        layer.bias.copy_(torch.tensor([5.0, -5.0]))
+    result = get_proxy("swap:inits=2")(nn.Sequential(layer, nn.ReLU()),
+                                      ctx_for(torch.tensor([[1.0]]), seed=0))
+    assert result.raw == 1.5
+    assert not any("saturat" in warning for warning in result.warnings)
+
+
 def test_swap_pattern_keys_tell_apart_patterns_longer_than_one_word():
     codes = torch.zeros(70, 3, dtype=torch.bool)
     codes[69, 1] = True  # units 0 and 2 agree; unit 1 differs only at sample 70

@@ -15,6 +15,7 @@ from vitnas.proxies.vintk import (
     ViNTKConfig,
     decay_rate,
     effective_rank,
+    frequency_kernel,
     learnability,
     projection_targets,
     spectrum_statistic,
@@ -256,3 +257,27 @@ def test_readers_name_the_modes_that_read_each_option():
                                              combine=combine).read_options()
                        for view in ("coord", "highpass") for encode in ("none", "pixel")
                        for combine in ("sum", "high"))
+
+
+def test_frequency_kernel_on_two_points_is_the_gaussian_of_their_spread():
+    # x = +-1: squared distance 4, spread (unbiased) 2, so exp(-2 pi^2 f^2 * 4 / 2)
+    kernel = frequency_kernel(torch.tensor([1.0, -1.0]).view(2, 1, 1, 1), 0.1)
+    assert float(kernel[0, 1]) == pytest.approx(math.exp(-4 * math.pi**2 * 0.01))
+
+
+def test_learn_ratio_is_the_log_of_the_top_band_over_the_bottom_band():
+    # frequency 0.5 in 3 bands: 0.5 over 0.125, not the other way round
+    torch.manual_seed(0)
+    x = torch.randn(16, 3, 8, 8)
+    theta = frequency_kernel(x, 0.1)
+    ctx = ProxyContext(x, torch.zeros(16, dtype=torch.long), 10)
+    fits = [learnability(theta, projection_targets(x, f, 8, 1), 0.1) for f in (0.5, 0.25, 0.125)]
+    score = get_proxy("vintk:mode=learn,score=ratio").learn_score(theta, ctx)
+    assert score == pytest.approx(math.log(fits[0] / fits[-1]), rel=1e-9)
+    assert score < 0 and ctx.warnings == []
+
+
+def test_band_ratio_combines_high_over_low_trace():
+    ctx = ProxyContext(torch.zeros(4, 1), torch.zeros(4, dtype=torch.long), 2)
+    proxy = get_proxy("vintk:mode=band,combine=ratio")
+    assert proxy.combine(torch.eye(4), math.e * torch.eye(4), ctx) == pytest.approx(1.0, abs=1e-6)

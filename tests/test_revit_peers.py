@@ -20,7 +20,13 @@ from vitnas.revit.evaluate import (
 )
 from vitnas.revit.inference import cascade_predict, lengths_flops, skip_predict
 from vitnas.revit.labels import correct_by_length
-from vitnas.revit.metrics import TimingBootstrap, curve_ratio, low_median, rank_interval
+from vitnas.revit.metrics import (
+    TimingBootstrap,
+    curve_ratio,
+    low_median,
+    mixture_frontier,
+    rank_interval,
+)
 from vitnas.revit.peers import (
     THRESHOLDS,
     CascadeRule,
@@ -302,6 +308,28 @@ def test_nan_ranks_lowest_in_medians_and_intervals():
     assert low_median(values) == 2.0
     assert rank_interval(values, 0.5)[0] == 1.0
     assert rank_interval(torch.tensor([float("nan")] * 4))[0] == float("-inf")
+
+
+def test_the_median_of_an_even_count_is_the_lower_middle_value():
+    assert low_median(torch.tensor([1.0, 2, 3, 4])) == 2.0
+
+
+def test_rank_interval_takes_the_nearest_ranks_of_its_quantiles():
+    # level 0.5 of 10 values: ranks ceil(2.5) = 3 and ceil(7.5) = 8
+    assert rank_interval(torch.arange(1.0, 11.0), 0.5) == [3.0, 8.0]
+
+
+def test_a_point_on_the_chord_of_the_frontier_is_not_a_corner_of_it():
+    # (2, 55) is the even mixture of (1, 50) and (3, 60): the hull needs only the two ends
+    assert mixture_frontier([(1, 50), (2, 55), (3, 60)]) == [(1.0, 50.0), (3.0, 60.0)]
+
+
+@torch.no_grad()
+def test_a_cascade_exits_at_a_confidence_exactly_at_its_threshold():
+    model = tiny_revit()
+    model.head.weight.zero_()
+    model.head.bias.zero_()  # every length predicts uniformly: confidence exactly 1/10
+    assert cascade_predict(model, torch.randn(3, 3, 32, 32), 0.1).length.tolist() == [0, 0, 0]
 
 
 def test_timing_bootstrap_recovers_a_known_speedup_and_ignores_one_slow_round():

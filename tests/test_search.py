@@ -107,6 +107,13 @@ def test_parse_window_rejects_bad_text(text, message):
         parse_window(text, "params")
 
 
+def test_a_window_holds_both_of_its_ends():
+    # "5M:6M" is a closed interval: an architecture of exactly 5M or 6M params is inside
+    window = parse_window("5M:6M", "params")
+    assert 5e6 in window and 6e6 in window
+    assert 4999999 not in window and 6000001 not in window
+
+
 def test_parse_shard():
     assert parse_shard("1/4") == (1, 4) and parse_shard(None) is None
     for bad in ("3/2", "2/2", "a/b", "2"):
@@ -299,6 +306,29 @@ def test_evolution_follows_autoformer_slots_and_beats_its_first_generation():
     assert ("no improvement on the random start" in text) == (curve[0] == curve[-1])
     assert progress_text(run_search(space, toy_config(budget=4, population=4),
                                     store=":memory:")) is None  # one generation: nothing to say
+
+
+class MarkedToySpace(ToySpace):
+    """Mutants and children carry their origin in their width (1xx, 2xx), so each slot of a
+    generation shows which operator filled it and from which parent."""
+
+    def mutate(self, arch, seed=None, **rates):
+        return ToyArch(100 + arch.width)
+
+    def crossover(self, a, b, seed=None):
+        return ToyArch(200 + a.width)
+
+
+def test_evolution_fills_the_second_generation_slot_by_slot_from_the_top_parents():
+    result = run_search(MarkedToySpace(), toy_config(budget=8, population=4), store=":memory:")
+    first = [e.candidate.arch.width for e in result.evaluations if e.candidate.generation == 0]
+    second = [(e.candidate.origin, e.candidate.arch.width) for e in result.evaluations
+              if e.candidate.generation == 1]
+    assert len(first) == 4 and [origin for origin, _ in second] == [
+        "mutation", "crossover", "random", "random"]
+    parents = sorted(first)[-2:]  # params rank the widest first
+    assert second[0][1] - 100 in parents and second[1][1] - 200 in parents
+    assert all(width in ToySpace.widths for _, width in second[2:])
 
 
 def test_rank_aggregate_and_pareto_aggregate_pick_from_the_scored_set():

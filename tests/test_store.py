@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import sqlite3
+from pathlib import Path
 
 import pytest
 import torch
@@ -201,3 +202,32 @@ def test_a_read_only_store_is_refused_before_any_work(tmp_path):
     path.chmod(0o444)
     with pytest.raises(ConfigError, match="cannot be written"):
         ScoreStore(path)
+
+
+def test_a_store_opened_read_only_is_refused_as_unwritable(tmp_path, monkeypatch):
+    # the chmod test above is skipped as root; opening with mode=ro needs no file modes
+    path = _store_with_one_row(tmp_path / "s.sqlite")
+    real = sqlite3.connect
+
+    def read_only(name, *args, **kwargs):
+        kwargs.pop("uri", None)
+        return real(f"{Path(name).resolve().as_uri()}?mode=ro", *args, uri=True, **kwargs)
+
+    monkeypatch.setattr(sqlite3, "connect", read_only)
+    with pytest.raises(ConfigError, match="cannot be written"):
+        ScoreStore(path)
+
+
+def test_clashes_counts_only_a_different_score_and_nan_matches_nan():
+    other = ScoreKey("space@x", '{"a":2}', "nwot", 0, "batch")
+    store = ScoreStore(":memory:")
+    store.put([StoredScore(KEY, 1.0, 1.0, 0.1), StoredScore(other, math.nan, math.nan, 0.1)])
+    assert store.clashes([StoredScore(KEY, 2.0, 2.0, 0.1),
+                          StoredScore(other, math.nan, math.nan, 0.1)]) == 1
+    assert store.clashes([StoredScore(KEY, 1.0, 1.0, 0.1)]) == 0
+
+
+def test_batch_identity_separates_the_same_bytes_in_another_shape():
+    # a reshaped batch is another input to the model, so it must not share a cache row
+    x, y = proxy_batch("gaussian", 4, 32)
+    assert batch_identity(x, y) != batch_identity(x.reshape(4, 3, 16, 64), y)
