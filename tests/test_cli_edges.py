@@ -23,6 +23,7 @@ from vitnas.cli.common import parse_options, usable_cores
 from vitnas.errors import ConfigError, DatasetError
 from vitnas.models.nb201 import EDGES, OPS
 from vitnas.proxies import PROXIES, get_proxy
+from vitnas.proxies.scoring import proxy_batch
 from vitnas.search.runner import check_ray_address
 from vitnas.spaces import get_space
 from vitnas.spaces.nasbench201 import DATASET_COLUMNS, load_table
@@ -655,3 +656,74 @@ def test_option_lists_read_numbers_written_in_ascii_only():
     # by name instead of taking another number
     assert parse_options("a=+3,b=-4,c=1.5,d=\u0663,e=1_0,f=\u0660.\u0665,g=x") == {
         "a": 3, "b": -4, "c": 1.5, "d": "\u0663", "e": "1_0", "f": "\u0660.\u0665", "g": "x"}
+
+
+# --- a batch the models cannot take, and input no check named (audit of 2026-12-08) ---------
+def test_the_proxy_batch_and_the_models_must_agree_on_the_task(capsys, segmentation_arch,
+                                                               arch_file):
+    """A classifier's loss on label maps (or the reverse) failed deep inside snip."""
+    seg = ("score", "s3-tiny-micro", segmentation_arch, "--task", "segmentation",
+           "--num-classes", "11", "--img-size", "16", "--proxy", "snip", "--batch-size", "2")
+    assert "has one label per image" in one_line_error(capsys, *seg, "--dataset", "cifar10")
+    assert "paste-fashion is a segmentation dataset but the models are classifiers" in \
+        one_line_error(capsys, "score", SPACE, arch_file, "--num-classes", "11", "--proxy",
+                       "snip", "--dataset", "paste-fashion", "--batch-size", "2")
+    code, out, _ = run(capsys, *seg, "--dataset", "gaussian", "--json")  # random label maps
+    assert code == 0 and math.isfinite(json.loads(out)["results"][0]["score"])
+    _, labels = proxy_batch("gaussian", 2, 16, num_classes=11, task="segmentation")
+    assert labels.shape == (2, 16, 16) and int(labels.max()) < 11
+
+
+def _bench_file(tmp_path, labels):
+    space = get_space(SPACE)
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps({"space": SPACE, "records": [
+        {"arch": space.to_json(space.sample(i)), "top1": v} for i, v in enumerate(labels)]}))
+    return path
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--split", "all", "--resamples", "0", "--split-seed", "5"], "--split-seed seeds the"),
+    (["--limit", "100"], "holds 12 architectures; cannot take 100"),
+])
+def test_correlate_options_that_would_be_silently_unused_are_refused(capsys, tmp_path, argv,
+                                                                      message):
+    path = _bench_file(tmp_path, [50 + i for i in range(12)])
+    assert message in one_line_error(capsys, "bench", "correlate", "--benchmark", path,
+                                     "--proxies", "params", "--db", tmp_path / "s.sqlite",
+                                     "--quiet", *argv)
+
+
+def test_labels_that_vary_in_the_file_but_not_on_the_split_are_named(capsys, tmp_path):
+    from vitnas.bench import load_benchmark
+    from vitnas.bench.correlate import split_indices
+
+    bench = load_benchmark(str(_bench_file(tmp_path, [0] * 12)))
+    dev = set(split_indices(bench, "dev", 0.5, 0))
+    path = _bench_file(tmp_path, [70 if i in dev else 60 + i for i in range(12)])
+    line = one_line_error(capsys, "bench", "correlate", "--benchmark", path, "--proxies",
+                          "params", "--split", "dev", "--db", tmp_path / "s.sqlite", "--quiet")
+    assert "does not vary on the dev split" in line and "every architecture has 70" in line
+    path = _bench_file(tmp_path, ["high"] * 3 + [None] * 3)
+    assert "no record gives top1 a number (e.g. 'high')" in one_line_error(
+        capsys, "bench", "correlate", "--benchmark", path, "--proxies", "params", "--db",
+        tmp_path / "s.sqlite", "--quiet")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["info", SPACE, '{"arch": {arch}, "hidden_dim": 60}'], "and hidden_dim beside it"),
+    (["info", SPACE, "{heads}"], "num_heads[0] must be an integer in autoformer-tiny-micro"),
+    (["info", SPACE, "null"], "architecture must be a JSON object"),
+    (["info", "s3-tiny-micro", '{"depth": [1]}', "--patch-size", "64"],
+     "patch size 64 exceeds image size 32"),
+    (["export", "model.pt", ""], "argument out: is empty"),
+    (["merge", "", "a.sqlite"], "argument out: is empty"),
+])
+def test_architectures_and_paths_no_check_named_are_refused(capsys, tmp_path, monkeypatch,
+                                                            argv, message):
+    monkeypatch.chdir(tmp_path)
+    arch = get_space(SPACE).to_json(get_space(SPACE).sample(0))
+    heads = {**arch, "num_heads": [float(h) for h in arch["num_heads"]]}
+    argv = [a.replace("{arch}", json.dumps(arch)).replace("{heads}", json.dumps(heads))
+            for a in argv]
+    assert message in one_line_error(capsys, *argv)

@@ -210,11 +210,11 @@ def test_pasted_dataset_is_cached_and_feeds_a_dense_proxy_batch(pasted, tmp_path
     assert torch.equal(first.masks, again.masks)
     test = get_segmentation_dataset("paste-fashion", "test", n=12)
     assert not torch.equal(first.masks, test.masks)  # the splits are different scenes
-    x, y = proxy_batch("paste-fashion", 6, 16, num_classes=11, seed=0)
+    x, y = proxy_batch("paste-fashion", 6, 16, num_classes=11, seed=0, task="segmentation")
     assert x.shape == (6, 3, 16, 16) and y.shape == (6, 16, 16)
     assert y.min() >= IGNORE and y.max() < 11
     with pytest.raises(ConfigError, match="pass --num-classes 11"):
-        proxy_batch("paste-fashion", 6, 16, num_classes=10)
+        proxy_batch("paste-fashion", 6, 16, num_classes=10, task="segmentation")
 
 
 def test_segmentation_ground_truth_records_miou(pasted, tmp_path):

@@ -47,6 +47,9 @@ def load_benchmark(source: str, space: str | None = None,
         bench = vitbench101.import_autoprox(source, space, space_options)
     else:
         bench = parse_benchmark(read_benchmark_json(source), str(source), space, space_options)
+    if n is not None and n > len(bench.records):  # as nasbench201 says: never a silent clamp
+        raise ConfigError(f"{bench.name} holds {len(bench.records)} architectures; cannot take "
+                          f"{n}")
     if n is not None and n < len(bench.records):
         keep = sorted(random.Random(seed).sample(range(len(bench.records)), n))
         bench.records = [bench.records[i] for i in keep]

@@ -42,7 +42,7 @@ from vitnas.bench.stats import (
 )
 from vitnas.errors import ConfigError
 from vitnas.formatting import from_nonfinite_word, nonfinite_word, progress_bar
-from vitnas.proxies.scoring import proxy_batch
+from vitnas.proxies.scoring import proxy_batch, space_task
 from vitnas.proxies.shape import SHAPE_BASELINES, is_baseline
 from vitnas.proxies.spec import expand_proxy_specs, get_proxy, resolve_proxies
 from vitnas.search.aggregate import rank_sum
@@ -309,7 +309,7 @@ def score_benchmark(
 
     space = bench.space
     x, y = proxy_batch(batch, batch_size, space.img_size, space.in_chans, space.num_classes,
-                       seed, data_dir)
+                       seed, data_dir, space_task(space))
     batch_id = batch_identity(x, y)
     space_id = space_identity(space)
     proxies = [get_proxy(s) for s in specs]
@@ -488,6 +488,10 @@ def correlate(
     if len(indices) < 3:
         raise ConfigError(f"the {config.split} split of {bench.name} has {len(indices)} "
                           f"architectures with a {config.metric}; need at least 3")
+    if len({accuracy[i] for i in indices}) < 2:  # the whole file may vary where a half does not
+        raise ConfigError(f"the label {config.metric} does not vary on the {config.split} split "
+                          f"of {bench.name} (every architecture has {accuracy[indices[0]]:g}): "
+                          "no ranking to correlate with")
     check_label_span([accuracy[i] for i in indices], config.metric, bench.name)
     subset = Benchmark(bench.name, bench.space, [bench.records[i] for i in indices], bench.meta)
     reliability = _reliability(subset, repeat, config)  # before the scoring: it may refuse

@@ -53,6 +53,10 @@ class Benchmark:
 
     def values(self, metric: str) -> list[float | None]:
         if metric not in self.metrics():
+            given = [r.values[metric] for r in self.records if metric in r.values]
+            if given:  # the field is there, but no record gives it a number
+                raise ConfigError(f"benchmark {self.name}: no record gives {metric} a number "
+                                  f"(e.g. {shown(given[0])})")
             raise ConfigError(f"benchmark {self.name} has no metric {metric!r} "
                               f"(it has: {', '.join(self.metrics()) or 'none'})")
         out = []

@@ -121,6 +121,9 @@ def cmd_bench_correlate(args: argparse.Namespace) -> None:
     if args.sample_seed is not None and args.limit is None:
         raise ConfigError("--sample-seed picks --limit's subset; without --limit every "
                           "architecture is used, so give both or neither")
+    if args.split_seed is not None and args.split == "all" and args.resamples == 0:
+        raise ConfigError("--split-seed seeds the dev/test split and the bootstrap; --split all "
+                          "with --resamples 0 has neither, so leave it out")
     if args.dev_fraction is not None and args.split == "all":
         raise ConfigError("--dev-fraction sizes the dev half of --split dev or test; --split "
                           "all uses every architecture")
@@ -157,7 +160,7 @@ def cmd_bench_correlate(args: argparse.Namespace) -> None:
     config = ScoreboardConfig(
         proxies=(args.proxies,), metric=metric, batch=args.batch,
         batch_size=args.batch_size, seed=args.seed, split=args.split,
-        split_seed=args.split_seed, resamples=args.resamples, top_fraction=args.top_fraction,
+        split_seed=args.split_seed or 0, resamples=args.resamples, top_fraction=args.top_fraction,
         **({} if args.dev_fraction is None else {"dev_fraction": args.dev_fraction}))
     with ScoreStore(args.db or default_store_path()) as store:
         board = correlate(bench, config, store, data_dir=args.data_dir, progress=not args.quiet,
@@ -261,7 +264,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", choices=["dev", "test", "all"], default="all")
     p.add_argument("--dev-fraction", type=fraction,
                    help="share of architectures in the dev half (default 0.5; dev/test only)")
-    p.add_argument("--split-seed", type=seed, default=0, help="seeds the split and the bootstrap")
+    p.add_argument("--split-seed", type=seed,
+                   help="seeds the split and the bootstrap (default 0)")
     p.add_argument("--limit", type=positive_int,
                    help="score a seeded random subset of N architectures")
     p.add_argument("--sample-seed", type=seed, help="seed of --limit's subset (default 0)")

@@ -84,7 +84,7 @@ def cmd_proxy_options(cls: Any, args: argparse.Namespace) -> None:
 def cmd_score(args: argparse.Namespace) -> None:
     from vitnas.errors import ConfigError
     from vitnas.proxies import resolve_proxies, score_architecture
-    from vitnas.proxies.scoring import proxy_batch
+    from vitnas.proxies.scoring import proxy_batch, space_task
 
     # the proxy list first: a typo is reported before any data file is looked for
     proxies = resolve_proxies(args.proxy)
@@ -96,7 +96,7 @@ def cmd_score(args: argparse.Namespace) -> None:
     arch = read_architecture(space, args.arch)
     check_memory(space, args.batch_size, arch)
     x, y = proxy_batch(args.dataset, args.batch_size, space.img_size, space.in_chans,
-                       space.num_classes, args.seed, args.data_dir)
+                       space.num_classes, args.seed, args.data_dir, space_task(space))
     results = score_architecture(space, arch, proxies, x, y, seed=args.seed)
     if args.json:
         print(json.dumps({"space": space.name, "arch": space.to_json(arch), "seed": args.seed,

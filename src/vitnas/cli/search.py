@@ -322,13 +322,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a model saved by `vitnas train --out` as a "
                                       "torch.export program (.pt2) that runs without vitnas")
     p.add_argument("model", help="trained model (.pt) from `vitnas train --out`")
-    p.add_argument("out", help="program to write (.pt2)")
+    p.add_argument("out", type=given, help="program to write (.pt2)")
     p.add_argument("--batch-size", type=positive_int,
                    help="fix the program's batch size (default: any batch from 1 to 65,536)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("merge", help="merge score stores (e.g. from --shard runs) into one")
-    p.add_argument("out", help="store to create or extend")
+    p.add_argument("out", type=given, help="store to create or extend")
     p.add_argument("inputs", nargs="+", help="stores to copy rows from")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_merge)

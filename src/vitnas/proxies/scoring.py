@@ -93,6 +93,11 @@ def score_cached(
     return results
 
 
+def space_task(space: Any) -> str:
+    """What a space's models output: ``classification`` unless it builds segmenters."""
+    return getattr(space, "task", "classification")
+
+
 def check_proxy_dataset(dataset: str) -> None:
     """Refuse a name :func:`proxy_batch` cannot load before anything is built or printed."""
     from vitnas.data import list_datasets
@@ -113,19 +118,31 @@ def proxy_batch(
     num_classes: int = 10,
     seed: int = 0,
     data_dir: str | None = None,
+    task: str = "classification",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The one batch every architecture is scored on: ``gaussian`` noise (TF-TAS's NTK input)
     with random labels, or a class-balanced, normalised batch of a named dataset, resized to
     the space's image size when it differs. A segmentation dataset (``paste-fashion``,
-    ``ade20k``, ...) gives label maps (N, H, W) with ignored pixels as ``targets.IGNORE``."""
+    ``ade20k``, ...) gives label maps (N, H, W) with ignored pixels as ``targets.IGNORE``.
+    ``task`` is the models': their outputs and the labels must agree (a classifier's loss on
+    label maps, or a segmenter's on one label per image, fails deep inside a proxy), so
+    ``gaussian`` gives random label maps to segmentation models."""
     check_proxy_dataset(dataset)
+    from vitnas.data.segmentation import is_segmentation_dataset
+
+    dense = task == "segmentation"
+    if dataset != "gaussian" and is_segmentation_dataset(dataset) != dense:
+        raise ConfigError(
+            f"{dataset} is a segmentation dataset but the models are classifiers (pass --task "
+            "segmentation)" if not dense else
+            f"the models are segmentation models but {dataset} has one label per image (use a "
+            "segmentation dataset, e.g. paste-fashion, or gaussian)")
     if dataset == "gaussian":
         generator = torch.Generator().manual_seed(seed)
         x = torch.randn(size, channels, image_size, image_size, generator=generator)
-        return x, torch.randint(0, num_classes, (size,), generator=generator)
-    from vitnas.data.segmentation import is_segmentation_dataset
-
-    if is_segmentation_dataset(dataset):
+        shape = (size, image_size, image_size) if dense else (size,)
+        return x, torch.randint(0, num_classes, shape, generator=generator)
+    if dense:
         return dense_proxy_batch(dataset, size, image_size, channels, num_classes, seed,
                                  data_dir)
     from vitnas.data import Normalize, fixed_batch, get_dataset

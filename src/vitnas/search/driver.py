@@ -22,7 +22,7 @@ from vitnas.device import check_device
 from vitnas.errors import ConfigError
 from vitnas.grammar import plain_digits
 from vitnas.proxies.base import Proxy, ProxyResult
-from vitnas.proxies.scoring import proxy_batch
+from vitnas.proxies.scoring import proxy_batch, space_task
 from vitnas.proxies.spec import resolve_proxies
 from vitnas.search.base import SearchConfig, get_searcher
 from vitnas.search.candidates import Candidate, Drawer
@@ -331,7 +331,8 @@ def run_search(
     say(f"building the proxy batch: {config.batch_size} {config.dataset} images at "
         f"{space.img_size} px")
     inputs, labels = proxy_batch(config.dataset, config.batch_size, space.img_size,
-                                 space.in_chans, space.num_classes, config.seed, data_dir)
+                                 space.in_chans, space.num_classes, config.seed, data_dir,
+                                 space_task(space))
     context = ScoringContext(space, inputs, labels, config.seed, threads, device)
     owns_store = not isinstance(store, ScoreStore)
     db = ScoreStore(store or default_store_path()) if owns_store else store

@@ -129,11 +129,14 @@ class AutoFormerSpace(SearchSpace):
         check_choice(self.name, "hidden_dim", hidden, self.spec.embed_dims)
         check_choice(self.name, "depth", depth, self.spec.depths)
         mlp = self._per_layer("mlp_ratio", fields["mlp_ratio"], depth, self.spec.mlp_ratios)
-        heads = self._per_layer("num_heads", fields["num_heads"], depth, self.spec.num_heads)
+        heads = self._per_layer("num_heads", fields["num_heads"], depth, self.spec.num_heads,
+                                integer=True)
         return ViTArch(hidden, depth, tuple(float(m) for m in mlp), tuple(int(h) for h in heads))
 
-    def _per_layer(self, field: str, values: Any, depth: int, allowed: tuple) -> list:
-        """Per-layer list: a longer list is truncated to ``depth``, a shorter one is an error."""
+    def _per_layer(self, field: str, values: Any, depth: int, allowed: tuple,
+                   integer: bool = False) -> list:
+        """Per-layer list: a longer list is truncated to ``depth``, a shorter one is an error;
+        ``integer`` refuses 3.0 as depth and width do (a head count is a count)."""
         if not isinstance(values, list):
             raise ArchitectureError(f"{field} must be a list with one entry per layer")
         if len(values) < depth:
@@ -144,6 +147,9 @@ class AutoFormerSpace(SearchSpace):
         for i, value in enumerate(values):
             if not isinstance(value, Real) or isinstance(value, bool):
                 raise ArchitectureError(f"{field}[{i}] must be a number, got {value!r}")
+            if integer and not isinstance(value, int):
+                raise ArchitectureError(f"{field}[{i}] must be an integer in {self.name}, got "
+                                        f"{value!r}")
             check_choice(self.name, f"{field}[{i}]", value, allowed)
         return values
 

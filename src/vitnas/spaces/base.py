@@ -180,8 +180,22 @@ class SearchSpace(ABC):
         """The space's own form of ``arch``: an architecture object, its JSON form (a plain
         dict), or a record that wraps one under ``"arch"`` (``vitnas sample``'s lines)."""
         if isinstance(arch, (dict, list, str, int)):
-            return self.from_json(unwrap_record(arch))
+            return self.from_record(arch)
         return self.from_json(self.to_json(arch))
+
+    def from_record(self, obj: Any) -> Any:
+        """``from_json`` of ``obj`` or of the architecture a record wraps (``unwrap_record``).
+        A record that also gives a gene beside ``arch`` is refused: which one was meant?"""
+        arch = self.from_json(unwrap_record(obj))
+        if isinstance(obj, dict) and "arch" in obj:
+            genes = self.to_json(arch)
+            inner = obj["arch"] if isinstance(obj["arch"], dict) else {}
+            clash = sorted((set(obj) - {"arch"}) & (set(genes if isinstance(genes, dict)
+                                                        else {}) | set(inner)))
+            if clash:
+                raise ArchitectureError(f"a record gives the architecture under 'arch' and "
+                                        f"{', '.join(clash)} beside it: give one")
+        return arch
 
     def parse(self, text: str) -> Any:
         """An architecture from JSON text (the CLI's input), bare or wrapped in a record."""
@@ -191,7 +205,7 @@ class SearchSpace(ABC):
             obj = loads_strict(text, "architecture")
         except ConfigError as err:
             raise ArchitectureError(str(err)) from None
-        return self.from_json(unwrap_record(obj))
+        return self.from_record(obj)
 
     def key(self, arch: Any) -> str:
         """Canonical string identity of an architecture (for caches and databases)."""
@@ -231,6 +245,9 @@ class SearchSpace(ABC):
 INDEX = re.compile(r"-?[0-9]+")
 
 
+JSON_LITERALS = ("null", "true", "false")
+
+
 def read_architecture(space: SearchSpace, spec: str) -> Any:
     """An architecture from a JSON file path, ``-`` (stdin) or inline text (JSON, or for
     NAS-Bench-201 the bare string or index)."""
@@ -238,6 +255,8 @@ def read_architecture(space: SearchSpace, spec: str) -> Any:
         return space.parse(sys.stdin.read())
     stripped = spec.strip()
     if stripped[:1] in ("{", "[", "|", '"') or INDEX.fullmatch(stripped):
+        return space.parse(stripped)
+    if stripped in JSON_LITERALS and not Path(spec).exists():  # valid JSON, not a file's name
         return space.parse(stripped)
     if problem := not_a_file(spec):
         raise ArchitectureError(f"architecture file {spec!r} {problem}")

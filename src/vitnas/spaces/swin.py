@@ -164,6 +164,9 @@ class S3Space(SearchSpace):
         if not isinstance(self.patch_size, int) or self.patch_size <= 0:
             raise ConfigError(f"{name}: patch size must be a positive integer, got "
                               f"{self.patch_size!r}")
+        if self.patch_size > self.img_size:  # as AutoFormer and PiT: not a padded single patch
+            raise ConfigError(f"{name}: patch size {self.patch_size} exceeds image size "
+                              f"{self.img_size}")
         if task not in TASKS:
             raise ConfigError(f"{name}: task must be one of {', '.join(TASKS)}, not {task!r}")
         self.task = task
