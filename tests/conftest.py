@@ -57,3 +57,15 @@ def proxy_context(inputs, labels=None, classes=2, seed=0):
     labels = torch.zeros(len(inputs), dtype=torch.long) if labels is None else labels
     return ProxyContext(inputs, labels, classes, seed)
 
+
+
+def one_line_error(capsys, *argv) -> str:
+    """Run the CLI on ``argv`` and return its one error line, asserting exit code 2 and
+    nothing else on stderr (the project's bad-input contract)."""
+    from vitnas.cli import main
+
+    code = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, (code, err)
+    return lines[0]

@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 import pytest
 
+from conftest import one_line_error
 from vitnas.bench import GroundTruthConfig, build_ground_truth, load_benchmark, plan_architectures
 from vitnas.bench.files import Benchmark, BenchmarkRecord
 from vitnas.bench.stats import (
@@ -28,14 +29,6 @@ SPACE = "autoformer-tiny-micro"
 # cheap scoring, so a check that fails to refuse still ends soon
 CHEAP = ("--proxies", "params", "--batch", "gaussian", "--batch-size", "4", "--resamples", "40",
          "--quiet")
-
-
-def one_line_error(capsys, *argv) -> str:
-    code = main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1, (code, err)
-    return lines[0]
 
 
 def write_records(path, labels, **header):

@@ -63,10 +63,15 @@ class GroundTruthConfig:
     candidates: int = 32
 
     def check(self) -> None:
+        from vitnas.data.datasets import check_training_options
+        from vitnas.data.segmentation import is_segmentation_dataset
+
         check_plan_size(self.n)
         if self.train_per_class is not None and self.train_per_class < 1:
             raise ConfigError(f"train_per_class must be >= 1 (or unset for all images), got "
                               f"{self.train_per_class}")
+        if not is_segmentation_dataset(self.dataset):
+            check_training_options(self.dataset_options, self.train_per_class)
         self.train_config().check()
 
     def train_config(self) -> TrainConfig:
@@ -164,11 +169,27 @@ def _check_writable(path: Path) -> None:
         raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
+def check_labels(content: dict[str, Any], path: str | Path) -> None:
+    """Every field a build writes beside the architecture is a number, null (a diverged run's
+    label: missing) or a list of them (per-class IoU); text where a label belongs would be
+    merged or extended silently and fail only when the file is ranked."""
+    for i, record in enumerate(content["records"]):
+        for key, value in record.items():
+            if key in ("arch", "plan_index"):
+                continue
+            items = value if isinstance(value, list) else [value]
+            if not all(item is None or (isinstance(item, (int, float))
+                                        and not isinstance(item, bool)) for item in items):
+                raise ConfigError(f"{path}: record {i} has {key} {shown(value)}, not a number "
+                                  f"(or null for a missing label)")
+
+
 def _load_existing(path: Path, config: GroundTruthConfig) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     obj = read_benchmark_json(path)
     parse_benchmark(obj, str(path))  # validates every record
+    check_labels(obj, path)
     theirs = dict(obj.get("recipe") or {}) if isinstance(obj, dict) else {}
     for f in dataclasses.fields(GroundTruthConfig):  # files written before a field existed
         if f.name != "n" and f.name not in theirs:
@@ -186,7 +207,7 @@ def _load_existing(path: Path, config: GroundTruthConfig) -> list[dict[str, Any]
 def load_training_data(config: GroundTruthConfig, data_dir: str | None = None):
     """The train and test splits: a classification dataset (``train_per_class`` images per
     class), or a segmentation dataset with its ``dataset_options``."""
-    from vitnas.data import get_dataset
+    from vitnas.data import training_splits
     from vitnas.data.segmentation import get_segmentation_dataset, is_segmentation_dataset
 
     if is_segmentation_dataset(config.dataset):
@@ -196,12 +217,8 @@ def load_training_data(config: GroundTruthConfig, data_dir: str | None = None):
         return tuple(get_segmentation_dataset(config.dataset, split=split, data_dir=data_dir,
                                               **config.dataset_options)
                      for split in ("train", "test"))
-    kwargs = {"limit_per_class": config.train_per_class} if config.train_per_class else {}
-    train = get_dataset(config.dataset, split="train", data_dir=data_dir,
-                        **config.dataset_options, **kwargs)
-    test = get_dataset(config.dataset, split="test", data_dir=data_dir,
-                       **config.dataset_options)
-    return train, test
+    return training_splits(config.dataset, data_dir, config.train_per_class,
+                           config.dataset_options)
 
 
 def check_task(space: SearchSpace, train: Any, dataset: str) -> str:
@@ -261,12 +278,17 @@ def build_ground_truth(
     space = get_space(config.space, **config.space_options)
     check_plan_size(config.n, space)
     records = _load_existing(out, config)
+    first, step = shard or (0, 1)
+    last_held = first + (len(records) - 1) * step
+    if records and last_held >= config.n:
+        raise ConfigError(f"{out} holds {len(records)} architectures (plan slots up to "
+                          f"{last_held}), more than --n {config.n} plans: a resumed build "
+                          f"refuses a file made with other settings; pass --n {last_held + 1} "
+                          f"or more to extend it, or another --out")
     _check_writable(out)
     plan_seed = config.seed if config.plan_seed is None else config.plan_seed
-    first, step = shard or (0, 1)
-    mine = range(first, max(config.n, first + len(records) * step), step)  # this run's slots
-    plan = plan_architectures(space, max(config.n, mine[len(records) - 1] + 1 if records else 0),
-                              plan_seed, config.candidates)
+    mine = range(first, config.n, step)  # this run's slots
+    plan = plan_architectures(space, config.n, plan_seed, config.candidates)
     for index, record in zip(mine, records):
         if record["arch"] != space.to_json(plan[index]):
             raise ConfigError(f"{out}: record of plan slot {index} is not the planned "
@@ -291,7 +313,7 @@ def build_ground_truth(
         "n": config.n,
         **({"shard": f"{shard[0]}/{shard[1]}"} if shard else {}),
     }
-    todo = [i for i in mine[len(records):] if i < config.n]
+    todo = list(mine[len(records):])
     with progress_bar(progress and bool(todo), total=len(records) + len(todo),
                       initial=len(records), unit="arch", desc="ground truth") as bar:
         for i in todo:
@@ -381,6 +403,7 @@ def _read_shard(path: str | Path) -> tuple[dict[str, Any], tuple[int, int], int]
         raise ConfigError(f"{path} (shard {shard[0]}/{shard[1]}) holds no records, but n {n} "
                           f"plans slot {shard[0]} for it; finish that shard first")
     parse_benchmark(content, str(path))  # space, options and every record
+    check_labels(content, path)
     return content, shard, n
 
 

@@ -38,7 +38,6 @@ path 0.1.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -47,6 +46,7 @@ from typing import Any
 from vitnas.bench.files import FORMAT, VERSION, Benchmark, parse_benchmark
 from vitnas.bench.torchfile import read_torch_pickle
 from vitnas.errors import ConfigError
+from vitnas.formatting import dumps_strict
 
 SOURCE = ("ViT-Bench-101, Auto-Prox (Wei et al., AAAI 2024), github.com/lliai/Auto-Prox-AAAI24 "
           "gt_results/")
@@ -160,7 +160,7 @@ def save_json(bench: Benchmark, out: str | Path) -> Path:
                            for r in bench.records]}
     out = Path(out)
     try:
-        text = json.dumps(content, indent=1) + "\n"
+        text = dumps_strict(content, indent=1) + "\n"  # a NaN label as null, as a build writes
     except (ValueError, RecursionError) as err:  # a 4300-digit integer, a 1000-deep list
         reason = "nested too deeply" if isinstance(err, RecursionError) else \
             str(err).split(":")[0].split(";")[0]

@@ -16,6 +16,7 @@ from vitnas.data.datasets import (
     describe_datasets,
     get_dataset,
     list_datasets,
+    training_splits,
 )
 from vitnas.data.formats import (
     CIFAR10_CLASSES,
@@ -96,4 +97,5 @@ __all__ = [
     "read_idx",
     "scaled_objects",
     "scan_image_folder",
+    "training_splits",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,11 +32,16 @@ from vitnas.data.transforms import (
     MNIST_STD,
     apply_transform,
 )
+from vitnas.device import check_fits
 from vitnas.errors import ConfigError, DatasetError
 from vitnas.paths import find_data_file, find_dataset_dir
+from vitnas.seeds import check_seed
 
 PathLike = str | os.PathLike
 SampleTransform = Callable[[torch.Tensor], torch.Tensor]
+# what generating one synthetic pixel value holds at once: the float64 pixels and the float64
+# noise added to them, then the uint8 image
+SYNTHETIC_BYTES_PER_VALUE = 8 + 8 + 1
 
 
 def _image_size(shape: tuple[int, int, int]) -> int | tuple[int, int]:
@@ -192,7 +197,15 @@ class SyntheticDataset(ArrayDataset):
                 f"synthetic dataset needs positive n, num_classes, image_size and channels, got "
                 f"n={n}, num_classes={num_classes}, image_size={image_size}, channels={channels}"
             )
+        check_seed(seed, "dataset 'synthetic' option seed")
+        if not noise >= 0:
+            raise ConfigError(f"dataset 'synthetic' option noise (the noise's standard deviation) "
+                              f"must be >= 0, got {noise!r}")
         formats.check_split(split)
+        values_per_image = channels * image_size * image_size
+        check_fits((n + num_classes) * values_per_image * SYNTHETIC_BYTES_PER_VALUE,
+                   f"dataset 'synthetic' option n={n:,} ({channels}x{image_size}x{image_size} "
+                   f"images)")
         template_seed, train_seed, test_seed = np.random.SeedSequence(seed).spawn(3)
         rng = np.random.default_rng(template_seed)
         coarse = torch.from_numpy(rng.random((num_classes, channels, 4, 4)))
@@ -469,7 +482,9 @@ def _imagefolder(
     std: Sequence[float] | None = None,
 ) -> ImageFolder:
     if path is None:
-        raise ConfigError("dataset 'imagefolder' needs path=<folder of <class>/ subfolders>")
+        raise ConfigError("dataset 'imagefolder' needs path=<folder of <class>/ subfolders>, "
+                          "given as --dataset-options path=DIR; a command without "
+                          "--dataset-options cannot read an image folder")
     root = Path(path).expanduser()
     if (root / split).is_dir():
         root = root / split
@@ -545,24 +560,80 @@ def get_dataset(
     factory = _REGISTRY[key].factory
     options = [p for p in inspect.signature(factory).parameters if p not in ("split", "data_dir")]
     unknown = sorted(set(kwargs) - set(options))
+    if "limit_per_class" in unknown:
+        raise ConfigError(f"dataset {key!r} cannot limit the images per class: leave out "
+                          f"--train-per-class (limit_per_class); the dataset takes: "
+                          f"{', '.join(options)}")
     if unknown:
         raise ConfigError(
             f"dataset {key!r} does not take option(s) {', '.join(unknown)}; "
             f"it takes: {', '.join(options)}"
         )
-    check_option_types(key, inspect.signature(factory), kwargs)
+    kwargs = check_option_types(key, inspect.signature(factory), kwargs)
     return factory(split, data_dir, **kwargs)
 
 
+def check_training_options(options: Mapping[str, object], train_per_class: int | None) -> None:
+    """Refuse ``limit_per_class`` among a training run's dataset options: there it would cut
+    the test split too, so a score on ten test images would be reported as the test split's,
+    and beside ``--train-per-class`` it would be a second limit that clashes with it."""
+    if "limit_per_class" not in options:
+        return
+    value = options["limit_per_class"]
+    given = f"--dataset-options limit_per_class={value}"
+    if train_per_class:
+        raise ConfigError(f"{given} and --train-per-class {train_per_class} both limit the "
+                          f"images per class; give --train-per-class alone (it limits the "
+                          f"training split only)")
+    wanted = value if isinstance(value, int) and not isinstance(value, bool) and value > 0 \
+        else "K"
+    raise ConfigError(f"{given} would limit the test split too; use --train-per-class {wanted} "
+                      f"instead (it limits the training split; scores are on the whole test "
+                      f"split)")
+
+
+def training_splits(
+    name: str, data_dir: PathLike | None = None, train_per_class: int | None = None,
+    options: Mapping[str, object] | None = None,
+) -> tuple[ArrayDataset | ImageFolder, ArrayDataset | ImageFolder]:
+    """A classification dataset's train split, its first ``train_per_class`` images per class
+    when given, and its whole test split: what a trained model is scored on."""
+    options = dict(options or {})
+    check_training_options(options, train_per_class)
+    limit = {"limit_per_class": train_per_class} if train_per_class else {}
+    train = get_dataset(name, "train", data_dir, **options, **limit)
+    test = get_dataset(name, "test", data_dir, **options)
+    return train, test
+
+
+BOOLEAN_WORDS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def _boolean(dataset: str, name: str, value: object) -> bool:
+    """A true/false option as the command line gives it: ``cache=false`` is the text
+    "false", which Python would take as true."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in BOOLEAN_WORDS:
+        return BOOLEAN_WORDS[value.strip().lower()]
+    raise ConfigError(f"dataset {dataset!r} option {name} must be true or false (or 1 or 0), "
+                      f"got {value!r}")
+
+
 def check_option_types(dataset: str, signature: inspect.Signature,
-                       options: dict[str, object]) -> None:
-    """A dataset option of the wrong type (``noise=nan``, ``n=abc``) is named here, before it
-    fails deep in the generator: an option whose default is a number must be a finite number
-    (an integer where the default is one)."""
+                       options: dict[str, object]) -> dict[str, object]:
+    """``options`` with true/false options read as booleans; a dataset option of the wrong type
+    (``noise=nan``, ``n=abc``, ``cache=maybe``) is named here, before it fails deep in the
+    generator: an option whose default is a number must be a finite number (an integer where
+    the default is one)."""
+    checked = dict(options)
     for name, value in options.items():
         parameter = signature.parameters[name]
         default, kinds = parameter.default, str(parameter.annotation).replace(" ", "").split("|")
         if isinstance(default, bool) or "bool" in kinds:
+            checked[name] = _boolean(dataset, name, value)
             continue
         if isinstance(default, int) or (default is None and "int" in kinds):
             integer = True
@@ -576,3 +647,4 @@ def check_option_types(dataset: str, signature: inspect.Signature,
                 or not math.isfinite(value)):
             raise ConfigError(f"dataset {dataset!r} option {name} must be {wanted}, got "
                               f"{value!r}")
+    return checked

@@ -659,5 +659,5 @@ def get_segmentation_dataset(name: str, split: str = "train", data_dir: PathLike
         raise ConfigError(f"segmentation dataset {key!r} does not take option(s) "
                           f"{', '.join(unknown)}; it takes: {', '.join(params)}")
     # the classification datasets' type check: n=abc or threshold=nan named, not a TypeError
-    check_option_types(key, inspect.Signature(list(params.values())), options)
+    options = check_option_types(key, inspect.Signature(list(params.values())), options)
     return factory(split, data_dir, **options)

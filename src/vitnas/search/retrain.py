@@ -33,7 +33,8 @@ def train_architecture(
     ``status`` hears the phases a progress bar does not show (loading, the test pass).
     ``state_path`` / ``resume``: the per-epoch training state, as in ``train_model``."""
     say = status or (lambda message: None)
-    from vitnas.data import get_dataset
+    from vitnas.data import training_splits
+    from vitnas.data.datasets import check_training_options
     from vitnas.data.segmentation import get_segmentation_dataset, is_segmentation_dataset
 
     config = config or TrainConfig()
@@ -42,8 +43,10 @@ def train_architecture(
     if train_per_class is not None and train_per_class < 1:
         raise ConfigError(f"train_per_class must be >= 1 (or unset for all images), got "
                           f"{train_per_class}")
-    say(f"loading {dataset}")
     dense = is_segmentation_dataset(dataset)
+    if not dense:  # refused before a line that says the data is loading
+        check_training_options(dataset_options or {}, train_per_class)
+    say(f"loading {dataset}")
     if dense:
         if train_per_class:
             raise ConfigError(f"{dataset} is a segmentation dataset: it has no classes per "
@@ -55,10 +58,7 @@ def train_architecture(
             raise ConfigError(f"{dataset} is a segmentation dataset but {space.name} builds "
                               "classifiers (pass --task segmentation)")
     else:
-        options = {"limit_per_class": train_per_class} if train_per_class else {}
-        train = get_dataset(dataset, split="train", data_dir=data_dir, **options,
-                            **(dataset_options or {}))
-        test = get_dataset(dataset, split="test", data_dir=data_dir, **(dataset_options or {}))
+        train, test = training_splits(dataset, data_dir, train_per_class, dataset_options)
     if train.num_classes != space.num_classes:
         raise ConfigError(f"{dataset} has {train.num_classes} classes but {space.name} builds "
                           f"{space.num_classes}-class heads (pass --num-classes "
