@@ -128,16 +128,23 @@ def test_a_file_of_the_wrong_kind_is_named_in_the_error(pipeline, capsys, tmp_pa
     assert code == 2 and "not a readable vitnas file" in err
 
 
-def test_peers_are_never_chosen_on_a_pool_another_revit_labelled(pipeline, capsys, tmp_path):
+@pytest.mark.parametrize("older_file", [False, True])
+def test_peers_are_never_chosen_on_a_pool_another_revit_labelled(pipeline, capsys, tmp_path,
+                                                                  older_file):
     from vitnas.revit import artifacts
 
     _, revit, labels, tla = pipeline
     payload = torch.load(labels, weights_only=True)
     payload["meta"]["models"] = [str(tmp_path / "another.pt")]
+    if older_file:  # from before the weights digests: matched by the paths it names
+        del payload["meta"]["model_digests"]
+    else:
+        payload["meta"]["model_digests"] = ["0" * 64]
     other = tmp_path / "other_labels.pt"
     artifacts.save(other, payload)
     code, _, err = run(capsys, "revit", "eval", revit, tla, "--pool", other, "--repeats", "1")
     assert code == 2 and "labelled by" in err and len(err.strip().splitlines()) == 1
+    assert ("another file" if older_file else "other weights") in err
 
 
 @pytest.mark.parametrize("payload, message", [
@@ -354,10 +361,15 @@ def test_an_assigner_file_from_before_the_new_options_still_loads(pipeline, tmp_
 
 def test_the_cli_choice_lists_match_the_library():
     from vitnas.cli import revit as cli_revit
+    from vitnas.revit.assigner import MIN_INPUT_SIZE, AssignerConfig
     from vitnas.revit.labels import NONE_CORRECT_POLICIES
     from vitnas.train import PRECISIONS
     assert cli_revit.NONE_CORRECT == NONE_CORRECT_POLICIES
     assert cli_revit.PRECISIONS == PRECISIONS
+    assert cli_revit.MIN_INPUT_SIZE == MIN_INPUT_SIZE
+    defaults = AssignerConfig()
+    assert (cli_revit.DEFAULT_INPUT_SIZE, cli_revit.DEFAULT_WIDTHS) == (defaults.input_size,
+                                                                        defaults.widths)
 
 
 def one_line(err: str) -> bool:
@@ -513,3 +525,210 @@ def test_a_revit_of_other_token_lengths_is_refused_by_train_tla_and_eval(pipelin
     code, _, err = run(capsys, "revit", "eval", revit, foreign, "--repeats", "1", "--quiet")
     assert code == 2 and "was trained for a ReViT whose shorter lengths" in err
     assert one_line(err)
+
+
+TLA_QUICK = ["--epochs", "1", "--folds", "2", "--bootstrap", "40", "--threads", "1"]
+
+
+@pytest.mark.parametrize("argv, problem", [
+    # a typo'd size ran for minutes through gigabytes, or failed naming flags train-tla lacks
+    (["--widths", "100000"], "argument --widths: each stage width must be <= 512"),
+    (["--widths", "16,100000000"], "argument --widths: each stage width must be <= 512"),
+    (["--widths", ",".join(["8"] * 17)], "argument --widths: at most 16 stages, got 17"),
+    (["--input-size", "100000"], "argument --input-size: must be <= 16,384"),
+    (["--input-size", "64"], "--input-size 64 is larger than the 32 px images of synthetic"),
+    (["--input-size", "1"], "argument --input-size: must be >= 4"),
+    (["--input-size", "0"], "argument --input-size: must be >= 1"),
+])
+def test_assigner_sizes_past_any_use_are_refused_at_once(pipeline, capsys, tmp_path, argv,
+                                                         problem):
+    _, revit, labels, _ = pipeline
+    started = time.perf_counter()
+    code, _, err = run(capsys, "revit", "train-tla", labels, "--revit", revit, "--out",
+                       tmp_path / "t.pt", *TLA_QUICK, *argv)
+    assert code == 2 and problem in err and one_line(err)
+    assert time.perf_counter() - started < 30 and not (tmp_path / "t.pt").exists()
+
+
+def test_an_assigner_too_large_for_the_memory_is_refused_before_it_is_built(
+        pipeline, monkeypatch, tmp_path):
+    from vitnas import device
+    from vitnas.errors import ConfigError
+    from vitnas.revit.assigner import AssignerConfig, assigner_bytes
+    from vitnas.revit.pipeline import assigner_step
+
+    _, revit, labels, _ = pipeline
+    small, wide = AssignerConfig(), AssignerConfig(widths=(512, 512, 512), input_size=32)
+    assert 0 < assigner_bytes(small) < assigner_bytes(wide)
+    assert assigner_bytes(AssignerConfig(features="coarse")) == 0  # no CNN to hold
+    assert assigner_bytes(wide) > 2**30
+    monkeypatch.setattr(device, "memory_bytes", lambda name="cpu": 2**30)  # the data fits
+    with pytest.raises(ConfigError, match="an assigner CNN of --widths 512,512,512 on a 32 px "
+                                          "thumbnail needs at least"):
+        assigner_step(labels, revit, tmp_path / "t.pt", input_size=32, widths=(512, 512, 512),
+                      epochs=1, folds=2)
+
+
+@pytest.mark.parametrize("argv, problem", [
+    (["--temperature", "5"], "--temperature only softens --target margin; --target hard"),
+    (["--temperature", "1", "--target", "correct"], "--target correct does not read it"),
+    (["--features", "coarse", "--input-size", "8"],
+     "--input-size shapes the thumbnail CNN of --features pixels or both; --features coarse"),
+    (["--features", "stats", "--widths", "8,8"], "--widths shapes the thumbnail CNN"),
+    (["--features", "stats", "--widths", "8", "--input-size", "8"],
+     "--input-size and --widths shape the thumbnail CNN"),
+])
+def test_options_the_chosen_assigner_never_reads_are_refused(pipeline, capsys, tmp_path, argv,
+                                                             problem):
+    _, revit, labels, _ = pipeline
+    code, _, err = run(capsys, "revit", "train-tla", labels, "--revit", revit, "--out",
+                       tmp_path / "t.pt", *TLA_QUICK, *argv)
+    assert code == 2 and problem in err and one_line(err)
+
+
+def test_unset_assigner_options_keep_their_defaults(pipeline, tmp_path):
+    _, revit, labels, _ = pipeline
+    out = tmp_path / "margin.pt"
+    assert main(["revit", "train-tla", str(labels), "--revit", str(revit), "--out", str(out),
+                 "--target", "margin", "--temperature", "2", *TLA_QUICK]) == 0
+    meta = torch.load(out, weights_only=True)["meta"]
+    assert (meta["temperature"], meta["input_size"], meta["widths"]) == (2.0, 16, [16, 32, 64])
+    out = tmp_path / "stats.pt"
+    assert main(["revit", "train-tla", str(labels), "--revit", str(revit), "--out", str(out),
+                 "--features", "stats", *TLA_QUICK]) == 0
+    meta = torch.load(out, weights_only=True)["meta"]
+    assert (meta["temperature"], meta["input_size"], meta["widths"]) == (1.0, 16, [16, 32, 64])
+
+
+def test_files_name_their_models_by_weights_not_by_relative_paths(pipeline, capsys, tmp_path,
+                                                                   monkeypatch):
+    from vitnas.revit import artifacts
+
+    folder, revit, labels, tla = pipeline
+    meta = torch.load(labels, weights_only=True)["meta"]
+    model = artifacts.load_revit(revit)[0]
+    assert meta["models"] == [str(revit.resolve())]
+    assert meta["model_digests"] == [torch.load(revit, weights_only=True)["digest"]]
+    assert meta["model_digests"] == [artifacts.model_identity(model)]
+    assigner_meta = torch.load(tla, weights_only=True)["meta"]
+    assert assigner_meta["labels"] == str(labels.resolve())
+    assert assigner_meta["revit_digest"] == meta["model_digests"][0]
+    # another directory with another model under the same name
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert main(["revit", "train", "--out", str(elsewhere / "revit.pt"), *TINY, "--seed",
+                 "1"]) == 0
+    monkeypatch.chdir(elsewhere)
+    code, _, err = run(capsys, "revit", "train-tla", labels, "--revit", "revit.pt", "--out",
+                       "t.pt", *TLA_QUICK)
+    assert code == 2 and one_line(err)
+    assert f"{labels} was labelled by {revit.resolve()}, not by revit.pt" in err
+    code, _, err = run(capsys, "revit", "eval", "revit.pt", tla, "--repeats", "1", "--quiet")
+    assert code == 2 and one_line(err)
+    assert f"{tla} was trained for the ReViT {revit.resolve()}, not for revit.pt" in err
+    # the right files by another relative path: accepted, and the default pool is found
+    monkeypatch.chdir(folder.parent)
+    labels_here, revit_here = (f"{folder.name}/{path.name}" for path in (labels, revit))
+    out = elsewhere / "t.pt"
+    assert main(["revit", "train-tla", labels_here, "--revit", revit_here, "--out", str(out),
+                 *TLA_QUICK]) == 0
+    code, _, err = run(capsys, "revit", "eval", revit_here, out, "--repeats", "1",
+                       "--bootstrap", "0", "--tome-rates", "", "--threads", "1", "--quiet")
+    assert code == 0, err
+
+
+def test_an_assigner_whose_labels_moved_asks_for_the_pool(pipeline, capsys, tmp_path):
+    from vitnas.revit import artifacts
+
+    _, revit, _, tla = pipeline
+    payload = torch.load(tla, weights_only=True)
+    payload["meta"]["labels"] = str(tmp_path / "gone" / "labels.pt")
+    moved = tmp_path / "moved.pt"
+    artifacts.save(moved, payload)
+    code, _, err = run(capsys, "revit", "eval", revit, moved, "--repeats", "1", "--quiet")
+    assert code == 2 and "which is not there (moved?); give the pool with --pool" in err
+    assert one_line(err)
+
+
+def test_files_from_before_the_digests_still_work(pipeline, capsys, tmp_path):
+    from vitnas.revit import artifacts
+
+    _, revit, labels, tla = pipeline
+    old_labels = torch.load(labels, weights_only=True)
+    del old_labels["meta"]["model_digests"]
+    old_labels["meta"]["models"] = [str(revit)]
+    artifacts.save(tmp_path / "labels.pt", old_labels)
+    old_tla = torch.load(tla, weights_only=True)
+    del old_tla["meta"]["revit_digest"]
+    old_tla["meta"]["labels"] = str(tmp_path / "labels.pt")
+    artifacts.save(tmp_path / "tla.pt", old_tla)
+    assert main(["revit", "train-tla", str(tmp_path / "labels.pt"), "--revit", str(revit),
+                 "--out", str(tmp_path / "again.pt"), *TLA_QUICK]) == 0
+    code, _, err = run(capsys, "revit", "eval", revit, tmp_path / "tla.pt", "--repeats", "1",
+                       "--bootstrap", "0", "--tome-rates", "", "--threads", "1", "--quiet")
+    assert code == 0, err
+
+
+def test_fractions_that_round_to_one_grid_are_refused_naming_them(capsys, tmp_path):
+    code, _, err = run(capsys, "revit", "train", "--out", tmp_path / "x.pt", *TINY,
+                       "--fractions", "0.01,0.02,1")
+    assert code == 2 and one_line(err) and not (tmp_path / "x.pt").exists()
+    assert "--fractions 0.01, 0.02 round to the same 1x1 token grid" in err
+
+
+def test_a_checkpoint_trained_with_fractions_of_one_grid_still_loads(tmp_path):
+    from vitnas.revit import artifacts
+    from vitnas.revit.model import ReViTConfig, build_revit
+
+    config = ReViTConfig(embed_dim=16, depth=1, num_heads=2, fractions=(0.01, 0.02, 1.0))
+    artifacts.save_revit(tmp_path / "old.pt", build_revit(config), config, {})
+    model, _, _ = artifacts.load_revit(tmp_path / "old.pt")
+    assert [length.grid for length in model.lengths] == [1, 8]
+
+
+def test_labels_need_every_fold_of_one_split(pipeline, capsys, tmp_path):
+    _, revit, _, _ = pipeline
+    fold = ["revit", "train", "--dataset", "synthetic", "--embed-dim", "16", "--depth", "1",
+            "--num-heads", "2", "--epochs", "0.2", "--threads", "1", "--quiet"]
+    one, other_seed = tmp_path / "fold1.pt", tmp_path / "fold0-seed3.pt"
+    assert main([*fold, "--out", str(one), "--fold", "1/3"]) == 0
+    assert main([*fold, "--out", str(other_seed), "--fold", "0/3", "--split-seed", "3"]) == 0
+    for models, problem in [
+        ([one], "out-of-fold labels need all 3 folds of split seed 0; fold(s) 0, 2 missing"),
+        ([one, other_seed], "is fold 0/3 of split seed 3"),
+        ([one, revit], "kept a holdout unseen"),
+        ([one, one], "fold 1/3 is given 2 times"),
+    ]:
+        code, _, err = run(capsys, "revit", "label", *models, "--out", tmp_path / "l.pt")
+        assert code == 2 and problem in err and one_line(err), err
+        assert not (tmp_path / "l.pt").exists()
+
+
+def test_counts_and_sizes_without_meaning_name_their_flag(capsys, tmp_path):
+    from vitnas.errors import ConfigError
+    from vitnas.revit.assigner import AssignerConfig, TokenLengthAssigner
+    from vitnas.revit.training import SplitSpec
+
+    code, _, err = run(capsys, "revit", "train", "--out", tmp_path / "x.pt", "--dataset",
+                       "synthetic", "--holdout-per-class", "0")
+    assert code == 2 and "argument --holdout-per-class: must be >= 1, got 0" in err
+    with pytest.raises(ConfigError, match="--holdout-per-class must be >= 1"):
+        SplitSpec("holdout", per_class=0)
+    for config, problem in [(AssignerConfig(num_lengths=1), "at least two, got 1"),
+                            (AssignerConfig(input_size=2), "--input-size must be >= 4"),
+                            (AssignerConfig(widths=()), "--widths is empty")]:
+        with pytest.raises(ConfigError, match=problem):
+            TokenLengthAssigner(config)
+
+
+def test_a_foreign_pickle_is_one_line_without_torch_warnings(capsys, tmp_path):
+    import pickle
+    import warnings
+
+    path = tmp_path / "pickle.pt"
+    path.write_bytes(pickle.dumps({"a": 1}, protocol=4))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, _, err = run(capsys, "revit", "label", path, "--out", tmp_path / "x.pt")
+    assert code == 2 and "not a readable vitnas file" in err and one_line(err)
+    assert not caught, [str(w.message) for w in caught]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,11 @@ def load(path: str | Path, expected: str) -> dict[str, Any]:
     if problem := not_a_file(path):
         raise ConfigError(f"{path}: {'no such file' if problem == 'not found' else problem}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        # a foreign pickle makes torch warn (protocol, unsupported globals) before it fails:
+        # the one-line error below says all the user can act on
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
         raise ConfigError(f"{path}: not a readable vitnas file ({type(exc).__name__})") from exc
     found = payload.get("format") if isinstance(payload, dict) else None

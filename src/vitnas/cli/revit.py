@@ -15,7 +15,6 @@ from vitnas.cli.common import (
     finite_float,
     learning_rate,
     nonnegative_float,
-    nonnegative_int,
     positive_float,
     positive_int,
     positive_ints,
@@ -137,7 +136,10 @@ def cmd_revit_train_tla(args: argparse.Namespace) -> None:
     set_threads(args.threads)
     # before the cross-fitting, not after it
     writable(args.out, "--out", inputs=[args.labels, args.revit])
-    widths = args.widths or (16, 32, 64)
+    _refuse_unread_options(args)
+    input_size = args.input_size or DEFAULT_INPUT_SIZE
+    widths = args.widths or DEFAULT_WIDTHS
+    temperature = args.temperature or DEFAULT_TEMPERATURE
     images = len(artifacts.load_labels(args.labels)["indices"])
     if args.folds > images:
         raise ConfigError(f"--folds {args.folds} exceeds the {images} labelled images in "
@@ -145,9 +147,9 @@ def cmd_revit_train_tla(args: argparse.Namespace) -> None:
     if args.balance and args.weighting not in (None, "balanced"):
         raise ConfigError(f"--balance means --weighting balanced, not {args.weighting}")
     weighting = "balanced" if args.balance else (args.weighting or "none")
-    summary = assigner_step(args.labels, args.revit, args.out, args.input_size, widths,
+    summary = assigner_step(args.labels, args.revit, args.out, input_size, widths,
                             args.epochs, args.folds, args.max_loss, weighting, args.seed,
-                            args.data_dir, args.target, args.features, args.temperature,
+                            args.data_dir, args.target, args.features, temperature,
                             args.bootstrap, command=_command_line(args),
                             status=None if args.json else say)
     if args.json:
@@ -174,6 +176,29 @@ def cmd_revit_train_tla(args: argparse.Namespace) -> None:
                  f"(> 1: above it)"))
     print(f"  (full length {calibration['full_length_accuracy']:.2f}% on the pool; calibrated "
           f"for <= {args.max_loss:g} points below it)")
+
+
+DEFAULT_INPUT_SIZE = 16
+DEFAULT_WIDTHS = (16, 32, 64)
+DEFAULT_TEMPERATURE = 1.0
+CNN_FEATURES = ("pixels", "both")  # the features that read --input-size and --widths
+
+
+def _refuse_unread_options(args: argparse.Namespace) -> None:
+    """Refuse an option the chosen target or features never read: it would be recorded in
+    the assigner's file as if it had shaped the training."""
+    from vitnas.errors import ConfigError
+
+    if args.temperature is not None and args.target != "margin":
+        raise ConfigError(f"--temperature only softens --target margin; --target {args.target} "
+                          f"does not read it")
+    if args.features not in CNN_FEATURES:
+        given = [flag for flag, value in (("--input-size", args.input_size),
+                                          ("--widths", args.widths)) if value is not None]
+        if given:
+            raise ConfigError(f"{' and '.join(given)} {'shape' if len(given) > 1 else 'shapes'} "
+                              f"the thumbnail CNN of --features pixels or both; --features "
+                              f"{args.features} has none")
 
 
 def cmd_revit_eval(args: argparse.Namespace) -> None:
@@ -240,6 +265,37 @@ def _folds(text: str) -> int:
     return value
 
 
+MIN_INPUT_SIZE = 4  # vitnas.revit.assigner.MIN_INPUT_SIZE, without importing torch
+MAX_INPUT_SIZE = 16_384  # as every image size; the assigner also refuses more than the images'
+MAX_STAGE_WIDTH = 512  # 8x the default's widest stage: 385 MFLOPs an image at 16 px, more
+# than the ReViTs it routes for (a router must cost a fraction of them)
+MAX_STAGES = 16  # stride-2 stages take even a 16,384 px thumbnail to one pixel in 15
+
+
+def _input_size(text: str) -> int:
+    """An argparse type: a thumbnail size the assigner's CNN can read, refused past any
+    image size (a huge one allocates terabytes before failing)."""
+    value = at_most(positive_int, MAX_INPUT_SIZE, "the thumbnail downsamples the image")(text)
+    if value < MIN_INPUT_SIZE:
+        raise argparse.ArgumentTypeError(f"must be >= {MIN_INPUT_SIZE} (the CNN's thumbnail "
+                                         f"in pixels), got {text}")
+    return value
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    """An argparse type: the CNN's stage widths, capped so that a typo like 100000 is refused
+    at once instead of running for minutes through gigabytes."""
+    values = positive_ints(text)
+    wide = [v for v in values if v > MAX_STAGE_WIDTH]
+    if wide:
+        raise argparse.ArgumentTypeError(f"each stage width must be <= {MAX_STAGE_WIDTH:,} (the "
+                                         f"assigner must cost a fraction of the ReViT), got "
+                                         f"{', '.join(map(str, wide))}")
+    if len(values) > MAX_STAGES:
+        raise argparse.ArgumentTypeError(f"at most {MAX_STAGES} stages, got {len(values)}")
+    return values
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Register this module's commands on the top-level parser."""
     revit = sub.add_parser("revit", help="adaptive token length: ReViT, labels, the "
@@ -276,7 +332,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="one random length per step, all lengths (summed CE), or all lengths "
                         "with distillation from the longest (default)")
     unseen = p.add_mutually_exclusive_group()
-    unseen.add_argument("--holdout-per-class", type=nonnegative_int, default=500,
+    unseen.add_argument("--holdout-per-class", type=positive_int, default=500,
                         help="training images per class kept unseen for labelling (default 500)")
     unseen.add_argument("--fold",
                         help="'i/k': leave fold i of k unseen instead (out-of-fold labels)")
@@ -309,10 +365,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("labels", help="labels file from `vitnas revit label`")
     p.add_argument("--revit", required=True, help="the ReViT checkpoint to deploy (its costs)")
     p.add_argument("--out", required=True, help="assigner checkpoint to write (.pt)")
-    p.add_argument("--input-size", type=positive_int, default=16,
-                   help="TLA thumbnail resolution (default 16)")
-    p.add_argument("--widths", type=positive_ints,
-                   help="TLA stage widths, whole numbers >= 1 (default '16,32,64')")
+    p.add_argument("--input-size", type=_input_size,
+                   help=f"TLA thumbnail resolution, {MIN_INPUT_SIZE} to the images' size "
+                        f"(default {DEFAULT_INPUT_SIZE}; --features pixels or both)")
+    p.add_argument("--widths", type=_widths,
+                   help=f"TLA stage widths, 1 to {MAX_STAGE_WIDTH:,} each, at most "
+                        f"{MAX_STAGES} stages (default '16,32,64'; --features pixels or both)")
     p.add_argument("--epochs", type=_assigner_epochs, default=30)
     p.add_argument("--folds", type=_folds, default=5,
                    help=f"cross-fitting folds for the calibration, 2 to {MAX_FOLDS} and at most "
@@ -328,7 +386,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="CNN on the thumbnail (default), cheap image statistics, both, or "
                         "'coarse': a router on the ReViT's own shortest pass (which every "
                         "image then pays)")
-    p.add_argument("--temperature", type=positive_float, default=1.0,
+    p.add_argument("--temperature", type=positive_float,
                    help="margin temperature of --target margin (logit units, default 1)")
     p.add_argument("--weighting", choices=["none", "balanced", "stakes"],
                    help="per-image loss weights: none (default), inverse label frequency, or "

@@ -63,6 +63,18 @@ def load_revit(path: str | Path) -> tuple[ResizableViT, ReViTConfig, dict[str, A
     return restore(path, load(path, REVIT_FORMAT), "ReViT", ReViTConfig.from_dict, build_revit)
 
 
+def model_identity(model: torch.nn.Module) -> str:
+    """What a labels or assigner file records of the ReViT it came from: the digest of its
+    weights, which names the model wherever its file lies and whatever it is called (a path
+    names another model from another directory, and the same one given another way)."""
+    return weights_digest(model.state_dict())
+
+
+def shown_path(path: str | Path) -> str:
+    """A file as a message names it from any directory: its absolute path."""
+    return str(Path(path).resolve())
+
+
 def save_labels(path: str | Path, payload: dict[str, Any]) -> Path:
     return save(path, {"format": LABELS_FORMAT, **payload})
 

@@ -59,6 +59,9 @@ WEIGHTINGS = ("none", "balanced", "stakes")
 PER_LENGTH_TARGETS = ("correct", "loss")  # sigmoid heads, Lagrangian rule
 STAKES_FLOOR = 0.25
 STATS_HIDDEN = 64
+MIN_INPUT_SIZE = 4  # the smallest thumbnail a 3x3 CNN reads
+TRAIN_BATCH = 128  # train_assigner's batch
+PREDICT_BATCH = 1024  # evaluate.assigner_logits' batch
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,27 @@ class AssignerConfig:
         return cls(**values)
 
 
+def assigner_bytes(config: AssignerConfig, batch_size: int = TRAIN_BATCH,
+                   predict_batch: int = PREDICT_BATCH) -> float:
+    """A lower bound of the CNN's memory while it trains or predicts: float32 weights,
+    gradients and AdamW's two moments, plus every stage's convolution and normalisation
+    outputs of a training batch (the backward pass keeps them), or of the largest stage for a
+    prediction batch. Refusing past it beats minutes of swapping before an out-of-memory."""
+    if config.features not in ("pixels", "both"):
+        return 0.0
+    size, channels, weights, kept, largest = config.input_size, config.in_chans, 0.0, 0.0, 0.0
+    for stage, width in enumerate(config.widths):
+        if stage:
+            size = (size - 1) // 2 + 1
+        weights += float(channels) * width * 9 + 2 * width
+        outputs = 2.0 * width * size * size * 4  # convolution and normalisation, float32
+        kept += outputs
+        largest = max(largest, outputs)
+        channels = width
+    weights += float(channels) * config.num_lengths
+    return weights * 4 * 4 + max(batch_size * kept, predict_batch * largest)
+
+
 def image_statistics(x: torch.Tensor, detail_sizes: Sequence[int]) -> torch.Tensor:
     """(B, 3C + len(detail_sizes)) cheap statistics of a normalised batch (B, C, H, W):
     per-channel mean, standard deviation and edge energy (mean |dx| + |dy|), and for each
@@ -150,8 +174,14 @@ class TokenLengthAssigner(nn.Module):
 
     def __init__(self, config: AssignerConfig = AssignerConfig()) -> None:
         super().__init__()
-        if config.num_lengths < 2 or config.input_size < 4 or not config.widths:
-            raise ConfigError("the assigner needs >= 2 lengths, input_size >= 4 and widths")
+        if config.num_lengths < 2:
+            raise ConfigError(f"the assigner chooses between token lengths: it needs a ReViT "
+                              f"of at least two, got {config.num_lengths}")
+        if config.input_size < MIN_INPUT_SIZE:
+            raise ConfigError(f"--input-size must be >= {MIN_INPUT_SIZE} (the CNN's thumbnail "
+                              f"in pixels), got {config.input_size}")
+        if not config.widths:
+            raise ConfigError("--widths is empty: the CNN needs at least one stage width")
         self.config = config
         width = 0
         self.features = None
@@ -383,7 +413,7 @@ def train_assigner(
     images: torch.Tensor,
     targets: torch.Tensor,
     epochs: int = 30,
-    batch_size: int = 128,
+    batch_size: int = TRAIN_BATCH,
     lr: float = 3e-3,
     weight_decay: float = 1e-4,
     weights: torch.Tensor | None = None,

@@ -44,7 +44,12 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from vitnas.errors import ConfigError
-from vitnas.revit.assigner import AssignerConfig, TokenLengthAssigner, knob_grid
+from vitnas.revit.assigner import (
+    PREDICT_BATCH,
+    AssignerConfig,
+    TokenLengthAssigner,
+    knob_grid,
+)
 from vitnas.revit.inference import (
     AdaptiveOutput,
     bucketed_predict,
@@ -168,7 +173,7 @@ def calibrate(points: Sequence[OperatingPoint], full_accuracy: float, max_loss: 
 
 @torch.no_grad()
 def assigner_logits(assigner: TokenLengthAssigner, images: torch.Tensor,
-                    batch_size: int = 1024) -> torch.Tensor:
+                    batch_size: int = PREDICT_BATCH) -> torch.Tensor:
     assigner.eval()
     return torch.cat([assigner(images[i:i + batch_size]).float()
                       for i in range(0, len(images), batch_size)])

@@ -51,6 +51,26 @@ class TokenLength:
         return {**asdict(self), "tokens": self.tokens}
 
 
+def fraction_grid(native: int, fraction: float) -> int:
+    """The token grid that keeps about ``fraction`` of a ``native`` x ``native`` grid's tokens."""
+    return max(1, round(native * math.sqrt(fraction)))
+
+
+def check_fractions(img_size: int, patch_size: int, fractions: Sequence[float]) -> None:
+    """Refuse token shares that round to one grid: the ReViT would train fewer lengths than
+    asked, as ``--grids`` with a repeated grid would (which is refused too)."""
+    native = img_size // patch_size
+    shares_by_grid: dict[int, list[float]] = {}
+    for fraction in fractions:
+        shares_by_grid.setdefault(fraction_grid(native, fraction), []).append(fraction)
+    for grid, shares in sorted(shares_by_grid.items()):
+        if len(shares) > 1:
+            raise ConfigError(f"--fractions {', '.join(f'{f:g}' for f in shares)} round to the "
+                              f"same {grid}x{grid} token grid (native grid {native} at "
+                              f"{img_size} px, patch {patch_size}); give fractions that differ "
+                              f"more, or --grids")
+
+
 def length_grid(
     img_size: int,
     patch_size: int,
@@ -71,7 +91,7 @@ def length_grid(
     if grids is None:
         if not fractions or any(not 0 < f <= 1 for f in fractions):
             raise ConfigError(f"token-length fractions must lie in (0, 1], got {list(fractions)}")
-        grids = [max(1, round(native * math.sqrt(f))) for f in fractions]
+        grids = [fraction_grid(native, f) for f in fractions]
     chosen = sorted(set(int(g) for g in grids))
     if not chosen or chosen[0] < 1 or chosen[-1] > native:
         raise ConfigError(f"token grids {chosen} must lie in 1..{native}, the native grid of "
@@ -252,6 +272,14 @@ class ReViTConfig:
         return length_grid(self.img_size, self.patch_size, self.route, self.fractions,
                            self.grids)
 
+    def check_lengths(self) -> tuple[TokenLength, ...]:
+        """:meth:`lengths` for a new training, refusing fractions that round to one grid (a
+        checkpoint trained with them before this check still loads)."""
+        lengths = self.lengths()
+        if self.grids is None:
+            check_fractions(self.img_size, self.patch_size, self.fractions)
+        return lengths
+
     def per_layer(self, field: str) -> list:
         """``num_heads`` or ``mlp_ratio`` as one entry per layer."""
         value = getattr(self, field)
@@ -389,5 +417,6 @@ def with_grids(model: ResizableViT, config: ReViTConfig, grids: Sequence[int]) -
 
 
 __all__ = ["ROUTES", "ReViTConfig", "ResizableViT", "TokenLength", "build_revit",
-           "config_from_arch", "interpolate_pos_embed", "length_grid", "pi_resize_kernel",
-           "revit_parameters", "training_bytes", "with_grids"]
+           "check_fractions", "config_from_arch", "fraction_grid", "interpolate_pos_embed",
+           "length_grid", "pi_resize_kernel", "revit_parameters", "training_bytes",
+           "with_grids"]

@@ -33,6 +33,7 @@ from vitnas.revit import artifacts
 from vitnas.revit.assigner import (
     AssignerConfig,
     TokenLengthAssigner,
+    assigner_bytes,
     fit_platt,
     knob_grid,
     sample_weights,
@@ -108,7 +109,7 @@ def train_step(
     if 10 * train_config.lr > torch.finfo(torch.float32).max:  # AdamW's first step: lr / 0.1
         raise ConfigError(f"learning rate {train_config.lr:g} overflows the float32 weights' "
                           f"AdamW steps (at most 3.4e37); use a learning rate like 1e-3")
-    config.lengths()  # a bad token-length grid fails before any data loads
+    config.check_lengths()  # a bad token-length grid fails before any data loads
     check_device(device)
     check_fits(training_bytes(config, train_config.batch_size),
                f"a ReViT of depth {config.depth} and width {config.embed_dim} trained at "
@@ -163,13 +164,45 @@ def train_step(
     return meta
 
 
+def check_fold_set(models: Sequence[str | Path], splits: Sequence[SplitSpec]) -> None:
+    """Refuse fold models that are not one whole fold split (the same k and split seed, each
+    fold once): a missing fold would leave its images out of the pool without a word."""
+    folds = [(path, split) for path, split in zip(models, splits) if split.kind == "fold"]
+    if not folds:
+        return
+    if len(folds) != len(models):
+        holdout = next(path for path, split in zip(models, splits) if split.kind != "fold")
+        raise ConfigError(f"{holdout} kept a holdout unseen, {folds[0][0]} a fold; give one "
+                          f"holdout model or the k models of one fold split")
+    first_path, first = folds[0]
+    for path, split in folds[1:]:
+        if (split.folds, split.seed) != (first.folds, first.seed):
+            raise ConfigError(f"{path} is fold {split.fold}/{split.folds} of split seed "
+                              f"{split.seed}, {first_path} fold {first.fold}/{first.folds} of "
+                              f"split seed {first.seed}; give the k models of one fold split "
+                              f"(the same --fold k and --split-seed)")
+    given: dict[int, list[str]] = {}
+    for path, split in folds:
+        given.setdefault(split.fold, []).append(str(path))
+    for fold, paths in sorted(given.items()):
+        if len(paths) > 1:
+            raise ConfigError(f"fold {fold}/{first.folds} is given {len(paths)} times "
+                              f"({', '.join(paths)}): the checkpoints' unseen images overlap")
+    missing = [fold for fold in range(first.folds) if fold not in given]
+    if missing:
+        raise ConfigError(f"out-of-fold labels need all {first.folds} folds of split seed "
+                          f"{first.seed}; fold(s) {', '.join(map(str, missing))} missing (given "
+                          f"{', '.join(f'{p} = fold {s.fold}' for p, s in folds)}); train "
+                          f"them with --fold i/{first.folds} --split-seed {first.seed}")
+
+
 def label_step(models: Sequence[str | Path], out: str | Path, policy: str = "largest",
                data_dir: str | None = None, batch_size: int = 256,
                command: str | None = None) -> dict[str, Any]:
     """Label every training image that one of ``models`` did not train on."""
     if not models:
         raise ConfigError("label needs at least one ReViT checkpoint")
-    pool_indices, pool_logits, lengths, source, train_set = [], [], None, None, None
+    loaded, lengths, source = [], None, None
     for path in models:
         model, config, meta = artifacts.load_revit(path)
         key = (meta["dataset"], meta["train_per_class"])
@@ -177,9 +210,12 @@ def label_step(models: Sequence[str | Path], out: str | Path, policy: str = "lar
             raise ConfigError(f"{path}: trained on other data or token lengths than "
                               f"{models[0]}")
         source, lengths = key, config.lengths()
-        if train_set is None:  # every model shares it (checked above): load it once
-            train_set = _dataset(meta["dataset"], "train", data_dir, meta["train_per_class"])
-        unseen = SplitSpec(**meta["split"]).unseen(train_set.labels)
+        loaded.append((model, SplitSpec(**meta["split"])))
+    check_fold_set(models, [split for _, split in loaded])  # before any image is predicted
+    train_set = _dataset(source[0], "train", data_dir, source[1])  # every model's (above)
+    pool_indices, pool_logits = [], []
+    for model, split in loaded:
+        unseen = split.unseen(train_set.labels)
         pool_indices.append(unseen)
         pool_logits.append(predict_lengths(model, subset(train_set, unseen), batch_size))
     indices = torch.cat(pool_indices)
@@ -193,7 +229,9 @@ def label_step(models: Sequence[str | Path], out: str | Path, policy: str = "lar
     labels = token_length_labels(correct, policy)
     summary = {
         "dataset": source[0], "train_per_class": source[1], "policy": policy,
-        "models": [str(p) for p in models], "images": len(indices),
+        "models": [artifacts.shown_path(p) for p in models],
+        "model_digests": [artifacts.model_identity(model) for model, _ in loaded],
+        "images": len(indices),
         "lengths": [length.as_dict() for length in lengths],
         "accuracy_by_length": [round(100.0 * float(c.float().mean()), 2) for c in correct],
         "none_correct": int((~correct.any(0)).sum()),
@@ -266,14 +304,26 @@ def assigner_step(
     if revit_meta.get("dataset") not in (None, meta["dataset"]):
         raise ConfigError(f"{labels_path} labels {meta['dataset']} images, {revit_path} was "
                           f"trained on {revit_meta['dataset']}")
+    identity = artifacts.model_identity(model)
+    if labelled_by(meta, identity) is False:
+        raise ConfigError(f"{labels_path} was labelled by {_models(meta)}, not by {revit_path} "
+                          f"(other weights); train the assigner on the labels of the ReViT it "
+                          f"will route for")
+    image_size = train_set.image_shape[-1]
+    if features in ("pixels", "both") and input_size > image_size:
+        raise ConfigError(f"--input-size {input_size} is larger than the {image_size} px images "
+                          f"of {meta['dataset']}: the thumbnail is a downsample of them (at "
+                          f"most {image_size})")
     costs = lengths_flops(model)
     config = AssignerConfig(
         num_lengths=count, input_size=input_size, widths=tuple(widths),
         in_chans=train_set.channels, target=target, features=features,
-        image_size=train_set.image_shape[-1],
+        image_size=image_size,
         detail_sizes=_detail_sizes(model),
         costs=tuple(round(float(c) / float(costs[-1]), 6) for c in costs),
         num_classes=logits.shape[-1])
+    check_fits(assigner_bytes(config), f"an assigner CNN of --widths "
+               f"{','.join(map(str, widths))} on a {input_size} px thumbnail", "cpu")
     images = assigner_inputs(config, _normalised(train_set, indices), logits)
     correct = correct_by_length(logits, targets)
     fit_targets = labels if target == "hard" else soft_targets(logits, targets, target, policy,
@@ -340,7 +390,8 @@ def assigner_step(
                           assigner.needs_more_score(out_of_fold), positive, decidable,
                           reference_score=1.0 - short_confidence, resamples=resamples, seed=seed)
     summary = {
-        "labels": str(labels_path), "revit": str(revit_path), "images": len(indices),
+        "labels": artifacts.shown_path(labels_path), "revit": artifacts.shown_path(revit_path),
+        "revit_digest": identity, "images": len(indices),
         "policy": policy, "target": target, "features": features, "weighting": weighting,
         "temperature": temperature, "input_size": input_size, "widths": list(widths),
         "epochs": epochs, "seed": seed, "cross_fit_seconds": round(cross_fit_seconds, 1),
@@ -377,17 +428,37 @@ def git_revision() -> dict[str, Any]:
     return {"commit": commit, "dirty": bool(changed), "changed": changed[:50]}
 
 
-def load_pool(path: str | Path, revit_path: str | Path, lengths: int, max_loss: float) -> Pool:
-    """The labelled pool of ``path`` (a ``revit label`` file of the ReViT at ``revit_path``)."""
+def labelled_by(labels_meta: dict[str, Any], identity: str) -> bool | None:
+    """Whether the ReViT of weights digest ``identity`` (:func:`artifacts.model_identity`)
+    labelled a labels file; None for a file from before the digests were recorded."""
+    digests = labels_meta.get("model_digests")
+    return identity in digests if isinstance(digests, list) else None
+
+
+def _models(labels_meta: dict[str, Any]) -> str:
+    return ", ".join(map(str, labels_meta.get("models", []))) or "another ReViT"
+
+
+def load_pool(path: str | Path, revit_path: str | Path, lengths: int, max_loss: float,
+              identity: str | None = None) -> Pool:
+    """The labelled pool of ``path`` (a ``revit label`` file of the ReViT at ``revit_path``,
+    whose weights digest is ``identity``). A file from before the digests were recorded is
+    matched by the paths it names, resolved from here."""
     payload = artifacts.load_labels(path)
     logits = payload["logits"].float()
     if logits.ndim != 3 or logits.shape[0] != lengths:
         raise ConfigError(f"{path}: the pool has logits of shape {tuple(logits.shape)}, the "
                           f"ReViT {lengths} token lengths")
-    models = [Path(m).resolve() for m in payload["meta"].get("models", [])]
-    if models and Path(revit_path).resolve() not in models:
-        raise ConfigError(f"{path}: labelled by {', '.join(map(str, models))}, not "
-                          f"{revit_path}; the peers' thresholds must be chosen on this ReViT's "
+    meta = payload["meta"]
+    known = None if identity is None else labelled_by(meta, identity)
+    differs = "other weights"
+    if known is None:
+        models = [Path(m).resolve() for m in meta.get("models", [])]
+        known = not models or Path(revit_path).resolve() in models
+        differs = "another file"
+    if not known:
+        raise ConfigError(f"{path}: labelled by {_models(meta)}, not by {revit_path} "
+                          f"({differs}); the peers' thresholds must be chosen on this ReViT's "
                           f"pool (give --pool)")
     return Pool(logits, payload["targets"], max_loss, str(path))
 
@@ -501,11 +572,18 @@ def eval_step(
     if resamples < 0:
         raise ConfigError(f"bootstrap resamples must be >= 0, got {resamples}")
     model, config, meta = artifacts.load_revit(revit_path)
+    identity = artifacts.model_identity(model)
     check_rates(model, tome_rates, model.num_lengths - 1)  # before any pass runs
     check_merge_rates(model, merge_rates)
     assigners, metas, pool_accuracy = [], {}, {}
     for path in assigner_paths:
         assigner, assigner_meta = artifacts.load_assigner(path)
+        trained_for = assigner_meta.get("revit_digest")  # None: a file from before digests
+        if trained_for is not None and trained_for != identity:
+            raise ConfigError(f"{path} was trained for the ReViT "
+                              f"{assigner_meta.get('revit', 'of other weights')}, not for "
+                              f"{revit_path} (other weights); evaluate it with that ReViT, or "
+                              f"train an assigner on this one's labels")
         if assigner.config.num_lengths != model.num_lengths:
             raise ConfigError(f"{path} assigns {assigner.config.num_lengths} lengths, "
                               f"{revit_path} has {model.num_lengths}")
@@ -524,14 +602,19 @@ def eval_step(
         metas[name] = assigner_meta
     first = next(iter(metas.values()))
     calibration = first.get("calibration", {})
-    pool_path = pool_path if pool_path is not None else first.get("labels")
     if pool_path is None:
-        raise ConfigError(f"{assigner_paths[0]} does not say which labels it was trained on; "
-                          f"give the pool with --pool labels.pt")
+        pool_path = first.get("labels")
+        if pool_path is None:
+            raise ConfigError(f"{assigner_paths[0]} does not say which labels it was trained "
+                              f"on; give the pool with --pool labels.pt")
+        if not Path(pool_path).exists():
+            raise ConfigError(f"{assigner_paths[0]} was trained on {pool_path}, which is not "
+                              f"there (moved?); give the pool with --pool labels.pt")
     if out is not None:  # the default pool is an input too, though no flag named it
         check_report_paths(out, [revit_path, *assigner_paths, pool_path])
     pool = load_pool(pool_path, revit_path, model.num_lengths,
-                     calibration.get("max_loss", 1.0) if max_loss is None else max_loss)
+                     calibration.get("max_loss", 1.0) if max_loss is None else max_loss,
+                     identity)
     if merge_rates:
         pool = merge_pool(pool, pool_path, model, merge_rates, data_dir, batch_size)
     trained = [length.grid for length in model.lengths]

@@ -98,7 +98,8 @@ class SplitSpec:
             raise ConfigError(f"fold {self.fold}/{self.folds} needs folds >= 2 and "
                               f"0 <= fold < folds")
         if self.kind == "holdout" and self.per_class < 1:
-            raise ConfigError(f"holdout needs per_class >= 1, got {self.per_class}")
+            raise ConfigError(f"--holdout-per-class must be >= 1 (the images of each class "
+                              f"kept unseen for labelling), got {self.per_class}")
 
     @classmethod
     def parse_fold(cls, text: str, seed: int = 0) -> SplitSpec:
