@@ -16,7 +16,7 @@ import time
 import pytest
 import torch
 
-from conftest import proxy_context
+from conftest import one_line_error, proxy_context
 from vitnas.bench.files import parse_benchmark
 from vitnas.cli import build_parser, main
 from vitnas.cli.common import parse_options, usable_cores
@@ -37,13 +37,6 @@ def run(capsys, *argv):
     code = main([str(a) for a in argv])
     out, err = capsys.readouterr()
     return code, out, err
-
-
-def one_line_error(capsys, *argv) -> str:
-    code, _, err = run(capsys, *argv)
-    lines = err.strip().splitlines()
-    assert code == 2 and len(lines) == 1, (code, err)
-    return lines[0]
 
 
 @pytest.fixture
