@@ -81,4 +81,4 @@ def test_a_bare_out_of_memory_error_is_still_one_line(capsys):
 
     assert reported(exhausted, "vitnas") == 2
     assert capsys.readouterr().err == ("vitnas: error: out of memory (MemoryError); try a "
-                                       "smaller --batch-size or --img-size\n")
+                                       "smaller batch, image or model\n")

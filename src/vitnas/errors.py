@@ -55,8 +55,9 @@ def reported(run: Callable[[], int | None], prog: str = "vitnas") -> int:
         if not out_of_memory(err):
             raise
         first = (str(err).splitlines() or [type(err).__name__])[0]  # a MemoryError may be bare
-        print(f"{prog}: error: out of memory ({first[:160]}); try a smaller "
-              "--batch-size or --img-size", file=sys.stderr)
+        # no flag names: not every command that can run out has --batch-size or --img-size
+        print(f"{prog}: error: out of memory ({first[:160]}); try a smaller batch, image or "
+              "model", file=sys.stderr)
         return 2
     return code if isinstance(code, int) else 0
 
