@@ -213,10 +213,9 @@ class NTKTraceConfig(NTKConfig):
     def read_options(self) -> frozenset[str]:
         """NASI's multi-output trace (outputs=all) reads ``params`` and ``probes``; the scalar
         kernel's trace reads the kernel options instead."""
-        names = {f.name for f in dataclasses.fields(self)}
         if self.outputs == "all":
             return frozenset({"outputs", "params", "probes"})
-        return frozenset(names - {"probes"})
+        return frozenset(f.name for f in dataclasses.fields(self) if f.name != "probes")
 
     def setting(self) -> str:
         return f"outputs={self.outputs}"
